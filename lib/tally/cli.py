@@ -1,0 +1,133 @@
+"""The ``tally`` command: ``evaluate``, ``sql`` and ``demo-data``.
+
+Failures a user can cause end with one line on stderr (``tally: error: ...``)
+and a non-zero exit code; config problems are found before Spark starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from collections.abc import Sequence
+
+from tally.errors import TallyError
+
+log = logging.getLogger("tally")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tally", description="Evaluate model scores on Spark from mergeable count tables."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="run an evaluation job and write its metrics")
+    ev.add_argument("--config", required=True, help="job config (YAML)")
+    ev.add_argument("--run-date", required=True, help="partition to (re)write, YYYY-MM-DD")
+    ev.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set metrics.buckets=1024 (repeatable)",
+    )
+
+    sql = sub.add_parser("sql", help="run a SQL query against the catalog and print the rows")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=("table", "csv"), default="table")
+    sql.add_argument("--max-rows", type=int, default=1000, help="print at most this many rows")
+
+    demo = sub.add_parser("demo-data", help="write the deterministic demo dataset (Parquet)")
+    demo.add_argument("--path", default="data/demo")
+    demo.add_argument("--rows", type=int, default=2_000_000)
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "sql":
+            return _sql(args)
+        return _demo_data(args)
+    except TallyError as exc:
+        print(f"tally: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tally.config import load_config, parse_run_date
+
+    config = load_config(args.config, args.overrides)  # before Spark starts
+    run_date = parse_run_date(args.run_date)
+    log.info(
+        "config %s: model=%r input=%s columns=%s metrics=%s output=%s on_invalid=%s",
+        args.config,
+        config.model,
+        config.input,
+        config.columns,
+        config.metrics,
+        config.output,
+        config.on_invalid,
+    )
+
+    from tally.job import evaluate
+    from tally.spark.session import get_spark, prepare_local_environment
+
+    prepare_local_environment()
+    summary = evaluate(get_spark(), config, run_date)
+    log.info("done: %s", summary.line())
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from pyspark.errors import AnalysisException, ParseException
+
+    from tally.spark.session import get_spark, prepare_local_environment
+
+    prepare_local_environment()
+    spark = get_spark("tally-sql")
+    try:
+        df = spark.sql(args.query)
+        rows = df.take(args.max_rows)
+    except (AnalysisException, ParseException) as exc:
+        raise TallyError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
+    header = df.columns
+    cells = [["" if v is None else _format_value(v) for v in row] for row in rows]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(cells)
+    else:
+        widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for r in cells:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return 0
+
+
+def _format_value(value: object) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from tally.demo import write_demo_dataset
+
+    path = write_demo_dataset(args.path, rows=args.rows, seed=args.seed)
+    log.info("demo dataset: %s rows in %s", f"{args.rows:,}", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Load and validate a Tally job config (YAML) into frozen, typed objects.
+
+Everything here runs before Spark starts: an unknown key (with the closest
+valid spelling suggested), a wrong type, a missing required key or an
+out-of-range value raises :class:`~tally.errors.ConfigError` naming the key.
+
+Example::
+
+    model: demo
+    input: {path: data/demo, format: parquet}   # or {table: db.name}
+    columns: {label: label, score: score}
+    metrics: {buckets: 65536, thresholds: [0.5]}
+    output: {table: tally.metrics}
+    on_invalid: skip                             # or fail
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tally.errors import ConfigError
+
+MAX_BUCKETS = 1 << 22  # 4,194,304 buckets: two int64 arrays of 32 MiB each
+DEFAULT_BUCKETS = 1 << 16
+DEFAULT_OUTPUT_TABLE = "tally.metrics"
+ON_INVALID_CHOICES = ("skip", "fail")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Where the scored rows come from: a path with a format, or a catalog table."""
+
+    path: str | None = None
+    format: str = "parquet"
+    table: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ColumnsConfig:
+    """Names of the input columns: a 0/1 label and a score in [0, 1]."""
+
+    label: str
+    score: str
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Histogram resolution and the thresholds at which thresholded metrics are computed."""
+
+    buckets: int = DEFAULT_BUCKETS
+    thresholds: tuple[float, ...] = (0.5,)
+    beta: float | None = None
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The results table (created on first run, partitioned by run_date and model)."""
+
+    table: str = DEFAULT_OUTPUT_TABLE
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A validated job config. Build it with :func:`load_config` or :func:`parse_config`."""
+
+    model: str
+    input: InputConfig
+    columns: ColumnsConfig
+    metrics: MetricsConfig = MetricsConfig()
+    output: OutputConfig = OutputConfig()
+    on_invalid: str = "skip"
+
+
+# Allowed keys per section; a key missing here is "unknown" and gets a suggestion.
+_TOP_KEYS = ("model", "input", "columns", "metrics", "output", "on_invalid")
+_INPUT_KEYS = ("path", "format", "table", "options")
+_COLUMNS_KEYS = ("label", "score")
+_METRICS_KEYS = ("buckets", "thresholds", "beta")
+_OUTPUT_KEYS = ("table",)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
+    """Read a YAML file, apply ``key.sub=value`` overrides, and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(exc)}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a YAML mapping at the top level")
+    for override in overrides:
+        apply_override(raw, override)
+    return parse_config(raw)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one ``--set key.sub=value`` to a raw config; the value is parsed as YAML."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {override!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {_one_line(exc)}") from exc
+    parts = key.strip().split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[: depth + 1])}' is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_config(raw: Mapping[str, Any]) -> JobConfig:
+    """Validate a raw mapping (as loaded from YAML) into a :class:`JobConfig`."""
+    _check_keys(raw, _TOP_KEYS, "")
+    model = _require_str(raw, "model", "model")
+    on_invalid = _optional_str(raw, "on_invalid", "on_invalid", "skip")
+    if on_invalid not in ON_INVALID_CHOICES:
+        raise ConfigError(
+            f"on_invalid must be one of {list(ON_INVALID_CHOICES)}, got {on_invalid!r}"
+        )
+    return JobConfig(
+        model=model,
+        input=_parse_input(_section(raw, "input", required=True)),
+        columns=_parse_columns(_section(raw, "columns", required=True)),
+        metrics=_parse_metrics(_section(raw, "metrics", required=False)),
+        output=_parse_output(_section(raw, "output", required=False)),
+        on_invalid=on_invalid,
+    )
+
+
+def parse_run_date(text: str) -> dt.date:
+    """Parse ``--run-date`` (YYYY-MM-DD) or raise a ConfigError naming the value."""
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--run-date must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
+    _check_keys(raw, _INPUT_KEYS, "input.")
+    path = _optional_str(raw, "path", "input.path", None)
+    table = _optional_str(raw, "table", "input.table", None)
+    if (path is None) == (table is None):
+        raise ConfigError("input needs exactly one of input.path or input.table")
+    options = raw.get("options", {})
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"input.options must be a mapping, got {_type_name(options)}")
+    return InputConfig(
+        path=path,
+        table=table,
+        format=_optional_str(raw, "format", "input.format", "parquet"),
+        options={str(k): str(v) for k, v in options.items()},
+    )
+
+
+def _parse_columns(raw: Mapping[str, Any]) -> ColumnsConfig:
+    _check_keys(raw, _COLUMNS_KEYS, "columns.")
+    return ColumnsConfig(
+        label=_require_str(raw, "label", "columns.label"),
+        score=_require_str(raw, "score", "columns.score"),
+    )
+
+
+def _parse_metrics(raw: Mapping[str, Any]) -> MetricsConfig:
+    _check_keys(raw, _METRICS_KEYS, "metrics.")
+    buckets = raw.get("buckets", DEFAULT_BUCKETS)
+    if isinstance(buckets, bool) or not isinstance(buckets, int):
+        raise ConfigError(
+            f"metrics.buckets must be an integer, got {_type_name(buckets)} {buckets!r}"
+        )
+    if not 1 <= buckets <= MAX_BUCKETS:
+        raise ConfigError(f"metrics.buckets must be between 1 and {MAX_BUCKETS}, got {buckets}")
+    thresholds_raw = raw.get("thresholds", [0.5])
+    if not isinstance(thresholds_raw, list):
+        raise ConfigError(
+            f"metrics.thresholds must be a list of numbers, got {_type_name(thresholds_raw)}"
+        )
+    thresholds = []
+    for i, t in enumerate(thresholds_raw):
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= float(t) <= 1.0:
+            raise ConfigError(f"metrics.thresholds[{i}] must be a number in [0, 1], got {t!r}")
+        thresholds.append(float(t))
+    beta = raw.get("beta")
+    if beta is not None and (
+        isinstance(beta, bool)
+        or not isinstance(beta, (int, float))
+        or not math.isfinite(beta)
+        or beta <= 0
+    ):
+        raise ConfigError(f"metrics.beta must be a positive number, got {beta!r}")
+    return MetricsConfig(
+        buckets=buckets,
+        thresholds=tuple(sorted(set(thresholds))),
+        beta=None if beta is None else float(beta),
+    )
+
+
+def _parse_output(raw: Mapping[str, Any]) -> OutputConfig:
+    _check_keys(raw, _OUTPUT_KEYS, "output.")
+    return OutputConfig(table=_optional_str(raw, "table", "output.table", DEFAULT_OUTPUT_TABLE))
+
+
+def _section(raw: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str, Any]:
+    if key not in raw or raw[key] is None:
+        if required:
+            raise ConfigError(f"missing required key '{key}'")
+        return {}
+    value = raw[key]
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"'{key}' must be a mapping, got {_type_name(value)}")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            valid = ", ".join(allowed)
+            raise ConfigError(f"unknown key '{prefix}{key}'{hint} (valid: {valid})")
+
+
+def _require_str(raw: Mapping[str, Any], key: str, name: str) -> str:
+    if key not in raw or raw[key] is None:
+        raise ConfigError(f"missing required key '{name}'")
+    return _optional_str(raw, key, name, None)  # type: ignore[return-value]
+
+
+def _optional_str(raw: Mapping[str, Any], key: str, name: str, default: str | None) -> str | None:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"'{name}' must be a string, got {_type_name(value)} {value!r}")
+    if not value.strip():
+        raise ConfigError(f"'{name}' must not be empty")
+    return value
+
+
+def _type_name(value: object) -> str:
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,32 @@
+"""Pure functions from count tables to metric values (numpy only, no Spark)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One number of the results table.
+
+    ``value`` is None when the metric is undefined for these counts (one class
+    absent, a zero denominator); ``reason`` then says why, in words.
+    """
+
+    metric: str
+    value: float | None
+    threshold: float | None = None
+    reason: str | None = None
+
+    @classmethod
+    def undefined(cls, metric: str, reason: str, threshold: float | None = None) -> MetricValue:
+        return cls(metric, None, threshold, reason)
+
+
+def ratio(
+    metric: str, numerator: float, denominator: float, reason: str, threshold: float | None = None
+) -> MetricValue:
+    """``numerator / denominator``, or undefined with ``reason`` when the denominator is 0."""
+    if denominator == 0:
+        return MetricValue.undefined(metric, reason, threshold)
+    return MetricValue(metric, float(numerator) / float(denominator), threshold)

@@ -1,0 +1,201 @@
+"""Binary classification metrics from a :class:`~tally.counts.BinaryCounts`.
+
+Notation: buckets ``b = 0 .. B-1`` ascending in score, ``p_b`` / ``n_b`` the
+positives / negatives in bucket ``b``, ``P = Σ p_b``, ``N = Σ n_b``. At a
+threshold ``t`` a row is predicted positive when ``score >= t``; ``tp``, ``fp``
+are then the positives and negatives predicted positive, ``fn = P - tp`` and
+``tn = N - fp``.
+
+Undefined values (an absent class, a zero denominator) are returned as
+:class:`~tally.metrics.MetricValue` with ``value=None`` and a reason; never a
+magic number. References: scikit-learn ``sklearn.metrics`` (``roc_auc_score``,
+``average_precision_score``, ``log_loss``, ``brier_score_loss``,
+``matthews_corrcoef``); Fawcett, "An introduction to ROC analysis" (2006).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tally.counts import BinaryCounts
+from tally.metrics import MetricValue, ratio
+
+NO_POSITIVES = "no positive rows"
+NO_NEGATIVES = "no negative rows"
+NO_ROWS = "no valid rows"
+
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> tuple[MetricValue, MetricValue]:
+    """Bucketed ROC AUC and the bound on its distance to the exact AUC.
+
+    ``AUC = Σ_b p_b · (N_<b + ½ n_b) / (P · N)`` where ``N_<b`` counts negatives in
+    lower buckets: a positive beats every negative in a lower bucket, and pairs
+    sharing a bucket count as ties (½), as the trapezoidal ROC area does for tied
+    scores. Only pairs within one bucket may be ordered differently by the raw
+    scores, so ``|AUC_exact - AUC| <= ½ Σ_b p_b · n_b / (P · N)``, the
+    ``roc_auc_error_bound``. When all scores in each bucket are equal the value
+    is exact and equals scikit-learn's ``roc_auc_score``.
+
+    Undefined when ``P = 0`` or ``N = 0``.
+    """
+    positives, negatives = int(pos.sum()), int(neg.sum())
+    if positives == 0 or negatives == 0:
+        reason = NO_POSITIVES if positives == 0 else NO_NEGATIVES
+        return (
+            MetricValue.undefined("roc_auc", reason),
+            MetricValue.undefined("roc_auc_error_bound", reason),
+        )
+    p = pos.astype(np.float64)
+    n = neg.astype(np.float64)
+    negatives_below = np.cumsum(n) - n
+    pairs = float(positives) * float(negatives)
+    tied = float(np.dot(p, n))
+    auc = (float(np.dot(p, negatives_below)) + 0.5 * tied) / pairs
+    return MetricValue("roc_auc", auc), MetricValue("roc_auc_error_bound", 0.5 * tied / pairs)
+
+
+def average_precision(pos: np.ndarray, neg: np.ndarray) -> MetricValue:
+    """Average precision ``AP = Σ_k (R_k − R_{k−1}) · P_k`` over bucket thresholds.
+
+    Thresholds are the non-empty buckets from the highest down; at bucket ``k``
+    every row in buckets ``>= k`` is predicted positive, giving precision
+    ``P_k = tp_k / (tp_k + fp_k)`` and recall ``R_k = tp_k / P``. This is the
+    step-wise sum of scikit-learn's ``average_precision_score`` (no interpolation)
+    and equals it when every bucket holds a single distinct score.
+
+    Undefined when ``P = 0``.
+    """
+    positives = int(pos.sum())
+    if positives == 0:
+        return MetricValue.undefined("pr_auc", NO_POSITIVES)
+    tp = np.cumsum(pos[::-1].astype(np.float64))
+    fp = np.cumsum(neg[::-1].astype(np.float64))
+    gained = pos[::-1] > 0
+    precision = tp[gained] / (tp[gained] + fp[gained])
+    recall_step = pos[::-1][gained] / positives
+    return MetricValue("pr_auc", float(np.dot(recall_step, precision)))
+
+
+def best_f1(pos: np.ndarray, neg: np.ndarray) -> tuple[MetricValue, MetricValue]:
+    """Largest F1 over bucket-boundary thresholds, and the threshold reaching it.
+
+    At the lower edge ``k / B`` of each non-empty bucket ``k``,
+    ``F1_k = 2 tp_k / (2 tp_k + fp_k + fn_k) = 2 tp_k / (tp_k + fp_k + P)``.
+    The "optimal dataset scale" (ODS) F-score of edge detection benchmarks.
+    On ties the highest threshold wins. Undefined when ``P = 0``.
+    """
+    positives = int(pos.sum())
+    if positives == 0:
+        return (
+            MetricValue.undefined("best_f1", NO_POSITIVES),
+            MetricValue.undefined("best_f1_threshold", NO_POSITIVES),
+        )
+    buckets = pos.shape[0]
+    tp = np.cumsum(pos[::-1].astype(np.float64))
+    fp = np.cumsum(neg[::-1].astype(np.float64))
+    f1 = 2 * tp / (tp + fp + positives)
+    f1[(pos[::-1] + neg[::-1]) == 0] = -1.0  # an empty bucket is not a distinct threshold
+    best = int(np.argmax(f1))  # first maximum from the top: the highest threshold
+    threshold = (buckets - 1 - best) / buckets
+    return MetricValue("best_f1", float(f1[best])), MetricValue("best_f1_threshold", threshold)
+
+
+def log_loss(loss_sum: float, count: int) -> MetricValue:
+    """Mean of ``-(y·ln p + (1-y)·ln(1-p))`` with ``p`` clipped to ``[ε, 1-ε]``.
+
+    ``ε`` is the float64 machine epsilon, as scikit-learn's ``log_loss`` clips.
+    Undefined on no rows.
+    """
+    return ratio("log_loss", loss_sum, count, NO_ROWS)
+
+
+def brier(squared_error_sum: float, count: int) -> MetricValue:
+    """Brier score: mean of ``(p - y)²`` (scikit-learn ``brier_score_loss``).
+
+    Undefined on no rows.
+    """
+    return ratio("brier", squared_error_sum, count, NO_ROWS)
+
+
+def threshold_metrics(
+    tp: int, fp: int, positives: int, negatives: int, threshold: float, beta: float | None = None
+) -> list[MetricValue]:
+    """Confusion-matrix metrics at one threshold (``score >= threshold`` is positive).
+
+    * ``precision = tp / (tp + fp)``; ``recall = tp / P``; ``specificity = tn / N``
+    * ``f1 = 2 tp / (2 tp + fp + fn)``; ``f_beta = (1+β²) tp / ((1+β²) tp + β² fn + fp)``
+    * ``accuracy = (tp + tn) / (P + N)``; ``balanced_accuracy = (recall + specificity) / 2``
+    * ``mcc = (tp·tn − fp·fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))`` (Matthews)
+
+    Each is undefined (None with a reason) when its denominator is zero; scikit-learn
+    returns 0 there with a warning, Tally writes null.
+    """
+    tp, fp = int(tp), int(fp)
+    fn, tn = positives - tp, negatives - fp
+    t = threshold
+    no_predicted = "no rows predicted positive at this threshold"
+    values = [
+        MetricValue("tp", float(tp), t),
+        MetricValue("fp", float(fp), t),
+        MetricValue("tn", float(tn), t),
+        MetricValue("fn", float(fn), t),
+        ratio("precision", tp, tp + fp, no_predicted, t),
+        ratio("recall", tp, positives, NO_POSITIVES, t),
+        ratio("specificity", tn, negatives, NO_NEGATIVES, t),
+        ratio("f1", 2 * tp, 2 * tp + fp + fn, "no positive rows and none predicted positive", t),
+    ]
+    if beta is not None:
+        b2 = beta * beta
+        values.append(
+            ratio(
+                "f_beta",
+                (1 + b2) * tp,
+                (1 + b2) * tp + b2 * fn + fp,
+                "no positive rows and none predicted positive",
+                t,
+            )
+        )
+    values.append(ratio("accuracy", tp + tn, positives + negatives, NO_ROWS, t))
+    if positives == 0 or negatives == 0:
+        values.append(
+            MetricValue.undefined(
+                "balanced_accuracy", NO_POSITIVES if positives == 0 else NO_NEGATIVES, t
+            )
+        )
+    else:
+        values.append(MetricValue("balanced_accuracy", (tp / positives + tn / negatives) / 2, t))
+    # Python ints: the product of four counts overflows int64 at a billion rows.
+    denominator = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
+    if denominator == 0:
+        values.append(
+            MetricValue.undefined("mcc", "a row or column of the confusion matrix is empty", t)
+        )
+    else:
+        values.append(MetricValue("mcc", (tp * tn - fp * fn) / math.sqrt(denominator), t))
+    return values
+
+
+def binary_metrics(counts: BinaryCounts, beta: float | None = None) -> list[MetricValue]:
+    """Every binary metric of the results table, in a stable order."""
+    positives, negatives, count = counts.positives, counts.negatives, counts.count
+    values = [
+        MetricValue("count", float(count)),
+        MetricValue("positives", float(positives)),
+        MetricValue("negatives", float(negatives)),
+        MetricValue("invalid_rows", float(counts.invalid_rows)),
+        *(MetricValue(f"invalid_rows_{r}", float(n)) for r, n in counts.invalid.items()),
+        *roc_auc(counts.pos, counts.neg),
+        average_precision(counts.pos, counts.neg),
+        *best_f1(counts.pos, counts.neg),
+        log_loss(counts.log_loss_sum, count),
+        brier(counts.squared_error_sum, count),
+    ]
+    for j, t in enumerate(counts.thresholds):
+        values.extend(
+            threshold_metrics(
+                int(counts.tp_at[j]), int(counts.fp_at[j]), positives, negatives, t, beta
+            )
+        )
+    return values

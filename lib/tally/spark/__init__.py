@@ -1,0 +1,1 @@
+"""The Spark side of Tally: the only package that imports pyspark."""

@@ -1,0 +1,133 @@
+"""The results table: its schema, and the replace-one-(run_date, model) write.
+
+Long format, one row per number. The table is partitioned by ``run_date`` and
+``model`` (Spark puts partition columns last in the schema), so a rerun of one
+model for one date overwrites exactly that partition — with dynamic partition
+overwrite, no read-modify-write — and jobs for different models on the same date
+never touch each other's rows. All rows of a run are written by one insert:
+nothing is written when the job fails before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from tally.errors import OutputError
+from tally.metrics import MetricValue
+
+log = logging.getLogger(__name__)
+
+RESULTS_SCHEMA = T.StructType(
+    [
+        T.StructField("score_column", T.StringType(), False),
+        T.StructField("slice", T.StringType(), False),
+        T.StructField("metric", T.StringType(), False),
+        T.StructField("class", T.StringType(), True),
+        T.StructField("threshold", T.DoubleType(), True),
+        T.StructField("value", T.DoubleType(), True),
+        T.StructField("reason", T.StringType(), True),
+        T.StructField("run_date", T.DateType(), False),
+        T.StructField("model", T.StringType(), False),
+    ]
+)
+PARTITION_COLUMNS = ("run_date", "model")
+ALL_ROWS = "ALL"
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What identifies one run's rows: the partition it replaces, and its score column."""
+
+    run_date: dt.date
+    model: str
+    score_column: str
+    slice: str = ALL_ROWS
+
+
+def result_rows(key: RunKey, metrics: Iterable[MetricValue]) -> list[tuple]:
+    """Rows in :data:`RESULTS_SCHEMA` order for a run's metric values."""
+    return [
+        (
+            key.score_column,
+            key.slice,
+            m.metric,
+            None,
+            m.threshold,
+            m.value,
+            m.reason,
+            key.run_date,
+            key.model,
+        )
+        for m in metrics
+    ]
+
+
+def quote_identifier(name: str) -> str:
+    """Backtick-quote one identifier part (a backtick inside is doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def write_results(spark: SparkSession, table: str, rows: list[tuple]) -> None:
+    """Replace the (run_date, model) partitions present in ``rows`` in ``table``.
+
+    Creates the database and table on first use. Fails with :class:`OutputError`
+    when the table exists with another schema.
+    """
+    df = spark.createDataFrame(rows, schema=RESULTS_SCHEMA)
+    if not spark.catalog.tableExists(table):
+        _create_database_of(spark, table)
+        log.info("creating results table %s", table)
+        df.write.format("parquet").partitionBy(*PARTITION_COLUMNS).saveAsTable(table)
+        return
+    _check_schema(spark, table)
+    (df.write.option("partitionOverwriteMode", "dynamic").insertInto(table, overwrite=True))
+
+
+def _check_schema(spark: SparkSession, table: str) -> None:
+    existing = [(f.name, f.dataType) for f in spark.table(table).schema.fields]
+    wanted = [(f.name, f.dataType) for f in RESULTS_SCHEMA.fields]
+    if existing != wanted:
+        have = ", ".join(f"{n} {t.simpleString()}" for n, t in existing)
+        need = ", ".join(f"{n} {t.simpleString()}" for n, t in wanted)
+        raise OutputError(
+            f"output table {table} exists with another schema ({have}); expected ({need}). "
+            "Choose another output.table or migrate the table."
+        )
+
+
+def _create_database_of(spark: SparkSession, table: str) -> None:
+    parts = _split_table_name(table)
+    if len(parts) < 2:
+        return
+    database = ".".join(quote_identifier(p) for p in parts[:-1])
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+
+def _split_table_name(name: str) -> list[str]:
+    """Split ``db.table`` (parts may be backtick-quoted) into its unquoted parts."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(name):
+        ch = name[i]
+        if ch == "`":
+            if quoted and i + 1 < len(name) and name[i + 1] == "`":
+                current.append("`")
+                i += 1
+            else:
+                quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
