@@ -19,9 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -116,7 +118,9 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     parts = key.strip().split(".")
     node = raw
     for depth, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an empty section (`metrics:`) in the YAML
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: '{'.'.join(parts[: depth + 1])}' is not a mapping")
         node = child
@@ -145,6 +149,8 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
 def parse_run_date(text: str) -> dt.date:
     """Parse ``--run-date`` (YYYY-MM-DD) or raise a ConfigError naming the value."""
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
     except (TypeError, ValueError):
         raise ConfigError(f"--run-date must be a date YYYY-MM-DD, got {text!r}") from None
@@ -159,11 +165,16 @@ def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
     options = raw.get("options", {})
     if not isinstance(options, Mapping):
         raise ConfigError(f"input.options must be a mapping, got {_type_name(options)}")
+    for k, v in options.items():
+        if isinstance(v, (dict, list)) or v is None:
+            raise ConfigError(f"input.options.{k} must be a string, number or boolean, got {v!r}")
     return InputConfig(
         path=path,
         table=table,
         format=_optional_str(raw, "format", "input.format", "parquet"),
-        options={str(k): str(v) for k, v in options.items()},
+        options=MappingProxyType({
+            str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()
+        }),
     )
 
 
@@ -191,16 +202,11 @@ def _parse_metrics(raw: Mapping[str, Any]) -> MetricsConfig:
         )
     thresholds = []
     for i, t in enumerate(thresholds_raw):
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= float(t) <= 1.0:
+        if not _is_number(t) or not 0.0 <= float(t) <= 1.0:
             raise ConfigError(f"metrics.thresholds[{i}] must be a number in [0, 1], got {t!r}")
         thresholds.append(float(t))
     beta = raw.get("beta")
-    if beta is not None and (
-        isinstance(beta, bool)
-        or not isinstance(beta, (int, float))
-        or not math.isfinite(beta)
-        or beta <= 0
-    ):
+    if beta is not None and (not _is_number(beta) or not math.isfinite(beta) or beta <= 0):
         raise ConfigError(f"metrics.beta must be a positive number, got {beta!r}")
     return MetricsConfig(
         buckets=buckets,
@@ -249,6 +255,17 @@ def _optional_str(raw: Mapping[str, Any], key: str, name: str, default: str | No
     if not value.strip():
         raise ConfigError(f"'{name}' must not be empty")
     return value
+
+
+def _is_number(value: object) -> bool:
+    """A YAML int or float that fits a float64 (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _type_name(value: object) -> str:

@@ -118,9 +118,25 @@ class BinaryCounts:
 
 
 def bucket_of(scores: np.ndarray, buckets: int) -> np.ndarray:
-    """Bucket index ``min(floor(score * B), B - 1)`` of scores in [0, 1], as int64."""
-    index = np.floor(np.asarray(scores, np.float64) * buckets).astype(np.int64)
+    """Bucket index of scores in [0, 1], as int64: the number of edges ``k / B`` (k ≥ 1) ≤ score.
+
+    That is ``min(floor(score · B), B − 1)`` in exact arithmetic. In float64,
+    ``score · B`` can round across an edge when ``B`` is not a power of two
+    (``0.29 · 100 = 28.999…``), so the index is corrected by one where it disagrees
+    with the comparison ``score >= k / B``: bucket ``b`` then holds exactly the
+    scores with ``b / B <= score < (b + 1) / B``, which the bucket-boundary
+    metrics (``best_f1_threshold``) rely on.
+    """
+    s = np.asarray(scores, np.float64)
+    index = np.floor(s * buckets).astype(np.int64)
+    if not is_power_of_two(buckets):  # for powers of two s·B is exact
+        index -= s < index / buckets
+        index += s >= (index + 1) / buckets
     return np.minimum(index, buckets - 1)
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
 
 
 def invalid_reason(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -23,8 +23,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from tally.counts import INVALID_REASONS, LOG_LOSS_EPS, BinaryCounts
+from tally.counts import INVALID_REASONS, LOG_LOSS_EPS, BinaryCounts, is_power_of_two
 from tally.errors import InputError
+from tally.spark.names import column
 
 LABEL_TYPES = (T.NumericType, T.BooleanType)
 SCORE_TYPES = (T.NumericType,)
@@ -65,6 +66,19 @@ def invalid_reason_code(label: Column, score: Column) -> Column:
     return code  # type: ignore[return-value]
 
 
+def bucket_column(score: Column, buckets: int) -> Column:
+    """Spark twin of :func:`tally.counts.bucket_of` (same float64 edge correction)."""
+    b = float(buckets)
+    index = F.floor(score * F.lit(b))
+    if not is_power_of_two(buckets):
+        index = (
+            F.when(score < index / F.lit(b), index - 1)
+            .when(score >= (index + 1) / F.lit(b), index + 1)
+            .otherwise(index)
+        )
+    return F.least(index, F.lit(buckets - 1).cast("long"))
+
+
 def binary_count_table(
     df: DataFrame, label: str, score: str, buckets: int, thresholds: Sequence[float]
 ) -> DataFrame:
@@ -72,10 +86,10 @@ def binary_count_table(
 
     Reads only ``label`` and ``score``. The result has at most ``B + T + 6`` rows.
     """
-    y = F.col(label).cast("double")
-    s = F.col(score).cast("double")
+    y = column(label).cast("double")
+    s = column(score).cast("double")
     cells_per_bucket = len(thresholds) + 1
-    bucket = F.least(F.floor(s * F.lit(float(buckets))), F.lit(buckets - 1).cast("long"))
+    bucket = bucket_column(s, buckets)
     above: Column = F.lit(0).cast("long")
     for t in sorted(thresholds):
         above = above + (s >= F.lit(float(t))).cast("long")

@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 
 from tally.errors import OutputError
 from tally.metrics import MetricValue
+from tally.spark.names import quote_identifier, split_table_name
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,6 @@ def result_rows(key: RunKey, metrics: Iterable[MetricValue]) -> list[tuple]:
     ]
 
 
-def quote_identifier(name: str) -> str:
-    """Backtick-quote one identifier part (a backtick inside is doubled)."""
-    return "`" + name.replace("`", "``") + "`"
-
-
 def write_results(spark: SparkSession, table: str, rows: list[tuple]) -> None:
     """Replace the (run_date, model) partitions present in ``rows`` in ``table``.
 
@@ -86,7 +82,18 @@ def write_results(spark: SparkSession, table: str, rows: list[tuple]) -> None:
         df.write.format("parquet").partitionBy(*PARTITION_COLUMNS).saveAsTable(table)
         return
     _check_schema(spark, table)
-    (df.write.option("partitionOverwriteMode", "dynamic").insertInto(table, overwrite=True))
+    # Dynamic mode: an overwrite replaces only the partitions present in ``df``.
+    # (The writer option is not honoured by insertInto; the session conf is.)
+    key = "spark.sql.sources.partitionOverwriteMode"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "dynamic")
+    try:
+        df.write.insertInto(table, overwrite=True)
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 def _check_schema(spark: SparkSession, table: str) -> None:
@@ -102,32 +109,8 @@ def _check_schema(spark: SparkSession, table: str) -> None:
 
 
 def _create_database_of(spark: SparkSession, table: str) -> None:
-    parts = _split_table_name(table)
+    parts = split_table_name(table)
     if len(parts) < 2:
         return
     database = ".".join(quote_identifier(p) for p in parts[:-1])
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-
-
-def _split_table_name(name: str) -> list[str]:
-    """Split ``db.table`` (parts may be backtick-quoted) into its unquoted parts."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    i = 0
-    while i < len(name):
-        ch = name[i]
-        if ch == "`":
-            if quoted and i + 1 < len(name) and name[i + 1] == "`":
-                current.append("`")
-                i += 1
-            else:
-                quoted = not quoted
-        elif ch == "." and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
