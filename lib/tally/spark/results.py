@@ -58,7 +58,7 @@ def result_rows(key: RunKey, metrics: Iterable[MetricValue]) -> list[tuple]:
             key.score_column,
             key.slice,
             m.metric,
-            None,
+            m.class_,
             m.threshold,
             m.value,
             m.reason,
