@@ -75,7 +75,7 @@ def test_docstring_example_parses_to_expected_objects(tmp_path: Path) -> None:
     assert cfg == JobConfig(
         model="demo",
         input=InputConfig(path="data/demo", format="parquet", table=None, options={}),
-        columns=ColumnsConfig(label="label", score="score"),
+        columns=ColumnsConfig(label="label", scores=("score",)),
         metrics=MetricsConfig(buckets=65536, thresholds=(0.5,), beta=None),
         output=OutputConfig(table="tally.metrics"),
         on_invalid="skip",
@@ -179,7 +179,7 @@ def test_unknown_nested_key_suggests_full_name() -> None:
     ("section", "value", "key"),
     [
         ("input", {"path": "p", "fromat": "csv"}, "input.fromat"),
-        ("columns", {"label": "l", "score": "s", "weight": "w"}, "columns.weight"),
+        ("columns", {"label": "l", "score": "s", "wieght": "w"}, "columns.wieght"),
         ("output", {"tabel": "x.y"}, "output.tabel"),
     ],
 )
@@ -528,3 +528,44 @@ def test_input_options_are_spark_strings():
     raw["input"]["options"] = {"header": None}
     with pytest.raises(ConfigError, match=re.escape("input.options.header")):
         parse_config(raw)
+
+
+def test_several_score_columns_weight_slices_and_counts_table():
+    raw = {
+        "model": "m",
+        "input": {"path": "p"},
+        "columns": {"label": "y", "score": ["s7", "s8"], "weight": "w"},
+        "slices": ["country", ["country", "device"]],
+        "max_slices_per_spec": 50,
+        "output": {"counts_table": "db.c"},
+    }
+    config = parse_config(raw)
+    assert config.columns.scores == ("s7", "s8")
+    assert config.columns.weight == "w"
+    assert config.slices == (("country",), ("country", "device"))
+    assert config.max_slices_per_spec == 50
+    assert config.output.counts_table == "db.c"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("slices", "country", "slices must be a list"),
+        ("slices", [[]], "slices[0]"),
+        ("slices", [["a", "a"]], "slices[0] names a column twice"),
+        ("slices", [["a"], "a"], "same spec twice"),
+        ("max_slices_per_spec", 0, "max_slices_per_spec"),
+    ],
+)
+def test_bad_slices(key, value, message):
+    raw = {"model": "m", "input": {"path": "p"}, "columns": {"label": "y", "score": "s"},
+           key: value}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(raw)
+
+
+def test_bad_score_list():
+    for scores, message in (([], "at least one"), (["a", "a"], "twice"), (["a", 3], "score[1]")):
+        raw = {"model": "m", "input": {"path": "p"}, "columns": {"label": "y", "score": scores}}
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config(raw)

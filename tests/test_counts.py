@@ -117,6 +117,8 @@ def test_invalid_reasons_order_is_the_documented_one():
         "infinite_score",
         "score_out_of_range",
         "invalid_label",
+        "null_weight",
+        "invalid_weight",
     )
 
 

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 from tally.counts import count_binary
 from tally.errors import InputError
 from tally.metrics.binary import binary_metrics
-from tally.spark.counting import binary_count_table, count_binary_df
+from tally.spark.counting import CountPlan, count_binary_df, count_table
 
 BUCKETS = 1024
 THRESHOLDS = (0.25, 0.5, 0.5 + 1e-9, 0.9)
@@ -39,11 +39,9 @@ def scored(spark):
 
 def test_count_table_is_identical_across_partitionings(scored):
     df, _, _ = scored
-    tables = [
-        binary_count_table(df.repartition(n), "label", "score", BUCKETS, THRESHOLDS)
-        for n in (1, 3, 17)
-    ]
-    ints = ["cell", "rows", "positives"]
+    plan = CountPlan(label="label", scores=("score",), buckets=BUCKETS, thresholds=THRESHOLDS)
+    tables = [count_table(df.repartition(n), plan) for n in (1, 3, 17)]
+    ints = ["score_column", "slice", "cell", "n", "w", "wy"]
     for other in tables[1:]:
         assert_df_equality(
             tables[0].select(ints), other.select(ints), ignore_row_order=True
@@ -90,7 +88,7 @@ def test_invalid_rows_are_counted_by_reason(spark):
     counts = count_binary_df(df, "label", "score", 16, (0.5,))
     assert counts.invalid == {
         "null_label": 2, "null_score": 1, "nan_score": 1, "infinite_score": 2,
-        "score_out_of_range": 2, "invalid_label": 3,
+        "score_out_of_range": 2, "invalid_label": 3, "null_weight": 0, "invalid_weight": 0,
     }
     assert (counts.positives, counts.negatives) == (1, 1)
     assert list(counts.tp_at) == [1] and list(counts.fp_at) == [0]

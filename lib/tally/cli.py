@@ -40,6 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "csv"), default="table")
     sql.add_argument("--max-rows", type=int, default=1000, help="print at most this many rows")
 
+    roll = sub.add_parser(
+        "rollup", help="metrics over a date range from stored counts (no rescan of the input)"
+    )
+    roll.add_argument("--model", required=True)
+    roll.add_argument("--from", dest="start", required=True, help="first run date, YYYY-MM-DD")
+    roll.add_argument("--to", dest="end", required=True, help="last run date, YYYY-MM-DD")
+    roll.add_argument(
+        "--config", help="take output.table, output.counts_table, metrics.beta from it"
+    )
+    roll.add_argument("--counts-table", help="default: output.counts_table or tally.counts")
+    roll.add_argument("--output-table", help="default: output.table or tally.metrics")
+    roll.add_argument("--no-write", action="store_true", help="print only, write nothing")
+    roll.add_argument(
+        "--slice",
+        action="append",
+        default=[],
+        help="print only these slices (repeatable; default all)",
+    )
+
     demo = sub.add_parser("demo-data", help="write the deterministic demo dataset (Parquet)")
     demo.add_argument("--path", default="data/demo")
     demo.add_argument("--rows", type=int, default=2_000_000)
@@ -59,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "sql":
             return _sql(args)
+        if args.command == "rollup":
+            return _rollup(args)
         return _demo_data(args)
     except TallyError as exc:
         print(f"tally: error: {exc}", file=sys.stderr)
@@ -90,6 +111,43 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollup(args: argparse.Namespace) -> int:
+    from tally.config import DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, load_config, parse_run_date
+
+    start, end = parse_run_date(args.start), parse_run_date(args.end)
+    counts_table, output_table, beta = DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, None
+    if args.config:
+        config = load_config(args.config)
+        counts_table, output_table = config.output.counts_table, config.output.table
+        beta = config.metrics.beta
+    counts_table = args.counts_table or counts_table
+    output_table = None if args.no_write else (args.output_table or output_table)
+
+    from tally.job import rollup
+    from tally.spark.session import get_spark, prepare_local_environment
+
+    prepare_local_environment()
+    rows = rollup(
+        get_spark("tally-rollup"), counts_table, output_table, args.model, start, end, beta=beta
+    )
+    header = ["score_column", "slice", "metric", "threshold", "value", "reason"]
+    shown = [
+        [r[0], r[1], r[2], r[4], r[5], r[6]] for r in rows if not args.slice or r[1] in args.slice
+    ]
+    _print_table(header, [["" if v is None else _format_value(v) for v in r] for r in shown])
+    where = f"; written to {output_table}" if output_table else ""
+    log.info("rollup of %s from %s to %s: %d metrics%s", args.model, start, end, len(rows), where)
+    return 0
+
+
+def _print_table(header: list[str], cells: list[list[str]]) -> None:
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
 def _sql(args: argparse.Namespace) -> int:
     from pyspark.errors import AnalysisException, ParseException
 
@@ -109,11 +167,7 @@ def _sql(args: argparse.Namespace) -> int:
         writer.writerow(header)
         writer.writerows(cells)
     else:
-        widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-        print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-        print("  ".join("-" * w for w in widths))
-        for r in cells:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        _print_table(header, cells)
     return 0
 
 

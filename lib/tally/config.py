@@ -33,6 +33,8 @@ from tally.errors import ConfigError
 MAX_BUCKETS = 1 << 22  # 4,194,304 buckets: two int64 arrays of 32 MiB each
 DEFAULT_BUCKETS = 1 << 16
 DEFAULT_OUTPUT_TABLE = "tally.metrics"
+DEFAULT_COUNTS_TABLE = "tally.counts"
+DEFAULT_MAX_SLICES = 1000
 ON_INVALID_CHOICES = ("skip", "fail")
 
 
@@ -48,10 +50,11 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ColumnsConfig:
-    """Names of the input columns: a 0/1 label and a score in [0, 1]."""
+    """Names of the input columns: a 0/1 label, one or more scores in [0, 1], a weight."""
 
     label: str
-    score: str
+    scores: tuple[str, ...]
+    weight: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,10 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """The results table (created on first run, partitioned by run_date and model)."""
+    """The results table and the stored count tables (both created on first run)."""
 
     table: str = DEFAULT_OUTPUT_TABLE
+    counts_table: str = DEFAULT_COUNTS_TABLE
 
 
 @dataclass(frozen=True)
@@ -80,14 +84,25 @@ class JobConfig:
     metrics: MetricsConfig = MetricsConfig()
     output: OutputConfig = OutputConfig()
     on_invalid: str = "skip"
+    slices: tuple[tuple[str, ...], ...] = ()
+    max_slices_per_spec: int = DEFAULT_MAX_SLICES
 
 
 # Allowed keys per section; a key missing here is "unknown" and gets a suggestion.
-_TOP_KEYS = ("model", "input", "columns", "metrics", "output", "on_invalid")
+_TOP_KEYS = (
+    "model",
+    "input",
+    "columns",
+    "metrics",
+    "output",
+    "on_invalid",
+    "slices",
+    "max_slices_per_spec",
+)
 _INPUT_KEYS = ("path", "format", "table", "options")
-_COLUMNS_KEYS = ("label", "score")
+_COLUMNS_KEYS = ("label", "score", "weight")
 _METRICS_KEYS = ("buckets", "thresholds", "beta")
-_OUTPUT_KEYS = ("table",)
+_OUTPUT_KEYS = ("table", "counts_table")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
@@ -136,6 +151,9 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         raise ConfigError(
             f"on_invalid must be one of {list(ON_INVALID_CHOICES)}, got {on_invalid!r}"
         )
+    max_slices = raw.get("max_slices_per_spec", DEFAULT_MAX_SLICES)
+    if isinstance(max_slices, bool) or not isinstance(max_slices, int) or max_slices < 1:
+        raise ConfigError(f"max_slices_per_spec must be a positive integer, got {max_slices!r}")
     return JobConfig(
         model=model,
         input=_parse_input(_section(raw, "input", required=True)),
@@ -143,6 +161,8 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         metrics=_parse_metrics(_section(raw, "metrics", required=False)),
         output=_parse_output(_section(raw, "output", required=False)),
         on_invalid=on_invalid,
+        slices=_parse_slices(raw.get("slices")),
+        max_slices_per_spec=max_slices,
     )
 
 
@@ -172,18 +192,54 @@ def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
         path=path,
         table=table,
         format=_optional_str(raw, "format", "input.format", "parquet"),
-        options=MappingProxyType({
-            str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()
-        }),
+        options=MappingProxyType(
+            {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
+        ),
     )
 
 
 def _parse_columns(raw: Mapping[str, Any]) -> ColumnsConfig:
     _check_keys(raw, _COLUMNS_KEYS, "columns.")
+    if isinstance(raw.get("score"), list):
+        scores = raw["score"]
+        if not scores:
+            raise ConfigError("'columns.score' must name at least one column")
+        for i, name in enumerate(scores):
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"'columns.score[{i}]' must be a column name, got {name!r}")
+        if len(set(scores)) != len(scores):
+            raise ConfigError(f"'columns.score' lists a column twice: {scores}")
+        score_columns = tuple(scores)
+    else:
+        score_columns = (_require_str(raw, "score", "columns.score"),)
     return ColumnsConfig(
         label=_require_str(raw, "label", "columns.label"),
-        score=_require_str(raw, "score", "columns.score"),
+        scores=score_columns,
+        weight=_optional_str(raw, "weight", "columns.weight", None),
     )
+
+
+def _parse_slices(raw: Any) -> tuple[tuple[str, ...], ...]:
+    """``slices: [[country], [country, device]]``; a bare name stands for a one-column spec."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"slices must be a list of column lists, got {_type_name(raw)}")
+    specs = []
+    for i, spec in enumerate(raw):
+        columns = [spec] if isinstance(spec, str) else spec
+        if (
+            not isinstance(columns, list)
+            or not columns
+            or not all(isinstance(c, str) and c.strip() for c in columns)
+        ):
+            raise ConfigError(f"slices[{i}] must be a non-empty list of column names, got {spec!r}")
+        if len(set(columns)) != len(columns):
+            raise ConfigError(f"slices[{i}] names a column twice: {columns}")
+        specs.append(tuple(columns))
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"slices lists the same spec twice: {raw}")
+    return tuple(specs)
 
 
 def _parse_metrics(raw: Mapping[str, Any]) -> MetricsConfig:
@@ -217,7 +273,12 @@ def _parse_metrics(raw: Mapping[str, Any]) -> MetricsConfig:
 
 def _parse_output(raw: Mapping[str, Any]) -> OutputConfig:
     _check_keys(raw, _OUTPUT_KEYS, "output.")
-    return OutputConfig(table=_optional_str(raw, "table", "output.table", DEFAULT_OUTPUT_TABLE))
+    return OutputConfig(
+        table=_optional_str(raw, "table", "output.table", DEFAULT_OUTPUT_TABLE),
+        counts_table=_optional_str(
+            raw, "counts_table", "output.counts_table", DEFAULT_COUNTS_TABLE
+        ),
+    )
 
 
 def _section(raw: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str, Any]:

@@ -4,12 +4,15 @@ A :class:`BinaryCounts` holds, for one score column over a set of rows:
 
 * ``pos[b]``, ``neg[b]`` — positives and negatives whose score falls in bucket
   ``b = min(floor(score * B), B - 1)`` (buckets ascending in score);
+* ``score_sum[b]`` — the sum of the scores in bucket ``b`` (calibration);
 * ``tp_at[j]``, ``fp_at[j]`` — positives and negatives with ``score >= t_j``,
   compared on the raw score, so thresholded metrics are exact;
 * ``log_loss_sum``, ``squared_error_sum`` — per-row sums for log loss and Brier;
-* ``invalid`` — rows skipped, by reason.
+* ``rows`` — valid rows; ``invalid`` — rows skipped, by reason.
 
-Counts are int64 and addition is the only operation (:meth:`BinaryCounts.merge`),
+With a weight column every count is a sum of weights (float64) and every sum is
+weighted; ``rows`` and ``invalid`` still count rows. Without one, counts are
+int64. Addition is the only operation (:meth:`BinaryCounts.merge`),
 so the result does not depend on how rows were split into partitions, in which
 order parts were added, or whether a task was retried. This module is pure
 numpy: :func:`count_binary` is the in-memory reference of what the Spark side
@@ -31,6 +34,8 @@ INVALID_REASONS: tuple[str, ...] = (
     "infinite_score",
     "score_out_of_range",
     "invalid_label",
+    "null_weight",
+    "invalid_weight",
 )
 
 #: Clip for log loss, as scikit-learn's ``log_loss`` does for float64 scores.
@@ -49,22 +54,43 @@ class BinaryCounts:
     log_loss_sum: float = 0.0
     squared_error_sum: float = 0.0
     invalid: Mapping[str, int] = field(default_factory=dict)
+    score_sum: np.ndarray | None = None
+    rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.score_sum is None:
+            object.__setattr__(self, "score_sum", np.zeros(self.pos.shape[0], np.float64))
+        if self.rows is None:
+            object.__setattr__(self, "rows", int(self.pos.sum() + self.neg.sum()))
+
+    @property
+    def weighted(self) -> bool:
+        return self.pos.dtype.kind == "f"
 
     @property
     def buckets(self) -> int:
         return int(self.pos.shape[0])
 
     @property
-    def positives(self) -> int:
-        return int(self.pos.sum())
+    def positives(self) -> float:
+        """``P``: positive rows (the sum of their weights when weighted)."""
+        total = self.pos.sum()
+        return float(total) if self.weighted else int(total)
 
     @property
-    def negatives(self) -> int:
-        return int(self.neg.sum())
+    def negatives(self) -> float:
+        """``N``: negative rows (the sum of their weights when weighted)."""
+        total = self.neg.sum()
+        return float(total) if self.weighted else int(total)
 
     @property
     def count(self) -> int:
-        """Valid rows (invalid rows are not part of any metric)."""
+        """Valid rows (invalid rows are not part of any metric); unweighted."""
+        return int(self.rows)  # type: ignore[arg-type]
+
+    @property
+    def total_weight(self) -> float:
+        """``P + N``: what log loss, Brier and accuracy divide by."""
         return self.positives + self.negatives
 
     @property
@@ -101,16 +127,26 @@ class BinaryCounts:
             log_loss_sum=self.log_loss_sum + other.log_loss_sum,
             squared_error_sum=self.squared_error_sum + other.squared_error_sum,
             invalid={r: self.invalid.get(r, 0) + other.invalid.get(r, 0) for r in reasons},
+            score_sum=self.score_sum + other.score_sum,
+            rows=self.count + other.count,
         )
 
     def same_counts(self, other: BinaryCounts, rtol: float = 1e-12) -> bool:
         """Integer counts equal exactly, float sums to ``rtol`` (summation order differs)."""
+
+        def same(a: np.ndarray, b: np.ndarray) -> bool:
+            if a.dtype.kind == "f" or b.dtype.kind == "f":
+                return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=0))
+            return np.array_equal(a, b)
+
         return (
             self.thresholds == other.thresholds
-            and np.array_equal(self.pos, other.pos)
-            and np.array_equal(self.neg, other.neg)
-            and np.array_equal(self.tp_at, other.tp_at)
-            and np.array_equal(self.fp_at, other.fp_at)
+            and self.count == other.count
+            and same(self.pos, other.pos)
+            and same(self.neg, other.neg)
+            and same(self.tp_at, other.tp_at)
+            and same(self.fp_at, other.fp_at)
+            and bool(np.allclose(self.score_sum, other.score_sum, rtol=rtol, atol=1e-300))
             and dict(self.invalid) == dict(other.invalid)
             and bool(np.isclose(self.log_loss_sum, other.log_loss_sum, rtol=rtol, atol=0))
             and bool(np.isclose(self.squared_error_sum, other.squared_error_sum, rtol=rtol, atol=0))
@@ -139,15 +175,18 @@ def is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def invalid_reason(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def invalid_reason(
+    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Index into :data:`INVALID_REASONS` of each row's first problem, or -1 when valid.
 
-    ``labels`` and ``scores`` are float64 arrays where NaN in ``labels`` stands for a
-    null label; a null score is passed as a masked position via ``np.nan`` too, so
-    callers that must tell a null score from a NaN score use the Spark path.
+    Arrays are float64 and NaN in ``labels`` or ``weights`` stands for null. A null
+    score cannot be told from a NaN score in a numpy array: NaN counts as
+    ``nan_score`` here (the Spark path tells them apart).
     """
     labels = np.asarray(labels, np.float64)
     scores = np.asarray(scores, np.float64)
+    w = np.ones_like(labels) if weights is None else np.asarray(weights, np.float64)
     reason = np.full(labels.shape, -1, np.int64)
     checks = [
         np.isnan(labels),
@@ -156,6 +195,8 @@ def invalid_reason(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
         np.isinf(scores),
         (scores < 0) | (scores > 1),
         (labels != 0) & (labels != 1),
+        np.isnan(w),
+        np.isinf(w) | (w < 0),
     ]
     for code in range(len(checks) - 1, -1, -1):
         reason[checks[code]] = code
@@ -167,27 +208,42 @@ def count_binary(
     scores: np.ndarray,
     buckets: int,
     thresholds: Sequence[float],
+    weights: np.ndarray | None = None,
 ) -> BinaryCounts:
     """Count tables of rows given as numpy arrays (the reference for the Spark path).
 
     Rows failing a check in :data:`INVALID_REASONS` are counted there and skipped.
+    With ``weights`` every count becomes a float64 sum of weights.
     """
     labels = np.asarray(labels, np.float64)
     scores = np.asarray(scores, np.float64)
-    reason = invalid_reason(labels, scores)
+    reason = invalid_reason(labels, scores, weights)
     valid = reason < 0
     y = labels[valid] == 1
     s = scores[valid]
+    w = np.ones(s.shape) if weights is None else np.asarray(weights, np.float64)[valid]
     bucket = bucket_of(s, buckets)
     clipped = np.clip(s, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     loss = np.where(y, -np.log(clipped), -np.log1p(-clipped))
+
+    def histogram(mask: np.ndarray) -> np.ndarray:
+        if weights is None:
+            return np.bincount(bucket[mask], minlength=buckets).astype(np.int64)
+        return np.bincount(bucket[mask], weights=w[mask], minlength=buckets)
+
+    def at_or_above(mask: np.ndarray) -> np.ndarray:
+        sums = [np.sum(w[mask & (s >= t)]) for t in thresholds]
+        return np.array(sums, np.float64 if weights is not None else np.int64)
+
     return BinaryCounts(
-        pos=np.bincount(bucket[y], minlength=buckets).astype(np.int64),
-        neg=np.bincount(bucket[~y], minlength=buckets).astype(np.int64),
+        pos=histogram(y),
+        neg=histogram(~y),
         thresholds=tuple(thresholds),
-        tp_at=np.array([int(np.sum(s[y] >= t)) for t in thresholds], np.int64),
-        fp_at=np.array([int(np.sum(s[~y] >= t)) for t in thresholds], np.int64),
-        log_loss_sum=float(loss.sum()),
-        squared_error_sum=float(np.sum((s - y) ** 2)),
+        tp_at=at_or_above(y),
+        fp_at=at_or_above(~y),
+        log_loss_sum=float(np.sum(w * loss)),
+        squared_error_sum=float(np.sum(w * (s - y) ** 2)),
         invalid={r: int(np.sum(reason == i)) for i, r in enumerate(INVALID_REASONS)},
+        score_sum=np.bincount(bucket, weights=w * s, minlength=buckets),
+        rows=int(valid.sum()),
     )

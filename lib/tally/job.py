@@ -1,10 +1,15 @@
-"""One evaluation run: read the input, count in one pass, compute metrics, write results."""
+"""One evaluation run: read the input, count in one pass, compute metrics, write results.
+
+Also the rollup: add stored counts over a date range and compute that window's
+metrics without reading the input again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pyspark.errors import AnalysisException
@@ -13,8 +18,10 @@ from pyspark.sql import DataFrame, SparkSession
 from tally.config import InputConfig, JobConfig
 from tally.counts import BinaryCounts
 from tally.errors import InputError, InvalidRowsError
+from tally.metrics import MetricValue
 from tally.metrics.binary import binary_metrics
-from tally.spark.counting import count_binary_df
+from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_tables
+from tally.spark.counts_store import Layout, read_window, write_counts
 from tally.spark.results import RunKey, result_rows, write_results
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,19 @@ class RunSummary:
         )
 
 
+def plan_of(config: JobConfig) -> CountPlan:
+    """The counting plan a config asks for."""
+    return CountPlan(
+        label=config.columns.label,
+        scores=config.columns.scores,
+        buckets=config.metrics.buckets,
+        thresholds=config.metrics.thresholds,
+        weight=config.columns.weight,
+        slices=config.slices,
+        max_slices_per_spec=config.max_slices_per_spec,
+    )
+
+
 def read_input(spark: SparkSession, source: InputConfig) -> DataFrame:
     """The input DataFrame, or an InputError naming the missing path or table."""
     try:
@@ -54,29 +74,29 @@ def read_input(spark: SparkSession, source: InputConfig) -> DataFrame:
 
 
 def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSummary:
-    """Evaluate the configured binary score column and replace its results for ``run_date``."""
+    """Evaluate the configured score columns and slices; replace their rows for ``run_date``."""
     started = time.monotonic()
-    df = read_input(spark, config.input)
-    columns = config.columns
-    counts = count_binary_df(
-        df, columns.label, columns.score, config.metrics.buckets, config.metrics.thresholds
-    )
-    _check_invalid(counts, config.on_invalid)
-    metrics = binary_metrics(counts, beta=config.metrics.beta)
-    for m in metrics:
-        if m.value is None:
-            log.warning(
-                "%s%s is null: %s",
-                m.metric,
-                "" if m.threshold is None else f"@{m.threshold:g}",
-                m.reason,
-            )
-    key = RunKey(run_date=run_date, model=config.model, score_column=columns.score)
-    rows = result_rows(key, metrics)
-    write_results(spark, config.output.table, rows)
+    plan = plan_of(config)
+    tables = count_tables(read_input(spark, config.input), plan)
+    try:
+        groups = collect_count_groups(tables.cells, plan)  # the one pass over the input
+        merged = (
+            {r["slice"]: int(r["merged_values"]) for r in tables.merged_values.collect()}
+            if tables.merged_values is not None
+            else {}
+        )
+        overall = groups[(plan.scores[0], ALL_ROWS)]
+        _check_invalid(groups, plan, config.on_invalid)
+        rows = metric_rows(groups, merged, config.metrics.beta, run_date, config.model)
+        write_counts(
+            spark, config.output.counts_table, tables.cells, Layout.of(plan), run_date, config.model
+        )
+        write_results(spark, config.output.table, rows)
+    finally:
+        tables.release()
     return RunSummary(
-        rows_read=counts.count + counts.invalid_rows,
-        invalid_rows=counts.invalid_rows,
+        rows_read=overall.count + overall.invalid_rows,
+        invalid_rows=overall.invalid_rows,
         metrics_written=len(rows),
         wall_seconds=time.monotonic() - started,
         table=config.output.table,
@@ -85,14 +105,101 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
     )
 
 
-def _check_invalid(counts: BinaryCounts, on_invalid: str) -> None:
-    by_reason = {r: n for r, n in counts.invalid.items() if n}
-    if not by_reason:
-        return
-    detail = ", ".join(f"{r}={n:,}" for r, n in by_reason.items())
-    if on_invalid == "fail":
-        raise InvalidRowsError(
-            f"{counts.invalid_rows:,} invalid rows ({detail}) and on_invalid is 'fail'; "
-            "nothing was written"
+def rollup(
+    spark: SparkSession,
+    counts_table: str,
+    results_table: str | None,
+    model: str,
+    start: dt.date,
+    end: dt.date,
+    beta: float | None = None,
+) -> list[tuple]:
+    """Metrics of ``model`` over ``start``…``end`` from stored counts (no input scan).
+
+    Rows carry ``run_date = end`` and ``window_days = (end − start) + 1``; they are
+    written to ``results_table`` unless it is None. Returns the result rows.
+    """
+    if end < start:
+        raise InputError(f"--from {start} is after --to {end}")
+    cells, layout, dates = read_window(spark, counts_table, model, start, end)
+    window_days = (end - start).days + 1
+    if len(dates) < window_days:
+        have = {d for d in dates}
+        missing = [start + dt.timedelta(days=i) for i in range(window_days)]
+        missing = [d for d in missing if d not in have]
+        log.warning(
+            "rollup %s..%s: no stored counts for %d day(s): %s",
+            start,
+            end,
+            len(missing),
+            ", ".join(map(str, missing)),
         )
-    log.warning("skipped %s invalid rows: %s", f"{counts.invalid_rows:,}", detail)
+    plan = CountPlan(
+        label="",
+        scores=(),
+        buckets=layout.buckets,
+        thresholds=layout.thresholds,
+        weight="w" if layout.weighted else None,
+    )
+    groups = collect_count_groups(cells, plan)
+    rows = metric_rows(groups, {}, beta, end, model, window_days=window_days)
+    if results_table is not None:
+        write_results(spark, results_table, rows)
+    return rows
+
+
+def metric_rows(
+    groups: Mapping[tuple[str, str], BinaryCounts],
+    merged: Mapping[str, int],
+    beta: float | None,
+    run_date: dt.date,
+    model: str,
+    window_days: int = 1,
+) -> list[tuple]:
+    """Result rows for every (score column, slice) group, in a stable order."""
+    rows: list[tuple] = []
+    for (score_column, slice_label), counts in sorted(groups.items()):
+        metrics = binary_metrics(counts, beta=beta)
+        if slice_label in merged:
+            metrics.append(MetricValue("merged_slice_values", float(merged[slice_label])))
+        if slice_label == ALL_ROWS:
+            for m in metrics:
+                if m.value is None:
+                    log.warning(
+                        "%s: %s%s is null: %s",
+                        score_column,
+                        m.metric,
+                        "" if m.threshold is None else f"@{m.threshold:g}",
+                        m.reason,
+                    )
+        key = RunKey(
+            run_date=run_date,
+            model=model,
+            score_column=score_column,
+            slice=slice_label,
+            window_days=window_days,
+        )
+        rows.extend(result_rows(key, metrics))
+    return rows
+
+
+def _check_invalid(
+    groups: Mapping[tuple[str, str], BinaryCounts], plan: CountPlan, on_invalid: str
+) -> None:
+    for score in plan.scores:
+        counts = groups[(score, ALL_ROWS)]
+        by_reason = {r: n for r, n in counts.invalid.items() if n}
+        if not by_reason:
+            continue
+        detail = ", ".join(f"{r}={n:,}" for r, n in by_reason.items())
+        if on_invalid == "fail":
+            raise InvalidRowsError(
+                f"{counts.invalid_rows:,} invalid rows for score column '{score}' ({detail}) "
+                "and on_invalid is 'fail'; nothing was written"
+            )
+        log.warning(
+            "score column '%s': skipped %s invalid rows: %s",
+            score,
+            f"{counts.invalid_rows:,}",
+            detail,
+        )

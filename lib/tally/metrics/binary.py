@@ -27,6 +27,12 @@ NO_NEGATIVES = "no negative rows"
 NO_ROWS = "no valid rows"
 
 
+def total(counts: np.ndarray) -> float:
+    """Sum of a count array: a Python int for integer counts (exact), else a float."""
+    value = counts.sum()
+    return int(value) if counts.dtype.kind in "iu" else float(value)
+
+
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> tuple[MetricValue, MetricValue]:
     """Bucketed ROC AUC and the bound on its distance to the exact AUC.
 
@@ -40,7 +46,7 @@ def roc_auc(pos: np.ndarray, neg: np.ndarray) -> tuple[MetricValue, MetricValue]
 
     Undefined when ``P = 0`` or ``N = 0``.
     """
-    positives, negatives = int(pos.sum()), int(neg.sum())
+    positives, negatives = total(pos), total(neg)
     if positives == 0 or negatives == 0:
         reason = NO_POSITIVES if positives == 0 else NO_NEGATIVES
         return (
@@ -67,7 +73,7 @@ def average_precision(pos: np.ndarray, neg: np.ndarray) -> MetricValue:
 
     Undefined when ``P = 0``.
     """
-    positives = int(pos.sum())
+    positives = total(pos)
     if positives == 0:
         return MetricValue.undefined("pr_auc", NO_POSITIVES)
     tp = np.cumsum(pos[::-1].astype(np.float64))
@@ -86,7 +92,7 @@ def best_f1(pos: np.ndarray, neg: np.ndarray) -> tuple[MetricValue, MetricValue]
     The "optimal dataset scale" (ODS) F-score of edge detection benchmarks.
     On ties the highest threshold wins. Undefined when ``P = 0``.
     """
-    positives = int(pos.sum())
+    positives = total(pos)
     if positives == 0:
         return (
             MetricValue.undefined("best_f1", NO_POSITIVES),
@@ -120,7 +126,12 @@ def brier(squared_error_sum: float, count: int) -> MetricValue:
 
 
 def threshold_metrics(
-    tp: int, fp: int, positives: int, negatives: int, threshold: float, beta: float | None = None
+    tp: float,
+    fp: float,
+    positives: float,
+    negatives: float,
+    threshold: float,
+    beta: float | None = None,
 ) -> list[MetricValue]:
     """Confusion-matrix metrics at one threshold (``score >= threshold`` is positive).
 
@@ -130,9 +141,9 @@ def threshold_metrics(
     * ``mcc = (tp·tn − fp·fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))`` (Matthews)
 
     Each is undefined (None with a reason) when its denominator is zero; scikit-learn
-    returns 0 there with a warning, Tally writes null.
+    returns 0 there with a warning, Tally writes null. Counts are Python ints when
+    unweighted (exact at any size) and floats when they are sums of weights.
     """
-    tp, fp = int(tp), int(fp)
     fn, tn = positives - tp, negatives - fp
     t = threshold
     no_predicted = "no rows predicted positive at this threshold"
@@ -166,7 +177,7 @@ def threshold_metrics(
         )
     else:
         values.append(MetricValue("balanced_accuracy", (tp / positives + tn / negatives) / 2, t))
-    # Python ints: the product of four counts overflows int64 at a billion rows.
+    # With Python ints the product is exact (it overflows int64 at a billion rows).
     denominator = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
     if denominator == 0:
         values.append(
@@ -189,13 +200,13 @@ def binary_metrics(counts: BinaryCounts, beta: float | None = None) -> list[Metr
         *roc_auc(counts.pos, counts.neg),
         average_precision(counts.pos, counts.neg),
         *best_f1(counts.pos, counts.neg),
-        log_loss(counts.log_loss_sum, count),
-        brier(counts.squared_error_sum, count),
+        log_loss(counts.log_loss_sum, counts.total_weight),
+        brier(counts.squared_error_sum, counts.total_weight),
     ]
     for j, t in enumerate(counts.thresholds):
         values.extend(
             threshold_metrics(
-                int(counts.tp_at[j]), int(counts.fp_at[j]), positives, negatives, t, beta
+                counts.tp_at[j].item(), counts.fp_at[j].item(), positives, negatives, t, beta
             )
         )
     return values

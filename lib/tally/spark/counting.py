@@ -1,25 +1,31 @@
 """Turn a DataFrame of scored rows into count tables, in one pass, without collecting rows.
 
-The count table is one Spark SQL aggregation keyed by a single ``long`` cell id:
+The count table is one Spark SQL aggregation. Each row is expanded once per
+(score column, slice spec) — no expansion for one score column and no slices —
+and gets a single ``long`` cell id:
 
-* valid rows: ``cell = bucket · (T + 1) + above`` where ``bucket = min(floor(score·B), B−1)``
-  and ``above`` is how many of the T sorted thresholds satisfy ``score >= t`` — so one
-  key carries both the histogram bucket and the exact side of every threshold;
+* valid rows: ``cell = bucket · (T + 1) + above`` where ``bucket`` is the score's
+  histogram bucket (:func:`bucket_column`) and ``above`` is how many of the T
+  sorted thresholds satisfy ``score >= t``: one key carries both the histogram
+  bucket and the exact side of every threshold;
 * invalid rows: ``cell = −(1 + reason)`` with ``reason`` an index into
   :data:`~tally.counts.INVALID_REASONS` (the first failed check wins).
 
-Each cell sums ``rows``, ``positives``, ``log_loss_sum`` and ``squared_error_sum``. Spark
-computes partial aggregates per partition and merges them after a shuffle of at most
-``B + T + 6`` cells, which is all that reaches the driver. Why SQL rather than
-``mapInArrow`` + numpy: see README, "How counting runs".
+Grouping by (score column, slice, cell) sums rows ``n``, weight ``w``, weighted
+positives ``wy``, log loss ``w_loss``, squared error ``w_sqerr`` and score
+``w_score``. Spark builds partial aggregates per partition and merges them after
+a shuffle of the cells only; at most ``B + T + 8`` cells per (score column,
+slice) exist. Why SQL rather than ``mapInArrow`` + numpy: README, "How counting runs".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from pyspark.sql import Column, DataFrame
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -28,28 +34,63 @@ from tally.errors import InputError
 from tally.spark.names import column
 
 LABEL_TYPES = (T.NumericType, T.BooleanType)
-SCORE_TYPES = (T.NumericType,)
+NUMERIC_TYPES = (T.NumericType,)
+ALL_ROWS = "ALL"
+OTHER_VALUE = "__other__"
+NULL_VALUE = "null"
 
-COUNT_TABLE_COLUMNS = ("cell", "rows", "positives", "log_loss_sum", "squared_error_sum")
+#: Columns of the count table, in order (the stored counts table adds run keys).
+COUNT_COLUMNS = ("score_column", "slice", "cell", "n", "w", "wy", "w_loss", "w_sqerr", "w_score")
 
 
-def check_binary_columns(df: DataFrame, label: str, score: str) -> None:
+@dataclass(frozen=True)
+class CountPlan:
+    """What one pass counts: columns, slice specs, histogram and thresholds."""
+
+    label: str
+    scores: tuple[str, ...]
+    buckets: int
+    thresholds: tuple[float, ...]
+    weight: str | None = None
+    slices: tuple[tuple[str, ...], ...] = ()
+    max_slices_per_spec: int = 1000
+
+    @property
+    def needed_columns(self) -> list[str]:
+        names = [self.label, *self.scores]
+        if self.weight:
+            names.append(self.weight)
+        for spec in self.slices:
+            names.extend(spec)
+        return list(dict.fromkeys(names))
+
+
+def check_columns(df: DataFrame, plan: CountPlan) -> None:
     """Fail before scanning when a column is missing or of a type that cannot be evaluated."""
     fields = {f.name: f.dataType for f in df.schema.fields}
-    for role, name, allowed, wanted in (
-        ("label", label, LABEL_TYPES, "numeric or boolean"),
-        ("score", score, SCORE_TYPES, "numeric"),
-    ):
+    wanted = [("label", plan.label, LABEL_TYPES, "numeric or boolean")]
+    wanted += [("score", s, NUMERIC_TYPES, "numeric") for s in plan.scores]
+    if plan.weight:
+        wanted.append(("weight", plan.weight, NUMERIC_TYPES, "numeric"))
+    wanted += [("slice", c, (T.DataType,), "") for spec in plan.slices for c in spec]
+    for role, name, allowed, kind in wanted:
         if name not in fields:
             available = ", ".join(fields) or "(none)"
             raise InputError(f"{role} column '{name}' not found in input; columns: {available}")
         if not isinstance(fields[name], allowed):
             raise InputError(
-                f"{role} column '{name}' has type {fields[name].simpleString()}, expected {wanted}"
+                f"{role} column '{name}' has type {fields[name].simpleString()}, expected {kind}"
             )
+    for spec in plan.slices:
+        for c in spec:
+            if isinstance(fields[c], (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
+                raise InputError(
+                    f"slice column '{c}' has type {fields[c].simpleString()}; "
+                    "slice columns must be strings, numbers, booleans or dates"
+                )
 
 
-def invalid_reason_code(label: Column, score: Column) -> Column:
+def invalid_reason_code(label: Column, score: Column, weight: Column | None) -> Column:
     """Index into INVALID_REASONS of a row's first problem, null when the row is valid."""
     checks = {
         "null_label": label.isNull(),
@@ -59,9 +100,12 @@ def invalid_reason_code(label: Column, score: Column) -> Column:
         "score_out_of_range": (score < 0) | (score > 1),
         "invalid_label": ~label.isin(0.0, 1.0),
     }
-    assert tuple(checks) == INVALID_REASONS
+    if weight is not None:
+        checks["null_weight"] = weight.isNull() | F.isnan(weight)
+        checks["invalid_weight"] = (weight < 0) | (weight == F.lit(float("inf")))
     code: Column | None = None
-    for index, condition in enumerate(checks.values()):
+    for name, condition in checks.items():
+        index = INVALID_REASONS.index(name)
         code = F.when(condition, index) if code is None else code.when(condition, index)
     return code  # type: ignore[return-value]
 
@@ -79,87 +123,271 @@ def bucket_column(score: Column, buckets: int) -> Column:
     return F.least(index, F.lit(buckets - 1).cast("long"))
 
 
-def binary_count_table(
-    df: DataFrame, label: str, score: str, buckets: int, thresholds: Sequence[float]
-) -> DataFrame:
-    """Aggregate ``df`` into the binary count table (columns :data:`COUNT_TABLE_COLUMNS`).
+def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
+    """One row per (input row, score column, slice spec): y, w, s, score_index, spec, v0…"""
+    y = column(plan.label).cast("double").alias("y")
+    w = (column(plan.weight).cast("double") if plan.weight else F.lit(1.0)).alias("w")
+    width = max((len(spec) for spec in plan.slices), default=0)
+    if len(plan.scores) == 1 and not plan.slices:
+        s = column(plan.scores[0]).cast("double").alias("s")
+        return df.select(y, w, s, F.lit(0).alias("score_index"), F.lit(0).alias("spec")), 0
+    combos = []
+    for i, score in enumerate(plan.scores):
+        for k, spec in enumerate(((), *plan.slices)):
+            values = [
+                (column(spec[j]).cast("string") if j < len(spec) else F.lit(None).cast("string"))
+                for j in range(width)
+            ]
+            combos.append(
+                F.struct(
+                    column(score).cast("double").alias("s"),
+                    F.lit(i).alias("score_index"),
+                    F.lit(k).alias("spec"),
+                    *(v.alias(f"v{j}") for j, v in enumerate(values)),
+                )
+            )
+    return df.select(y, w, F.inline(F.array(*combos))), width
 
-    Reads only ``label`` and ``score``. The result has at most ``B + T + 6`` rows.
-    """
-    y = column(label).cast("double")
-    s = column(score).cast("double")
-    cells_per_bucket = len(thresholds) + 1
-    bucket = bucket_column(s, buckets)
+
+def _aggregate(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
+    y, s = F.col("y"), F.col("s")
+    w = F.col("w") if plan.weight else None
+    cells_per_bucket = len(plan.thresholds) + 1
     above: Column = F.lit(0).cast("long")
-    for t in sorted(thresholds):
+    for t in sorted(plan.thresholds):
         above = above + (s >= F.lit(float(t))).cast("long")
-    reason = invalid_reason_code(y, s)
+    reason = invalid_reason_code(y, s, w)
     cell = F.when(reason.isNotNull(), -1 - reason.cast("long")).otherwise(
-        bucket * cells_per_bucket + above
+        bucket_column(s, plan.buckets) * cells_per_bucket + above
     )
     clipped = F.least(F.greatest(s, F.lit(LOG_LOSS_EPS)), F.lit(1.0 - LOG_LOSS_EPS))
     loss = F.when(y == 1, -F.log(clipped)).otherwise(-F.log1p(-clipped))
-    return (
-        df.select(cell.alias("cell"), y.alias("y"), s.alias("s"), loss.alias("loss"))
-        .groupBy("cell")
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum("y").cast("long").alias("positives"),
-            F.sum("loss").alias("log_loss_sum"),
-            F.sum((F.col("s") - F.col("y")) ** 2).alias("squared_error_sum"),
+    slice_keys = ["score_index", "spec", *(f"v{j}" for j in range(width))]
+    rows = expanded.select(*slice_keys, cell.alias("cell"), y, s, F.col("w"), loss.alias("loss"))
+    keys = [*slice_keys, "cell"]
+    if plan.weight:
+        sums = [
+            F.sum("w").alias("w"),
+            F.sum(F.col("w") * y).alias("wy"),
+            F.sum(F.col("w") * F.col("loss")).alias("w_loss"),
+            F.sum(F.col("w") * (s - y) ** 2).alias("w_sqerr"),
+            F.sum(F.col("w") * s).alias("w_score"),
+        ]
+    else:
+        sums = [
+            F.sum(y).alias("wy"),
+            F.sum("loss").alias("w_loss"),
+            F.sum((s - y) ** 2).alias("w_sqerr"),
+            F.sum(s).alias("w_score"),
+        ]
+    table = rows.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"), *sums)
+    if not plan.weight:
+        table = table.withColumn("w", F.col("n").cast("double"))
+    return table
+
+
+def _merge_rare_slices(
+    table: DataFrame, plan: CountPlan, width: int
+) -> tuple[DataFrame, DataFrame]:
+    """Keep the ``max_slices_per_spec`` most frequent values of each spec; merge the rest
+    into ``__other__``. Runs on the count table, not on the input. Also returns, per
+    spec that merged any, the number of values merged (columns spec, merged_values)."""
+    values = [f"v{j}" for j in range(width)]
+    totals = (
+        table.where((F.col("spec") > 0) & (F.col("score_index") == 0))
+        .groupBy("spec", *values)
+        .agg(F.sum("n").alias("total"))
+    )
+    order = Window.partitionBy("spec").orderBy(
+        F.desc("total"), *(F.asc_nulls_first(v) for v in values)
+    )
+    ranked = totals.withColumn("rank", F.row_number().over(order))
+    kept = ranked.where(F.col("rank") <= plan.max_slices_per_spec).select(
+        *(F.col(c).alias(f"kept_{c}") for c in ("spec", *values)), F.lit(True).alias("kept")
+    )
+    merged_values = (
+        ranked.where(F.col("rank") > plan.max_slices_per_spec)
+        .groupBy("spec")
+        .agg(F.count(F.lit(1)).alias("merged_values"))
+    )
+    same_slice = [F.col(c).eqNullSafe(F.col(f"kept_{c}")) for c in ("spec", *values)]
+    joined = table.join(F.broadcast(kept), on=same_slice, how="left")
+    spec_width = F.create_map(
+        *[x for k, spec in enumerate(((), *plan.slices)) for x in (F.lit(k), F.lit(len(spec)))]
+    )
+    merged = joined.select(
+        "score_index",
+        "spec",
+        "cell",
+        "n",
+        "w",
+        "wy",
+        "w_loss",
+        "w_sqerr",
+        "w_score",
+        *(
+            F.when((F.col("spec") == 0) | F.col("kept").isNotNull(), F.col(v))
+            .when(F.lit(j) < spec_width[F.col("spec")], F.lit(OTHER_VALUE))
+            .alias(v)
+            for j, v in enumerate(values)
+        ),
+    )
+    table = merged.groupBy("score_index", "spec", *values, "cell").agg(
+        *(F.sum(c).alias(c) for c in ("n", "w", "wy", "w_loss", "w_sqerr", "w_score"))
+    )
+    return table, merged_values
+
+
+def _slice_label(plan: CountPlan) -> Column:
+    """``ALL`` for spec 0, else ``col=value/col=value`` (null values read ``null``)."""
+    label: Column = F.lit(ALL_ROWS)
+    for k, spec in enumerate(plan.slices, start=1):
+        parts = [
+            F.concat(F.lit(f"{c}="), F.coalesce(F.col(f"v{j}"), F.lit(NULL_VALUE)))
+            for j, c in enumerate(spec)
+        ]
+        label = F.when(F.col("spec") == k, F.concat_ws("/", *parts)).otherwise(label)
+    return label
+
+
+@dataclass
+class CountTables:
+    """The count table of one pass, and how many slice values were merged.
+
+    ``cells`` has columns :data:`COUNT_COLUMNS`; ``merged_values`` (slice,
+    merged_values) tells how many values of each slice spec went into its
+    ``__other__`` slice (None without slices). Both derive from one aggregation of
+    the input, kept with ``persist`` so that using both scans the input once; call
+    :meth:`release` when done.
+    """
+
+    cells: DataFrame
+    merged_values: DataFrame | None
+    persisted: list[DataFrame]
+
+    def release(self) -> None:
+        for df in self.persisted:
+            df.unpersist()
+
+
+def count_table(df: DataFrame, plan: CountPlan) -> DataFrame:
+    """The count table of ``df`` (columns :data:`COUNT_COLUMNS`), lazily, from one pass.
+
+    Reads only the columns the plan needs; the result is small: at most
+    ``(B + T + 8)`` cells per (score column, slice).
+    """
+    check_columns(df, plan)
+    expanded, width = _expanded(df.select(*(column(c) for c in plan.needed_columns)), plan)
+    table = _aggregate(expanded, plan, width)
+    if plan.slices:
+        table, _ = _merge_rare_slices(table, plan, width)
+    return _labelled(table, plan)
+
+
+def count_tables(df: DataFrame, plan: CountPlan) -> CountTables:
+    """:func:`count_table` plus the merged-slice counts, sharing one persisted aggregation."""
+    check_columns(df, plan)
+    expanded, width = _expanded(df.select(*(column(c) for c in plan.needed_columns)), plan)
+    table = _aggregate(expanded, plan, width).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [table]
+    merged = None
+    if plan.slices:
+        table, merged_values = _merge_rare_slices(table, plan, width)
+        other = {f"v{j}": F.lit(OTHER_VALUE) for j in range(width)}
+        merged = merged_values.withColumns(other).select(
+            _slice_label(plan).alias("slice"), "merged_values"
         )
+    cells = _labelled(table, plan).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted.append(cells)
+    return CountTables(cells, merged, persisted)
+
+
+def _labelled(table: DataFrame, plan: CountPlan) -> DataFrame:
+    score_name = F.element_at(F.array(*(F.lit(s) for s in plan.scores)), F.col("score_index") + 1)
+    return table.select(
+        score_name.alias("score_column"),
+        _slice_label(plan).alias("slice"),
+        "cell",
+        "n",
+        "w",
+        "wy",
+        "w_loss",
+        "w_sqerr",
+        "w_score",
     )
 
 
-def collect_binary_counts(
-    count_table: DataFrame, buckets: int, thresholds: Sequence[float]
+def decode_binary_counts(
+    cells: dict[str, np.ndarray], buckets: int, thresholds: Sequence[float], weighted: bool
 ) -> BinaryCounts:
-    """Bring the (small) count table to the driver and decode it into :class:`BinaryCounts`."""
-    arrow = count_table.select(*COUNT_TABLE_COLUMNS).toArrow()
-    columns = {
-        name: arrow.column(name).to_numpy(zero_copy_only=False) for name in COUNT_TABLE_COLUMNS
-    }
-    return decode_count_table(columns, buckets, thresholds)
-
-
-def decode_count_table(
-    columns: dict[str, np.ndarray], buckets: int, thresholds: Sequence[float]
-) -> BinaryCounts:
-    """Decode count-table columns (cell, rows, positives, sums) into :class:`BinaryCounts`."""
+    """Decode one (score column, slice) group of the count table into :class:`BinaryCounts`."""
     thresholds = tuple(sorted(thresholds))
     cells_per_bucket = len(thresholds) + 1
-    cell = columns["cell"].astype(np.int64)
-    rows = columns["rows"].astype(np.int64)
-    positives = np.nan_to_num(columns["positives"].astype(np.float64)).astype(np.int64)
+    cell = np.asarray(cells["cell"], np.int64)
+    n = np.asarray(cells["n"], np.int64)
+    w = np.asarray(cells["w"], np.float64)
+    wy = np.asarray(cells["wy"], np.float64)
     valid = cell >= 0
     bucket, above = np.divmod(cell[valid], cells_per_bucket)
-    pos_cell, neg_cell = positives[valid], rows[valid] - positives[valid]
-    pos = np.zeros(buckets, np.int64)
-    neg = np.zeros(buckets, np.int64)
+    pos_cell, neg_cell = wy[valid], w[valid] - wy[valid]
+    if not weighted:  # unweighted sums are exact integers in float64 (< 2**53)
+        pos_cell, neg_cell = np.rint(pos_cell).astype(np.int64), np.rint(neg_cell).astype(np.int64)
+    dtype = pos_cell.dtype
+    pos, neg = np.zeros(buckets, dtype), np.zeros(buckets, dtype)
     np.add.at(pos, bucket, pos_cell)
     np.add.at(neg, bucket, neg_cell)
-    tp_at = np.array([pos_cell[above > j].sum() for j in range(len(thresholds))], np.int64)
-    fp_at = np.array([neg_cell[above > j].sum() for j in range(len(thresholds))], np.int64)
+    score_sum = np.zeros(buckets, np.float64)
+    np.add.at(score_sum, bucket, np.asarray(cells["w_score"], np.float64)[valid])
+    tp_at = np.array([pos_cell[above > j].sum() for j in range(len(thresholds))], dtype)
+    fp_at = np.array([neg_cell[above > j].sum() for j in range(len(thresholds))], dtype)
     invalid = dict.fromkeys(INVALID_REASONS, 0)
-    for c, n in zip(cell[~valid], rows[~valid], strict=True):
-        invalid[INVALID_REASONS[-1 - int(c)]] += int(n)
+    for c, rows in zip(cell[~valid], n[~valid], strict=True):
+        invalid[INVALID_REASONS[-1 - int(c)]] += int(rows)
     return BinaryCounts(
         pos=pos,
         neg=neg,
         thresholds=thresholds,
         tp_at=tp_at,
         fp_at=fp_at,
-        log_loss_sum=float(np.nansum(columns["log_loss_sum"][valid].astype(np.float64))),
-        squared_error_sum=float(np.nansum(columns["squared_error_sum"][valid].astype(np.float64))),
+        log_loss_sum=float(np.nansum(np.asarray(cells["w_loss"], np.float64)[valid])),
+        squared_error_sum=float(np.nansum(np.asarray(cells["w_sqerr"], np.float64)[valid])),
         invalid=invalid,
+        score_sum=score_sum,
+        rows=int(n[valid].sum()),
     )
 
 
+def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, str], BinaryCounts]:
+    """Bring the count table to the driver (Arrow) and decode it per (score column, slice)."""
+    frame = table.toArrow().to_pandas()
+    groups: dict[tuple[str, str], BinaryCounts] = {}
+    for (score_column, slice_label), cells in frame.groupby(["score_column", "slice"], sort=True):
+        groups[(score_column, slice_label)] = decode_binary_counts(
+            {c: cells[c].to_numpy() for c in COUNT_COLUMNS[2:]},
+            plan.buckets,
+            plan.thresholds,
+            weighted=plan.weight is not None,
+        )
+    for score in plan.scores:  # an empty input still has its ALL group
+        groups.setdefault((score, ALL_ROWS), BinaryCounts.empty(plan.buckets, plan.thresholds))
+    return groups
+
+
 def count_binary_df(
-    df: DataFrame, label: str, score: str, buckets: int, thresholds: Sequence[float]
+    df: DataFrame,
+    label: str,
+    score: str,
+    buckets: int,
+    thresholds: Sequence[float],
+    weight: str | None = None,
 ) -> BinaryCounts:
-    """Check the columns, then count ``df`` in one pass: the Spark counterpart of
+    """Counts of one score column over all rows: the Spark twin of
     :func:`tally.counts.count_binary`."""
-    check_binary_columns(df, label, score)
-    table = binary_count_table(df, label, score, buckets, thresholds)
-    return collect_binary_counts(table, buckets, thresholds)
+    plan = CountPlan(
+        label=label,
+        scores=(score,),
+        buckets=buckets,
+        thresholds=tuple(sorted(thresholds)),
+        weight=weight,
+    )
+    return collect_count_groups(count_table(df, plan), plan)[(score, ALL_ROWS)]

@@ -1,0 +1,122 @@
+"""The stored counts table: each run's count tables, so that windows add up without a rescan.
+
+Sparse (only cells that occur), partitioned by (run_date, model) with the same
+replace-on-rerun rule as the results. ``layout`` (JSON) records what the cell ids
+mean — task, buckets, thresholds, weighting — so a rollup only adds days that
+were counted the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from tally.errors import InputError
+from tally.spark.counting import COUNT_COLUMNS, CountPlan
+from tally.spark.tables import replace_partitions
+
+COUNTS_SCHEMA = T.StructType(
+    [
+        T.StructField("score_column", T.StringType(), False),
+        T.StructField("slice", T.StringType(), False),
+        T.StructField("cell", T.LongType(), False),
+        T.StructField("n", T.LongType(), False),
+        T.StructField("w", T.DoubleType(), True),
+        T.StructField("wy", T.DoubleType(), True),
+        T.StructField("w_loss", T.DoubleType(), True),
+        T.StructField("w_sqerr", T.DoubleType(), True),
+        T.StructField("w_score", T.DoubleType(), True),
+        T.StructField("layout", T.StringType(), False),
+        T.StructField("run_date", T.DateType(), False),
+        T.StructField("model", T.StringType(), False),
+    ]
+)
+PARTITION_COLUMNS = ("run_date", "model")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the cell ids of a count table mean."""
+
+    buckets: int
+    thresholds: tuple[float, ...]
+    weighted: bool
+    task: str = "binary"
+
+    @classmethod
+    def of(cls, plan: CountPlan) -> Layout:
+        return cls(plan.buckets, tuple(plan.thresholds), plan.weight is not None)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "task": self.task,
+                "buckets": self.buckets,
+                "thresholds": list(self.thresholds),
+                "weighted": self.weighted,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Layout:
+        raw = json.loads(text)
+        return cls(raw["buckets"], tuple(raw["thresholds"]), raw["weighted"], raw["task"])
+
+
+def write_counts(
+    spark: SparkSession,
+    table: str,
+    cells: DataFrame,
+    layout: Layout,
+    run_date: dt.date,
+    model: str,
+) -> None:
+    """Replace the (run_date, model) partition of the counts table with ``cells``."""
+    df = cells.select(
+        *COUNT_COLUMNS,
+        F.lit(layout.to_json()).alias("layout"),
+        F.lit(run_date).alias("run_date"),
+        F.lit(model).alias("model"),
+    )
+    df = df.select(*(F.col(f.name).cast(f.dataType) for f in COUNTS_SCHEMA.fields))
+    replace_partitions(spark, table, df, COUNTS_SCHEMA, PARTITION_COLUMNS, "output.counts_table")
+
+
+def read_window(
+    spark: SparkSession, table: str, model: str, start: dt.date, end: dt.date
+) -> tuple[DataFrame, Layout, list[dt.date]]:
+    """Stored cells of ``model`` from ``start`` to ``end`` (inclusive), added up per cell.
+
+    Returns the summed count table, its layout and the run dates found. Fails when
+    no day is stored or days were counted with different layouts.
+    """
+    if not spark.catalog.tableExists(table):
+        raise InputError(f"counts table {table} does not exist; run `tally evaluate` first")
+    stored = spark.table(table).where(
+        (F.col("model") == F.lit(model)) & F.col("run_date").between(F.lit(start), F.lit(end))
+    )
+    found = stored.groupBy("run_date", "layout").count().orderBy("run_date").collect()
+    if not found:
+        raise InputError(f"no stored counts for model {model!r} from {start} to {end} in {table}")
+    layouts = {r["layout"] for r in found}
+    if len(layouts) > 1:
+        detail = "; ".join(f"{r['run_date']}: {r['layout']}" for r in found)
+        raise InputError(
+            f"stored counts for model {model!r} were made with different layouts "
+            f"(buckets/thresholds/weights), cannot add them: {detail}"
+        )
+    summed = stored.groupBy("score_column", "slice", "cell").agg(
+        F.sum("n").alias("n"),
+        *(F.sum(c).alias(c) for c in ("w", "wy", "w_loss", "w_sqerr", "w_score")),
+    )
+    return (
+        summed.select(*COUNT_COLUMNS),
+        Layout.from_json(layouts.pop()),
+        [r["run_date"] for r in found],
+    )
