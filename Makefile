@@ -5,6 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RUN_DATE ?= $(shell date +%F)
 DEMO_ROWS ?= 2000000
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# Airflow lives in its own venv (its dependency tree would clash with the pyspark/pandas pins).
+# Only PyPI is needed: exact pins instead of Airflow's constraints file (served from GitHub).
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_PYTHON ?= $(PYTHON)
+AIRFLOW_PINS := apache-airflow==3.3.2 apache-airflow-providers-apache-spark==6.3.4 \
+                apache-airflow-providers-standard==1.21.0
 
 # Local Spark reads conf/spark-defaults.conf (embedded Derby metastore, warehouse
 # in the project) and runs Python workers with the venv's interpreter.
@@ -13,7 +20,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup java-check run demo-data test lint clean
+.PHONY: help setup java-check run demo-data test lint clean package airflow-env
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -48,12 +55,34 @@ run: setup demo-data ## evaluate the demo dataset and print its metrics through 
 	   AND (threshold IS NULL OR threshold = 0.5) AND metric NOT LIKE 'invalid_rows_%' \
 	   ORDER BY threshold NULLS FIRST, metric"
 
-test: setup ## run the whole test suite (unit, Spark, end to end)
+test: setup airflow-env ## run the whole test suite (unit, Spark, end to end)
 	$(VENV)/bin/ruff check lib jobs tests
 	$(PY) -m pytest
+
+package: ## build dist/tally-<version>.zip (for --py-files) and the wheel
+	@mkdir -p dist
+	@rm -f dist/tally-*.zip dist/tally-*.whl
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -c 'import pathlib, sys, zipfile; \
+	  files = sorted(p for p in pathlib.Path("lib/tally").rglob("*") \
+	                 if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"); \
+	  z = zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED); \
+	  [z.write(p, p.relative_to("lib").as_posix()) for p in files]; z.close()' dist/tally-$(VERSION).zip
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls -1 dist/tally-$(VERSION).zip dist/tally-$(VERSION)-*.whl
+
+airflow-env: ## create .venv-airflow with Airflow and the Spark provider (for the DAG test)
+	@if [ "$$(cat $(AIRFLOW_VENV)/.installed-pins 2>/dev/null)" = "$(AIRFLOW_PINS)" ]; then :; \
+	elif ! $(AIRFLOW_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  echo "airflow-env: not created: the Spark provider needs Python 3.11+," \
+	    "$(AIRFLOW_PYTHON) is $$($(AIRFLOW_PYTHON) -V 2>&1) (set AIRFLOW_PYTHON=python3.11)"; \
+	else \
+	  set -e; rm -rf $(AIRFLOW_VENV); $(AIRFLOW_PYTHON) -m venv $(AIRFLOW_VENV); \
+	  echo "installing $(AIRFLOW_PINS) into $(AIRFLOW_VENV)"; \
+	  $(AIRFLOW_VENV)/bin/python -m pip install --quiet $(AIRFLOW_PINS); \
+	  echo "$(AIRFLOW_PINS)" > $(AIRFLOW_VENV)/.installed-pins; fi
 
 lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check lib jobs tests
 
-clean: ## remove generated data, warehouse and metastore (keeps .venv)
+clean: ## remove generated data, warehouse, metastore and dist (keeps the venvs)
 	rm -rf data spark-warehouse metastore_db derby.log build dist

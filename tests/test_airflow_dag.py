@@ -1,0 +1,223 @@
+"""The nightly DAG (`jobs/dags/tally_nightly.py`) loads in a real Airflow, shaped as intended.
+
+Airflow lives in `.venv-airflow` (`make airflow-env`, exact pins from PyPI), apart from the
+project venv: its dependency tree would clash with the pyspark/pandas pins. Each check runs
+a DagBag over `jobs/dags` in that venv's Python with a throwaway AIRFLOW_HOME and reports
+the DAG as JSON; the assertions run here. No Airflow database is needed for a DagBag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import tally
+from conftest import PROJECT_ROOT
+
+AIRFLOW_VENV = PROJECT_ROOT / ".venv-airflow"
+DAGS = PROJECT_ROOT / "jobs" / "dags"
+
+# Runs in .venv-airflow: load the folder, describe the DAG and its tasks, render the templates
+# for the logical date in argv[2] (without, then with an Airflow Variable, then with a trigger's
+# param), and build the spark-submit command line the provider's hook would run.
+CHECK = r"""
+import inspect, json, sys, time
+from datetime import datetime
+
+try:
+    from airflow.dag_processing.dagbag import DagBag  # Airflow 3
+except ImportError:
+    from airflow.models import DagBag
+
+# Airflow 3.3 dropped DagBag(include_examples=...); AIRFLOW__CORE__LOAD_EXAMPLES=False covers it
+options = {}
+if "include_examples" in inspect.signature(DagBag).parameters:
+    options["include_examples"] = False
+started = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1], **options)
+parse_s = time.perf_counter() - started
+out = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+       "dag_ids": sorted(bag.dags), "parse_s": parse_s,
+       "warnings": {str(k): list(v) for k, v in getattr(bag, "captured_warnings", {}).items()},
+       "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "tally"))}
+dag = bag.dags.get("tally_nightly")
+if dag is not None:
+    module = next(m for m in list(sys.modules.values())
+                  if getattr(m, "__file__", None) == dag.fileloc)
+    ds = datetime.fromisoformat(sys.argv[2]).strftime("%Y-%m-%d")
+    params = dag.params.dump()
+
+    def render(task, value, variables=None, **overrides):
+        context = {"ds": ds, "params": {**params, **overrides}, "var": {"value": variables or {}}}
+        return task.render_template(value, context)
+
+    try:  # what the DAG processor stores for the scheduler and workers (Airflow 3)
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
+    out["serialized_tasks"] = sorted(
+        DagSerialization.from_dict(DagSerialization.to_dict(dag)).task_dict)
+    out["dag"] = {"catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+                  "start_date": dag.start_date.isoformat(), "params": params,
+                  "schedule": str(getattr(dag, "schedule", None)),
+                  "tally_version": module.TALLY_VERSION}
+    tasks = out["tasks"] = {}
+    for task in dag.tasks:
+        info = tasks[task.task_id] = {
+            "type": type(task).__name__, "upstream": sorted(task.upstream_task_ids),
+            "downstream": sorted(task.downstream_task_ids), "retries": task.retries,
+            "retry_delay_s": task.retry_delay.total_seconds()}
+        if type(task).__name__ == "SparkSubmitOperator":
+            variables = {"tally_py_files": "/variable/tally.zip"}
+            info.update(
+                conn_id=task._conn_id, application_args=task.application_args,
+                files=task.files, deploy_mode=task._deploy_mode,
+                rendered_args=render(task, task.application_args),
+                py_files=render(task, task.py_files),
+                py_files_variable=render(task, task.py_files, variables),
+                py_files_param=render(task, task.py_files, variables, py_files="/param/t.zip"),
+                application=render(task, task.application))
+            task.render_template_fields({"ds": ds, "params": params, "var": {"value": {}}})
+            info["command"] = task._get_hook()._build_spark_submit_command(task.application)
+        else:
+            info["rendered_command"] = render(task, task.bash_command)
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_python() -> Path:
+    """`.venv-airflow`'s Python, created by `make airflow-env` if missing or out of date."""
+    done = subprocess.run(["make", "--no-print-directory", "airflow-env"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        reason = f"make airflow-env failed: {(done.stderr or done.stdout).strip()[-2000:]}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    python = AIRFLOW_VENV / "bin" / "python"
+    if not python.exists():  # make said why, e.g. a Python older than the provider needs
+        pytest.skip(done.stdout.strip())
+    return python
+
+
+def load(airflow_python: Path, tmp_path: Path, logical_date: str = "2026-11-22",
+         **settings: str) -> dict:
+    """Run CHECK with TALLY_<name> settings; returns its JSON report."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TALLY_", "AIRFLOW", "PYTHONPATH"))}
+    env.update({
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        **{f"TALLY_{k.upper()}": v for k, v in settings.items()},
+    })
+    done = subprocess.run([str(airflow_python), "-c", CHECK, str(DAGS), logical_date],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result, done.stdout + done.stderr
+    return json.loads(result[-1].removeprefix("RESULT "))
+
+
+@pytest.fixture(scope="module")
+def default_dag(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return load(airflow_python, tmp_path_factory.mktemp("dagbag"), project_root="/srv/tally",
+                configs="conf/demo.yaml,conf/ctr_v7.yaml,/etc/tally/fraud-v2.yaml")
+
+
+def test_dag_imports_without_errors_and_without_spark_or_tally(default_dag):
+    assert default_dag["import_errors"] == {}
+    assert default_dag["dag_ids"] == ["tally_nightly"]
+    assert default_dag["warnings"] == {}
+    assert default_dag["loaded"] == []  # parsing never imports pyspark or tally
+    assert default_dag["serialized_tasks"] == sorted(default_dag["tasks"])
+    assert default_dag["parse_s"] < 10
+
+
+def test_one_evaluate_task_per_config_all_upstream_of_report(default_dag):
+    tasks = default_dag["tasks"]
+    evaluates = ["evaluate_ctr_v7", "evaluate_demo", "evaluate_fraud-v2"]
+    assert sorted(tasks) == [*evaluates, "report"]
+    assert tasks["report"]["upstream"] == evaluates
+    assert tasks["report"]["downstream"] == []
+    for task_id in evaluates:
+        assert tasks[task_id]["type"] == "SparkSubmitOperator"
+        assert tasks[task_id]["upstream"] == []
+        assert tasks[task_id]["downstream"] == ["report"]
+
+
+def test_evaluate_tasks_pass_config_and_templated_run_date(default_dag):
+    demo = default_dag["tasks"]["evaluate_demo"]
+    assert demo["application_args"] == [
+        "--config", "/srv/tally/conf/demo.yaml", "--run-date", "{{ ds }}"]
+    assert demo["rendered_args"] == [
+        "--config", "/srv/tally/conf/demo.yaml", "--run-date", "2026-11-22"]
+    assert default_dag["tasks"]["evaluate_fraud-v2"]["rendered_args"][1] == (
+        "/etc/tally/fraud-v2.yaml")
+    assert demo["conn_id"] == "spark_default"
+    assert demo["application"] == "/srv/tally/jobs/evaluate.py"
+    assert demo["files"] is None and demo["deploy_mode"] is None
+
+
+def test_paths_come_from_param_then_variable_then_default(default_dag):
+    demo = default_dag["tasks"]["evaluate_demo"]
+    assert demo["py_files"] == f"/srv/tally/dist/tally-{tally.__version__}.zip"
+    assert demo["py_files_variable"] == "/variable/tally.zip"
+    assert demo["py_files_param"] == "/param/t.zip"
+    assert default_dag["dag"]["params"] == {"application": None, "py_files": None}
+    assert default_dag["dag"]["tally_version"] == tally.__version__  # the artifact's name
+
+
+def test_spark_submit_command_line(default_dag):
+    command = default_dag["tasks"]["evaluate_demo"]["command"]
+    assert command[0] == "spark-submit"
+    assert command[command.index("--py-files") + 1] == (
+        f"/srv/tally/dist/tally-{tally.__version__}.zip")
+    assert command[command.index("--name") + 1] == "tally-demo-2026-11-22"
+    assert command[-5:] == ["/srv/tally/jobs/evaluate.py",
+                            "--config", "/srv/tally/conf/demo.yaml", "--run-date", "2026-11-22"]
+
+
+def test_report_prints_the_run_dates_rows(default_dag):
+    report = default_dag["tasks"]["report"]
+    assert report["type"] == "BashOperator"
+    command = report["rendered_command"]
+    assert command.startswith("tally sql --format table ")
+    assert "FROM tally.metrics WHERE run_date = DATE'2026-11-22'" in command
+
+
+def test_retries_catchup_and_concurrency(default_dag):
+    dag = default_dag["dag"]
+    assert dag["catchup"] is True
+    assert dag["max_active_runs"] == 1
+    assert dag["schedule"] == "@daily"
+    assert dag["start_date"].startswith("2026-11-01T00:00:00")
+    for task in default_dag["tasks"].values():
+        assert task["retries"] == 2
+        assert task["retry_delay_s"] == 600
+
+
+def test_settings_from_environment(airflow_python, tmp_path):
+    got = load(airflow_python, tmp_path, logical_date="2026-12-01", configs="/jobs/ctr.yaml",
+               spark_conn_id="spark_yarn", deploy_mode="cluster", retries="5",
+               max_active_runs="3", py_files="hdfs:///tally/tally.zip")
+    assert got["import_errors"] == {}
+    ctr = got["tasks"]["evaluate_ctr"]
+    assert ctr["conn_id"] == "spark_yarn"
+    assert ctr["deploy_mode"] == "cluster"
+    assert ctr["files"] == "/jobs/ctr.yaml"  # shipped to the driver's working directory
+    assert ctr["rendered_args"] == ["--config", "ctr.yaml", "--run-date", "2026-12-01"]
+    assert ctr["py_files"] == "hdfs:///tally/tally.zip"
+    assert ctr["retries"] == 5 and got["dag"]["max_active_runs"] == 3
+
+
+def test_duplicate_config_names_are_an_import_error(airflow_python, tmp_path):
+    got = load(airflow_python, tmp_path, configs="a/demo.yaml,b/demo.yaml")
+    assert got["dag_ids"] == []
+    [error] = got["import_errors"].values()
+    assert "config file names must be unique" in error

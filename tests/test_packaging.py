@@ -1,0 +1,148 @@
+"""`make package` builds an artifact that runs the job under `spark-submit --py-files` alone.
+
+The job runs from a temporary folder without `lib/`, under an interpreter that sees the
+project venv's packages (pyspark, numpy, pandas, pyarrow, PyYAML) but not Tally's
+editable install: a throwaway venv whose only `.pth` line names the project venv's
+site-packages, so the `.pth` files there (the editable `lib/` path among them) are not
+processed. `tally` can then only come from the zip, on the driver and on the executors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pyspark
+import pytest
+
+import tally
+from conftest import PROJECT_ROOT, write_spark_conf
+from tally.demo import write_demo_dataset
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+ROWS = 30_000
+CONFIG = """\
+model: packaged
+input: {path: data, format: parquet}
+columns: {label: label, score: score}
+output: {table: tally_pkg.metrics}
+"""
+PROBE = """\
+import sys
+import tally
+from pyspark.sql import SparkSession
+
+def where(_):
+    import tally
+    yield tally.__file__
+
+spark = SparkSession.builder.getOrCreate()
+print("driver", tally.__file__)
+for path in sorted(set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(where).collect())):
+    print("executor", path)
+spark.stop()
+"""
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make package`'s zip, copied out of the project."""
+    done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    built = PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip"
+    assert built.is_file()
+    assert list((PROJECT_ROOT / "dist").glob(f"tally-{tally.__version__}-*.whl"))
+    names = zipfile.ZipFile(built).namelist()
+    assert "tally/__init__.py" in names and "tally/cli.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    copy = tmp_path_factory.mktemp("artifact") / built.name
+    shutil.copy(built, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def python_without_tally(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An interpreter with the project venv's packages but without Tally's editable path."""
+    root = tmp_path_factory.mktemp("venv")
+    venv.create(root, with_pip=False, symlinks=True)
+    python = root / "bin" / "python"
+    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                  cwd=root, env=os.environ.copy()).stdout.strip()
+    (Path(purelib) / "project_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, python_without_tally: Path):
+    root = tmp_path_factory.mktemp("packaged")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(
+        SPARK_CONF_DIR=str(write_spark_conf(root)),
+        SPARK_HOME=str(Path(pyspark.__file__).parent),
+        PYSPARK_PYTHON=str(python_without_tally),
+        PYSPARK_DRIVER_PYTHON=str(python_without_tally),
+        PYTHONNOUSERSITE="1",
+    )
+    write_demo_dataset(root / "data", rows=ROWS, seed=5, files=2)
+    (root / "job.yaml").write_text(CONFIG)
+    assert not (root / "lib").exists()
+    return root, env
+
+
+def test_the_interpreter_cannot_import_tally_from_the_source_tree(workspace, python_without_tally):
+    root, env = workspace
+    done = run([str(python_without_tally), "-c", "import pyspark, numpy, pandas, pyarrow, yaml; "
+                "import tally"], cwd=root, env=env)
+    assert done.returncode == 1
+    assert "No module named 'tally'" in done.stderr
+
+
+def test_spark_submit_imports_tally_from_the_zip_on_driver_and_executors(workspace, artifact):
+    root, env = workspace
+    (root / "probe.py").write_text(PROBE)
+    done = run([str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact),
+                "probe.py"], cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(" ", 1) for line in done.stdout.splitlines() if " " in line]
+    where = {role: path for role, path in lines if role in ("driver", "executor")}
+    assert set(where) == {"driver", "executor"}, done.stdout
+    for path in where.values():  # e.g. <spark local dir>/.../tally-0.1.0.zip/tally/__init__.py
+        assert f"{artifact.name}/tally/__init__.py" in path, done.stdout
+
+
+def test_packaged_job_writes_metrics_readable_with_sql(workspace, artifact):
+    root, env = workspace
+    done = run([str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact),
+                str(PROJECT_ROOT / "jobs" / "evaluate.py"),
+                "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    # spark-submit passes the Python driver's stderr (the job's log) on to its own stdout
+    assert f"read {ROWS:,} rows" in done.stdout + done.stderr
+
+    read_back = run([str(BIN / "tally"), "sql", "--format", "csv",
+                     "SELECT metric, value FROM tally_pkg.metrics WHERE model = 'packaged' "
+                     "AND run_date = DATE'2026-11-22' AND threshold IS NULL"],
+                    cwd=root, env={**env, "PYSPARK_PYTHON": sys.executable,
+                                   "PYSPARK_DRIVER_PYTHON": sys.executable})
+    assert read_back.returncode == 0, read_back.stderr
+    got = {r["metric"]: r["value"] for r in csv.DictReader(io.StringIO(read_back.stdout))}
+    valid = pq.read_table(root / "data").column("score").drop_null()
+    assert float(got["count"]) == len(valid) > 0
+    assert float(got["invalid_rows"]) == ROWS - len(valid)
+    assert 0.5 < float(got["roc_auc"]) < 1.0
