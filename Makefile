@@ -78,7 +78,7 @@ airflow-env: ## create .venv-airflow with Airflow and the Spark provider (for th
 	else \
 	  set -e; rm -rf $(AIRFLOW_VENV); $(AIRFLOW_PYTHON) -m venv $(AIRFLOW_VENV); \
 	  echo "installing $(AIRFLOW_PINS) into $(AIRFLOW_VENV)"; \
-	  $(AIRFLOW_VENV)/bin/python -m pip install --quiet $(AIRFLOW_PINS); \
+	  $(AIRFLOW_VENV)/bin/python -m pip install --quiet -c conf/airflow-constraints.txt $(AIRFLOW_PINS); \
 	  echo "$(AIRFLOW_PINS)" > $(AIRFLOW_VENV)/.installed-pins; fi
 
 lint: $(STAMP) ## ruff check

@@ -35,6 +35,9 @@ DEFAULT_BUCKETS = 1 << 16
 DEFAULT_OUTPUT_TABLE = "tally.metrics"
 DEFAULT_COUNTS_TABLE = "tally.counts"
 DEFAULT_MAX_SLICES = 1000
+MAX_CLASSES = 10_000
+#: multi-label default: buckets per class so that K × B stays at most 2**20 cells
+MULTILABEL_CELL_BUDGET = 1 << 20
 ON_INVALID_CHOICES = ("skip", "fail")
 
 
@@ -55,6 +58,8 @@ class ColumnsConfig:
     label: str
     scores: tuple[str, ...]
     weight: str | None = None
+    #: multiclass: "prediction" (int column), "scores" (array, argmax) or "pixels" (arrays)
+    multiclass_input: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class MetricsConfig:
     buckets: int = DEFAULT_BUCKETS
     thresholds: tuple[float, ...] = (0.5,)
     beta: float | None = None
+    top_k: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,11 +92,15 @@ class JobConfig:
     on_invalid: str = "skip"
     slices: tuple[tuple[str, ...], ...] = ()
     max_slices_per_spec: int = DEFAULT_MAX_SLICES
+    task: str = "binary"
+    classes: tuple[str, ...] = ()
 
 
 # Allowed keys per section; a key missing here is "unknown" and gets a suggestion.
 _TOP_KEYS = (
     "model",
+    "task",
+    "classes",
     "input",
     "columns",
     "metrics",
@@ -99,9 +109,10 @@ _TOP_KEYS = (
     "slices",
     "max_slices_per_spec",
 )
+TASKS = ("binary", "multilabel", "multiclass")
 _INPUT_KEYS = ("path", "format", "table", "options")
-_COLUMNS_KEYS = ("label", "score", "weight")
-_METRICS_KEYS = ("buckets", "thresholds", "beta")
+_COLUMNS_KEYS = ("label", "score", "weight", "labels", "scores", "prediction", "predictions")
+_METRICS_KEYS = ("buckets", "thresholds", "beta", "top_k")
 _OUTPUT_KEYS = ("table", "counts_table")
 
 
@@ -154,11 +165,23 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
     max_slices = raw.get("max_slices_per_spec", DEFAULT_MAX_SLICES)
     if isinstance(max_slices, bool) or not isinstance(max_slices, int) or max_slices < 1:
         raise ConfigError(f"max_slices_per_spec must be a positive integer, got {max_slices!r}")
+    task = _optional_str(raw, "task", "task", "binary")
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
+    classes = _parse_classes(raw.get("classes"), task)
+    columns = _parse_columns(_section(raw, "columns", required=True), task)
+    metrics = _parse_metrics(_section(raw, "metrics", required=False), task, len(classes))
+    if metrics.top_k and columns.multiclass_input != "scores":
+        raise ConfigError("metrics.top_k needs task multiclass with columns.scores")
+    if any(k > len(classes) for k in metrics.top_k):
+        raise ConfigError(f"metrics.top_k values must be at most the {len(classes)} classes")
     return JobConfig(
         model=model,
+        task=task,
+        classes=classes,
         input=_parse_input(_section(raw, "input", required=True)),
-        columns=_parse_columns(_section(raw, "columns", required=True)),
-        metrics=_parse_metrics(_section(raw, "metrics", required=False)),
+        columns=columns,
+        metrics=metrics,
         output=_parse_output(_section(raw, "output", required=False)),
         on_invalid=on_invalid,
         slices=_parse_slices(raw.get("slices")),
@@ -198,25 +221,78 @@ def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
     )
 
 
-def _parse_columns(raw: Mapping[str, Any]) -> ColumnsConfig:
+#: Per task: (label key, output key, what a multiclass output holds), in order of preference.
+_TASK_COLUMNS = {
+    "binary": (("label", "score", None),),
+    "multilabel": (("labels", "scores", None),),
+    "multiclass": (
+        ("label", "prediction", "prediction"),
+        ("label", "scores", "scores"),
+        ("labels", "predictions", "pixels"),
+    ),
+}
+
+
+def _parse_columns(raw: Mapping[str, Any], task: str) -> ColumnsConfig:
     _check_keys(raw, _COLUMNS_KEYS, "columns.")
-    if isinstance(raw.get("score"), list):
-        scores = raw["score"]
-        if not scores:
-            raise ConfigError("'columns.score' must name at least one column")
-        for i, name in enumerate(scores):
-            if not isinstance(name, str) or not name.strip():
-                raise ConfigError(f"'columns.score[{i}]' must be a column name, got {name!r}")
-        if len(set(scores)) != len(scores):
-            raise ConfigError(f"'columns.score' lists a column twice: {scores}")
-        score_columns = tuple(scores)
-    else:
-        score_columns = (_require_str(raw, "score", "columns.score"),)
+    shapes = _TASK_COLUMNS[task]
+    shape = next((sh for sh in shapes if sh[0] in raw and sh[1] in raw), None)
+    if shape is None:
+        if len(shapes) == 1:
+            missing = next(k for k in shapes[0][:2] if k not in raw)
+            raise ConfigError(f"missing required key 'columns.{missing}' (task {task})")
+        wanted = " or ".join(f"columns.{a} + columns.{b}" for a, b, _ in shapes)
+        raise ConfigError(f"task {task} needs {wanted}")
+    label_key, output_key, kind = shape
+    others = [k for k in raw if k not in (label_key, output_key, "weight")]
+    if others:
+        raise ConfigError(
+            f"'columns.{others[0]}' is not used by task {task} "
+            f"(it takes columns.{label_key}, columns.{output_key}, columns.weight)"
+        )
     return ColumnsConfig(
-        label=_require_str(raw, "label", "columns.label"),
-        scores=score_columns,
+        label=_require_str(raw, label_key, f"columns.{label_key}"),
+        scores=_column_list(raw, output_key),
         weight=_optional_str(raw, "weight", "columns.weight", None),
+        multiclass_input=kind,
     )
+
+
+def _column_list(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """One column name, or a list of them (several models evaluated in one scan)."""
+    if not isinstance(raw.get(key), list):
+        return (_require_str(raw, key, f"columns.{key}"),)
+    names = raw[key]
+    if not names:
+        raise ConfigError(f"'columns.{key}' must name at least one column")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"'columns.{key}[{i}]' must be a column name, got {name!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"'columns.{key}' lists a column twice: {names}")
+    return tuple(names)
+
+
+def _parse_classes(raw: Any, task: str) -> tuple[str, ...]:
+    """``classes: [cat, dog, bird]`` or ``classes: 3`` (names "0".."2"); not for binary."""
+    if task == "binary":
+        if raw is not None:
+            raise ConfigError("'classes' is only used by task multilabel or multiclass")
+        return ()
+    if raw is None:
+        raise ConfigError(f"task {task} needs 'classes': a list of class names or their number")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if not 1 <= raw <= MAX_CLASSES:
+            raise ConfigError(f"classes must be between 1 and {MAX_CLASSES}, got {raw}")
+        return tuple(str(i) for i in range(raw))
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"classes must be a non-empty list of names or a number, got {raw!r}")
+    if len(raw) > MAX_CLASSES:
+        raise ConfigError(f"classes lists {len(raw)} names; at most {MAX_CLASSES}")
+    names = [str(c) for c in raw]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"classes lists a name twice: {names}")
+    return tuple(names)
 
 
 def _parse_slices(raw: Any) -> tuple[tuple[str, ...], ...]:
@@ -242,9 +318,13 @@ def _parse_slices(raw: Any) -> tuple[tuple[str, ...], ...]:
     return tuple(specs)
 
 
-def _parse_metrics(raw: Mapping[str, Any]) -> MetricsConfig:
+def _parse_metrics(raw: Mapping[str, Any], task: str = "binary", classes: int = 0) -> MetricsConfig:
     _check_keys(raw, _METRICS_KEYS, "metrics.")
-    buckets = raw.get("buckets", DEFAULT_BUCKETS)
+    default_buckets = DEFAULT_BUCKETS
+    if task == "multilabel":  # the largest power of two with K × B <= 2**20, at most 65536
+        per_class = MULTILABEL_CELL_BUDGET // max(classes, 1)
+        default_buckets = min(DEFAULT_BUCKETS, 1 << max(per_class.bit_length() - 1, 0))
+    buckets = raw.get("buckets", default_buckets)
     if isinstance(buckets, bool) or not isinstance(buckets, int):
         raise ConfigError(
             f"metrics.buckets must be an integer, got {_type_name(buckets)} {buckets!r}"
@@ -264,7 +344,13 @@ def _parse_metrics(raw: Mapping[str, Any]) -> MetricsConfig:
     beta = raw.get("beta")
     if beta is not None and (not _is_number(beta) or not math.isfinite(beta) or beta <= 0):
         raise ConfigError(f"metrics.beta must be a positive number, got {beta!r}")
+    top_k_raw = raw.get("top_k", [])
+    if not isinstance(top_k_raw, list) or not all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in top_k_raw
+    ):
+        raise ConfigError(f"metrics.top_k must be a list of positive integers, got {top_k_raw!r}")
     return MetricsConfig(
+        top_k=tuple(sorted(set(top_k_raw))),
         buckets=buckets,
         thresholds=tuple(sorted(set(thresholds))),
         beta=None if beta is None else float(beta),

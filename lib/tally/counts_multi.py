@@ -409,3 +409,32 @@ def count_multiclass(
     return MulticlassCounts(
         classes=names, confusion=confusion, top_k_hits=hits, rows=int(y.shape[0]), invalid={}
     )
+
+
+#: Why a multi-label row is skipped, in the order checked (the first one wins).
+MULTILABEL_INVALID_REASONS: tuple[str, ...] = (
+    "null_labels",
+    "null_scores",
+    "wrong_length",
+    "null_label",
+    "invalid_label",
+    "null_score",
+    "nan_score",
+    "infinite_score",
+    "score_out_of_range",
+    "null_weight",
+    "invalid_weight",
+)
+
+#: Why a multiclass row (or, for pixel arrays, a pixel) is skipped, in the order checked.
+MULTICLASS_INVALID_REASONS: tuple[str, ...] = (
+    "null_label",
+    "label_out_of_range",
+    "null_prediction",
+    "prediction_out_of_range",
+    "null_scores",
+    "wrong_length",
+    "invalid_score",
+    "null_weight",
+    "invalid_weight",
+)

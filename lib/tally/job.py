@@ -16,11 +16,19 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from tally.config import InputConfig, JobConfig
-from tally.counts import BinaryCounts
+from tally.counts_multi import MulticlassCounts, MultilabelCounts
 from tally.errors import InputError, InvalidRowsError
 from tally.metrics import MetricValue
 from tally.metrics.binary import binary_metrics
-from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_tables
+from tally.metrics.multiclass import confusion_cells, multiclass_metrics
+from tally.metrics.multilabel import multilabel_metrics
+from tally.spark.counting import (
+    ALL_ROWS,
+    CountPlan,
+    CountsOf,
+    collect_count_groups,
+    count_tables,
+)
 from tally.spark.counts_store import Layout, read_window, write_counts
 from tally.spark.results import RunKey, result_rows, write_results
 
@@ -58,6 +66,10 @@ def plan_of(config: JobConfig) -> CountPlan:
         weight=config.columns.weight,
         slices=config.slices,
         max_slices_per_spec=config.max_slices_per_spec,
+        task=config.task,
+        classes=config.classes,
+        top_k=config.metrics.top_k,
+        multiclass_input=config.columns.multiclass_input or "prediction",
     )
 
 
@@ -95,7 +107,7 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
     finally:
         tables.release()
     return RunSummary(
-        rows_read=overall.count + overall.invalid_rows,
+        rows_read=overall.rows + overall.invalid_rows,
         invalid_rows=overall.invalid_rows,
         metrics_written=len(rows),
         wall_seconds=time.monotonic() - started,
@@ -134,13 +146,7 @@ def rollup(
             len(missing),
             ", ".join(map(str, missing)),
         )
-    plan = CountPlan(
-        label="",
-        scores=(),
-        buckets=layout.buckets,
-        thresholds=layout.thresholds,
-        weight="w" if layout.weighted else None,
-    )
+    plan = layout.plan()
     groups = collect_count_groups(cells, plan)
     rows = metric_rows(groups, {}, beta, end, model, window_days=window_days)
     if results_table is not None:
@@ -149,7 +155,7 @@ def rollup(
 
 
 def metric_rows(
-    groups: Mapping[tuple[str, str], BinaryCounts],
+    groups: Mapping[tuple[str, str], CountsOf],
     merged: Mapping[str, int],
     beta: float | None,
     run_date: dt.date,
@@ -159,7 +165,7 @@ def metric_rows(
     """Result rows for every (score column, slice) group, in a stable order."""
     rows: list[tuple] = []
     for (score_column, slice_label), counts in sorted(groups.items()):
-        metrics = binary_metrics(counts, beta=beta)
+        metrics = metrics_of(counts, beta)
         if slice_label in merged:
             metrics.append(MetricValue("merged_slice_values", float(merged[slice_label])))
         if slice_label == ALL_ROWS:
@@ -183,8 +189,18 @@ def metric_rows(
     return rows
 
 
+def metrics_of(counts: CountsOf, beta: float | None) -> list[MetricValue]:
+    """Every metric of one group's counts, for its task."""
+    if isinstance(counts, MultilabelCounts):
+        return multilabel_metrics(counts)
+    if isinstance(counts, MulticlassCounts):
+        cells = [MetricValue("confusion", v, class_=c) for c, v in confusion_cells(counts)]
+        return [*multiclass_metrics(counts), *cells]
+    return binary_metrics(counts, beta=beta)
+
+
 def _check_invalid(
-    groups: Mapping[tuple[str, str], BinaryCounts], plan: CountPlan, on_invalid: str
+    groups: Mapping[tuple[str, str], CountsOf], plan: CountPlan, on_invalid: str
 ) -> None:
     for score in plan.scores:
         counts = groups[(score, ALL_ROWS)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyspark import StorageLevel
@@ -32,6 +33,9 @@ from pyspark.sql import types as T
 from tally.counts import INVALID_REASONS, LOG_LOSS_EPS, BinaryCounts, is_power_of_two
 from tally.errors import InputError
 from tally.spark.names import column
+
+#: The decoded counts of one (score column, slice) group, whatever the task.
+CountsOf = Any
 
 LABEL_TYPES = (T.NumericType, T.BooleanType)
 NUMERIC_TYPES = (T.NumericType,)
@@ -54,6 +58,12 @@ class CountPlan:
     weight: str | None = None
     slices: tuple[tuple[str, ...], ...] = ()
     max_slices_per_spec: int = 1000
+    task: str = "binary"  # binary | multilabel | multiclass
+    classes: tuple[str, ...] = ()
+    top_k: tuple[int, ...] = ()
+    #: multiclass only: what ``scores`` holds — "prediction" (int class), "scores"
+    #: (array of K scores, prediction = argmax) or "pixels" (arrays of labels/predictions)
+    multiclass_input: str = "prediction"
 
     @property
     def needed_columns(self) -> list[str]:
@@ -68,8 +78,13 @@ class CountPlan:
 def check_columns(df: DataFrame, plan: CountPlan) -> None:
     """Fail before scanning when a column is missing or of a type that cannot be evaluated."""
     fields = {f.name: f.dataType for f in df.schema.fields}
-    wanted = [("label", plan.label, LABEL_TYPES, "numeric or boolean")]
-    wanted += [("score", s, NUMERIC_TYPES, "numeric") for s in plan.scores]
+    if plan.task == "binary":
+        wanted = [("label", plan.label, LABEL_TYPES, "numeric or boolean")]
+        wanted += [("score", s, NUMERIC_TYPES, "numeric") for s in plan.scores]
+    else:
+        from tally.spark.multi import column_roles
+
+        wanted = column_roles(plan)
     if plan.weight:
         wanted.append(("weight", plan.weight, NUMERIC_TYPES, "numeric"))
     wanted += [("slice", c, (T.DataType,), "") for spec in plan.slices for c in spec]
@@ -77,7 +92,7 @@ def check_columns(df: DataFrame, plan: CountPlan) -> None:
         if name not in fields:
             available = ", ".join(fields) or "(none)"
             raise InputError(f"{role} column '{name}' not found in input; columns: {available}")
-        if not isinstance(fields[name], allowed):
+        if not _has_type(fields[name], allowed):
             raise InputError(
                 f"{role} column '{name}' has type {fields[name].simpleString()}, expected {kind}"
             )
@@ -88,6 +103,15 @@ def check_columns(df: DataFrame, plan: CountPlan) -> None:
                     f"slice column '{c}' has type {fields[c].simpleString()}; "
                     "slice columns must be strings, numbers, booleans or dates"
                 )
+
+
+def _has_type(data_type: T.DataType, allowed: tuple) -> bool:
+    """``allowed`` holds DataType classes, or ("array", element classes) for arrays."""
+    if allowed and allowed[0] == "array":
+        return isinstance(data_type, T.ArrayType) and isinstance(
+            data_type.elementType, allowed[1]
+        )
+    return isinstance(data_type, allowed)
 
 
 def invalid_reason_code(label: Column, score: Column, weight: Column | None) -> Column:
@@ -124,12 +148,28 @@ def bucket_column(score: Column, buckets: int) -> Column:
 
 
 def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
-    """One row per (input row, score column, slice spec): y, w, s, score_index, spec, v0…"""
-    y = column(plan.label).cast("double").alias("y")
+    """One row per (input row, score column, slice spec): y, w, s, score_index, spec, v0…
+
+    ``y`` and ``s`` are the label and model-output columns in the task's working
+    type (double for binary; arrays of doubles for multi-label; see tally.spark.multi).
+    """
+    if plan.task == "binary":
+        y = column(plan.label).cast("double").alias("y")
+
+        def output(name: str) -> Column:
+            return column(name).cast("double")
+    else:
+        from tally.spark.multi import label_column, output_column
+
+        y = label_column(plan).alias("y")
+
+        def output(name: str) -> Column:
+            return output_column(plan, name)
+
     w = (column(plan.weight).cast("double") if plan.weight else F.lit(1.0)).alias("w")
     width = max((len(spec) for spec in plan.slices), default=0)
     if len(plan.scores) == 1 and not plan.slices:
-        s = column(plan.scores[0]).cast("double").alias("s")
+        s = output(plan.scores[0]).alias("s")
         return df.select(y, w, s, F.lit(0).alias("score_index"), F.lit(0).alias("spec")), 0
     combos = []
     for i, score in enumerate(plan.scores):
@@ -140,7 +180,7 @@ def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
             ]
             combos.append(
                 F.struct(
-                    column(score).cast("double").alias("s"),
+                    output(score).alias("s"),
                     F.lit(i).alias("score_index"),
                     F.lit(k).alias("spec"),
                     *(v.alias(f"v{j}") for j, v in enumerate(values)),
@@ -150,6 +190,10 @@ def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
 
 
 def _aggregate(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
+    if plan.task != "binary":
+        from tally.spark.multi import aggregate_multi
+
+        return aggregate_multi(expanded, plan, width)
     y, s = F.col("y"), F.col("s")
     w = F.col("w") if plan.weight else None
     cells_per_bucket = len(plan.thresholds) + 1
@@ -357,19 +401,33 @@ def decode_binary_counts(
     )
 
 
-def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, str], BinaryCounts]:
-    """Bring the count table to the driver (Arrow) and decode it per (score column, slice)."""
+def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, str], CountsOf]:
+    """Bring the count table to the driver (Arrow) and decode it per (score column, slice).
+
+    Values are :class:`BinaryCounts`, or multi-label / multiclass counts for those tasks.
+    """
     frame = table.toArrow().to_pandas()
-    groups: dict[tuple[str, str], BinaryCounts] = {}
+    weighted = plan.weight is not None
+    if plan.task == "binary":
+
+        def decode(cells: dict[str, np.ndarray]) -> CountsOf:
+            return decode_binary_counts(cells, plan.buckets, plan.thresholds, weighted)
+
+        empty = BinaryCounts.empty(plan.buckets, plan.thresholds)
+    else:
+        from tally.spark.multi import decoder, empty_counts
+
+        def decode(cells: dict[str, np.ndarray]) -> CountsOf:
+            return decoder(plan)(cells, plan, weighted)
+
+        empty = empty_counts(plan)
+    groups: dict[tuple[str, str], CountsOf] = {}
     for (score_column, slice_label), cells in frame.groupby(["score_column", "slice"], sort=True):
-        groups[(score_column, slice_label)] = decode_binary_counts(
-            {c: cells[c].to_numpy() for c in COUNT_COLUMNS[2:]},
-            plan.buckets,
-            plan.thresholds,
-            weighted=plan.weight is not None,
+        groups[(score_column, slice_label)] = decode(
+            {c: cells[c].to_numpy() for c in COUNT_COLUMNS[2:]}
         )
     for score in plan.scores:  # an empty input still has its ALL group
-        groups.setdefault((score, ALL_ROWS), BinaryCounts.empty(plan.buckets, plan.thresholds))
+        groups.setdefault((score, ALL_ROWS), empty)
     return groups
 
 

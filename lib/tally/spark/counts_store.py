@@ -41,16 +41,41 @@ PARTITION_COLUMNS = ("run_date", "model")
 
 @dataclass(frozen=True)
 class Layout:
-    """What the cell ids of a count table mean."""
+    """What the cell ids of a count table mean: task, buckets, thresholds, classes, …"""
 
     buckets: int
     thresholds: tuple[float, ...]
     weighted: bool
     task: str = "binary"
+    classes: tuple[str, ...] = ()
+    top_k: tuple[int, ...] = ()
+    multiclass_input: str = "prediction"
 
     @classmethod
     def of(cls, plan: CountPlan) -> Layout:
-        return cls(plan.buckets, tuple(plan.thresholds), plan.weight is not None)
+        return cls(
+            buckets=plan.buckets,
+            thresholds=tuple(plan.thresholds),
+            weighted=plan.weight is not None,
+            task=plan.task,
+            classes=tuple(plan.classes),
+            top_k=tuple(plan.top_k),
+            multiclass_input=plan.multiclass_input,
+        )
+
+    def plan(self) -> CountPlan:
+        """A plan that decodes stored cells (column names are not needed to decode)."""
+        return CountPlan(
+            label="",
+            scores=(),
+            buckets=self.buckets,
+            thresholds=self.thresholds,
+            weight="w" if self.weighted else None,
+            task=self.task,
+            classes=self.classes,
+            top_k=self.top_k,
+            multiclass_input=self.multiclass_input,
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -59,6 +84,9 @@ class Layout:
                 "buckets": self.buckets,
                 "thresholds": list(self.thresholds),
                 "weighted": self.weighted,
+                "classes": list(self.classes),
+                "top_k": list(self.top_k),
+                "multiclass_input": self.multiclass_input,
             },
             sort_keys=True,
         )
@@ -66,7 +94,15 @@ class Layout:
     @classmethod
     def from_json(cls, text: str) -> Layout:
         raw = json.loads(text)
-        return cls(raw["buckets"], tuple(raw["thresholds"]), raw["weighted"], raw["task"])
+        return cls(
+            buckets=raw["buckets"],
+            thresholds=tuple(raw["thresholds"]),
+            weighted=raw["weighted"],
+            task=raw["task"],
+            classes=tuple(raw.get("classes", ())),
+            top_k=tuple(raw.get("top_k", ())),
+            multiclass_input=raw.get("multiclass_input", "prediction"),
+        )
 
 
 def write_counts(
