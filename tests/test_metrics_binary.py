@@ -412,8 +412,13 @@ def check_output_shape(m: Metrics, thresholds, beta) -> None:
         "pr_auc",
         "best_f1",
         "best_f1_threshold",
+        "roc_auc_std",
+        "roc_auc_ci_low",
+        "roc_auc_ci_high",
         "log_loss",
         "brier",
+        "ece",
+        "mce",
     ]
     per_threshold = [x for x in THRESHOLDED if beta is not None or x != "f_beta"]
     expected = Counter(

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--from", dest="start", required=True, help="first run date, YYYY-MM-DD")
     roll.add_argument("--to", dest="end", required=True, help="last run date, YYYY-MM-DD")
     roll.add_argument(
-        "--config", help="take output.table, output.counts_table, metrics.beta from it"
+        "--config", help="take output.table, output.counts_table and metrics options from it"
     )
     roll.add_argument("--counts-table", help="default: output.counts_table or tally.counts")
     roll.add_argument("--output-table", help="default: output.table or tally.metrics")
@@ -115,11 +115,11 @@ def _rollup(args: argparse.Namespace) -> int:
     from tally.config import DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, load_config, parse_run_date
 
     start, end = parse_run_date(args.start), parse_run_date(args.end)
-    counts_table, output_table, beta = DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, None
+    counts_table, output_table, options = DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, None
     if args.config:
         config = load_config(args.config)
         counts_table, output_table = config.output.counts_table, config.output.table
-        beta = config.metrics.beta
+        options = config.metrics
     counts_table = args.counts_table or counts_table
     output_table = None if args.no_write else (args.output_table or output_table)
 
@@ -128,7 +128,13 @@ def _rollup(args: argparse.Namespace) -> int:
 
     prepare_local_environment()
     rows = rollup(
-        get_spark("tally-rollup"), counts_table, output_table, args.model, start, end, beta=beta
+        get_spark("tally-rollup"),
+        counts_table,
+        output_table,
+        args.model,
+        start,
+        end,
+        options=options,
     )
     header = ["score_column", "slice", "metric", "threshold", "value", "reason"]
     shown = [

@@ -70,6 +70,8 @@ class MetricsConfig:
     thresholds: tuple[float, ...] = (0.5,)
     beta: float | None = None
     top_k: tuple[int, ...] = ()
+    ci_level: float = 0.95
+    calibration_bins: int = 10
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ _TOP_KEYS = (
 TASKS = ("binary", "multilabel", "multiclass")
 _INPUT_KEYS = ("path", "format", "table", "options")
 _COLUMNS_KEYS = ("label", "score", "weight", "labels", "scores", "prediction", "predictions")
-_METRICS_KEYS = ("buckets", "thresholds", "beta", "top_k")
+_METRICS_KEYS = ("buckets", "thresholds", "beta", "top_k", "ci_level", "calibration_bins")
 _OUTPUT_KEYS = ("table", "counts_table")
 
 
@@ -349,8 +351,16 @@ def _parse_metrics(raw: Mapping[str, Any], task: str = "binary", classes: int = 
         isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in top_k_raw
     ):
         raise ConfigError(f"metrics.top_k must be a list of positive integers, got {top_k_raw!r}")
+    ci_level = raw.get("ci_level", 0.95)
+    if not _is_number(ci_level) or not 0 < ci_level < 1:
+        raise ConfigError(f"metrics.ci_level must be a number in (0, 1), got {ci_level!r}")
+    bins = raw.get("calibration_bins", 10)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ConfigError(f"metrics.calibration_bins must be a positive integer, got {bins!r}")
     return MetricsConfig(
         top_k=tuple(sorted(set(top_k_raw))),
+        ci_level=float(ci_level),
+        calibration_bins=bins,
         buckets=buckets,
         thresholds=tuple(sorted(set(thresholds))),
         beta=None if beta is None else float(beta),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from tally.config import InputConfig, JobConfig
+from tally.config import InputConfig, JobConfig, MetricsConfig
 from tally.counts_multi import MulticlassCounts, MultilabelCounts
 from tally.errors import InputError, InvalidRowsError
 from tally.metrics import MetricValue
@@ -99,7 +99,7 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         )
         overall = groups[(plan.scores[0], ALL_ROWS)]
         _check_invalid(groups, plan, config.on_invalid)
-        rows = metric_rows(groups, merged, config.metrics.beta, run_date, config.model)
+        rows = metric_rows(groups, merged, config.metrics, run_date, config.model)
         write_counts(
             spark, config.output.counts_table, tables.cells, Layout.of(plan), run_date, config.model
         )
@@ -124,7 +124,7 @@ def rollup(
     model: str,
     start: dt.date,
     end: dt.date,
-    beta: float | None = None,
+    options: MetricsConfig | None = None,
 ) -> list[tuple]:
     """Metrics of ``model`` over ``start``…``end`` from stored counts (no input scan).
 
@@ -148,7 +148,8 @@ def rollup(
         )
     plan = layout.plan()
     groups = collect_count_groups(cells, plan)
-    rows = metric_rows(groups, {}, beta, end, model, window_days=window_days)
+    options = options or MetricsConfig()
+    rows = metric_rows(groups, {}, options, end, model, window_days=window_days)
     if results_table is not None:
         write_results(spark, results_table, rows)
     return rows
@@ -157,7 +158,7 @@ def rollup(
 def metric_rows(
     groups: Mapping[tuple[str, str], CountsOf],
     merged: Mapping[str, int],
-    beta: float | None,
+    options: MetricsConfig,
     run_date: dt.date,
     model: str,
     window_days: int = 1,
@@ -165,7 +166,7 @@ def metric_rows(
     """Result rows for every (score column, slice) group, in a stable order."""
     rows: list[tuple] = []
     for (score_column, slice_label), counts in sorted(groups.items()):
-        metrics = metrics_of(counts, beta)
+        metrics = metrics_of(counts, options)
         if slice_label in merged:
             metrics.append(MetricValue("merged_slice_values", float(merged[slice_label])))
         if slice_label == ALL_ROWS:
@@ -189,14 +190,19 @@ def metric_rows(
     return rows
 
 
-def metrics_of(counts: CountsOf, beta: float | None) -> list[MetricValue]:
+def metrics_of(counts: CountsOf, options: MetricsConfig) -> list[MetricValue]:
     """Every metric of one group's counts, for its task."""
     if isinstance(counts, MultilabelCounts):
         return multilabel_metrics(counts)
     if isinstance(counts, MulticlassCounts):
         cells = [MetricValue("confusion", v, class_=c) for c, v in confusion_cells(counts)]
         return [*multiclass_metrics(counts), *cells]
-    return binary_metrics(counts, beta=beta)
+    return binary_metrics(
+        counts,
+        beta=options.beta,
+        ci_level=options.ci_level,
+        calibration_bins=options.calibration_bins,
+    )
 
 
 def _check_invalid(

@@ -188,8 +188,22 @@ def threshold_metrics(
     return values
 
 
-def binary_metrics(counts: BinaryCounts, beta: float | None = None) -> list[MetricValue]:
-    """Every binary metric of the results table, in a stable order."""
+def binary_metrics(
+    counts: BinaryCounts,
+    beta: float | None = None,
+    ci_level: float = 0.95,
+    calibration_bins: int = 10,
+) -> list[MetricValue]:
+    """Every binary metric of the results table, in a stable order.
+
+    Besides the metrics of this module: the DeLong standard error and
+    ``ci_level`` confidence interval of ``roc_auc`` (:mod:`tally.metrics.inference`)
+    and ``ece``/``mce`` over ``calibration_bins`` equal-width bins
+    (:mod:`tally.metrics.calibration`; at most one bin per bucket).
+    """
+    from tally.metrics.calibration import calibration_metrics
+    from tally.metrics.inference import roc_auc_ci
+
     positives, negatives, count = counts.positives, counts.negatives, counts.count
     values = [
         MetricValue("count", float(count)),
@@ -200,8 +214,12 @@ def binary_metrics(counts: BinaryCounts, beta: float | None = None) -> list[Metr
         *roc_auc(counts.pos, counts.neg),
         average_precision(counts.pos, counts.neg),
         *best_f1(counts.pos, counts.neg),
+        *roc_auc_ci(counts.pos, counts.neg, level=ci_level),
         log_loss(counts.log_loss_sum, counts.total_weight),
         brier(counts.squared_error_sum, counts.total_weight),
+        *calibration_metrics(
+            counts.pos, counts.neg, counts.score_sum, bins=min(calibration_bins, counts.buckets)
+        ),
     ]
     for j, t in enumerate(counts.thresholds):
         values.extend(

@@ -108,9 +108,7 @@ def check_columns(df: DataFrame, plan: CountPlan) -> None:
 def _has_type(data_type: T.DataType, allowed: tuple) -> bool:
     """``allowed`` holds DataType classes, or ("array", element classes) for arrays."""
     if allowed and allowed[0] == "array":
-        return isinstance(data_type, T.ArrayType) and isinstance(
-            data_type.elementType, allowed[1]
-        )
+        return isinstance(data_type, T.ArrayType) and isinstance(data_type.elementType, allowed[1])
     return isinstance(data_type, allowed)
 
 

@@ -154,6 +154,7 @@ def _multilabel_cells(plan: CountPlan) -> Column:
             (i * b + bucket_column(x, b)) * cells_per_bucket + above(x), F.get(y, i)
         ),
     )
+
     def all_match(t: float) -> Column:
         def agrees(label: Column, x: Column) -> Column:
             return (x >= F.lit(t)) == (label == 1)

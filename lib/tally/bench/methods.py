@@ -1,0 +1,380 @@
+"""The measured methods: what each one does, and so what its time means.
+
+Every method starts from the Parquet path and ends with the metric values in
+driver memory; everything in between is timed. The Spark methods include
+``spark.read.parquet(path)`` (file listing and footer read for the schema) and
+run on one SparkSession, warmed up before the first measurement.
+
+=========================  ==============================================================
+method                     what is timed
+=========================  ==============================================================
+``floor``                  pyarrow ``ParquetFile.iter_batches`` over ``label, score``
+                           (batches of 2^20 rows), :func:`tally.counts.bucket_of`, one
+                           ``np.bincount`` of ``2·bucket + label`` per batch, then ROC AUC
+                           from the histogram. No Spark; one process (pyarrow may decode
+                           on several threads). The cost of just reading and counting.
+``tally``                  :func:`~tally.spark.counting.count_table` (one Spark SQL
+                           aggregation) + :func:`~tally.spark.counting.collect_count_groups`
+                           (Arrow to the driver, decode) + every metric of
+                           :func:`~tally.metrics.binary.binary_metrics`; 2^16 buckets, one
+                           threshold (0.5). What ``tally evaluate`` does, minus writing
+                           the results and counts tables.
+``tally_slices``           the same with one slice spec, ``[country]`` (51 groups).
+``tally_two_scores``       the same with two score columns, ``score`` and ``ctr_score``.
+``tally_ctr_fine``         ``ctr_score`` alone at 2^20 buckets: the AUC bound at a finer
+                           histogram (one run).
+``spark_ml``               ``BinaryClassificationEvaluator(metricName="areaUnderROC")``
+                           on ``label, score`` cast to double (defaults: ``numBins=1000``).
+``sklearn``                ``select("label", "score").toPandas()`` (Arrow enabled) +
+                           ``sklearn.metrics.roc_auc_score``.
+``floor_multilabel``       the floor for the multi-label dataset: ``labels, scores``
+                           flattened, one ``np.bincount`` of ``2·(k·B + bucket) + label``.
+``tally_multilabel``       ``count_table`` + ``collect_count_groups`` +
+                           :func:`~tally.metrics.multilabel.multilabel_metrics`, K = 20,
+                           2^16 buckets, threshold 0.5 (needs Spark multi-label counting).
+=========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from tally.bench.data import CLASSES, Dataset
+from tally.counts import bucket_of
+from tally.metrics.binary import roc_auc
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Buckets of the benchmark's histograms (the job's default).
+BUCKETS = 1 << 16
+#: Buckets of the finer ``ctr_score`` run.
+FINE_BUCKETS = 1 << 20
+THRESHOLDS = (0.5,)
+#: Methods that hold every row at once (a sort, or ``toPandas``) run up to this many rows.
+SLOW_LIMIT = 20_000_000
+BATCH_ROWS = 1 << 20
+
+#: A method's result: metric name -> value (None where undefined).
+Metrics = dict[str, float | None]
+
+
+class UnavailableError(Exception):
+    """The method cannot run here (a missing module or package); the message says why."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the methods run on."""
+
+    binary: Dataset
+    multilabel: Dataset | None
+    spark: SparkSession | None = None
+    buckets: int = BUCKETS
+
+    def session(self) -> SparkSession:
+        if self.spark is None:
+            raise RuntimeError("this method needs a SparkSession")
+        return self.spark
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the benchmark table."""
+
+    key: str
+    label: str
+    dataset: str  # "binary" or "multilabel"
+    baseline: str  # the floor its CPU is compared with
+    spark: bool
+    run: Callable[[Context], Metrics]
+    what: str  # what is timed, for the report
+    limited: bool = False  # skipped above SLOW_LIMIT rows (holds every row at once)
+    repeats: int | None = None  # overrides the run's repeats
+
+
+# --- the floor -------------------------------------------------------------------------------
+
+
+def _auc_metrics(pos: np.ndarray, neg: np.ndarray, suffix: str = "score") -> Metrics:
+    auc, bound = roc_auc(pos, neg)
+    return {f"roc_auc[{suffix}]": auc.value, f"roc_auc_error_bound[{suffix}]": bound.value}
+
+
+def floor_binary(ctx: Context) -> Metrics:
+    """Read ``label, score`` with pyarrow, bucket, ``bincount``; ROC AUC from the histogram."""
+    b = ctx.buckets
+    counts = np.zeros(2 * b, np.int64)
+    rows = 0
+    for path in ctx.binary.files:
+        for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=["label", "score"]):
+            label = batch.column(0).to_numpy()
+            cell = bucket_of(batch.column(1).to_numpy(), b) * 2 + label
+            counts += np.bincount(cell, minlength=2 * b)
+            rows += batch.num_rows
+    return {"rows": float(rows), **_auc_metrics(counts[1::2], counts[0::2])}
+
+
+def floor_multilabel(ctx: Context) -> Metrics:
+    """The floor of the multi-label dataset: per-class histograms of the flattened arrays."""
+    if ctx.multilabel is None:
+        raise UnavailableError("no multi-label dataset")
+    b, k = ctx.buckets, CLASSES
+    counts = np.zeros(2 * k * b, np.int64)
+    rows = 0
+    for path in ctx.multilabel.files:
+        for batch in pq.ParquetFile(path).iter_batches(
+            BATCH_ROWS // k, columns=["labels", "scores"]
+        ):
+            labels = batch.column(0).flatten().to_numpy()
+            scores = batch.column(1).flatten().to_numpy()
+            if labels.shape[0] != batch.num_rows * k or scores.shape != labels.shape:
+                raise ValueError(f"{path}: rows without exactly {k} labels and scores")
+            klass = np.tile(np.arange(k, dtype=np.int64), batch.num_rows)
+            cell = (klass * b + bucket_of(scores, b)) * 2 + labels
+            counts += np.bincount(cell, minlength=2 * k * b)
+            rows += batch.num_rows
+    table = counts.reshape(k, b, 2)
+    aucs = [roc_auc(table[c, :, 1], table[c, :, 0])[0].value for c in range(k)]
+    defined = [a for a in aucs if a is not None]
+    return {"rows": float(rows), "macro_roc_auc": float(np.mean(defined)) if defined else None}
+
+
+# --- Tally on Spark --------------------------------------------------------------------------
+
+
+def _tally_binary(
+    ctx: Context,
+    scores: tuple[str, ...] = ("score",),
+    slices: tuple[tuple[str, ...], ...] = (),
+    buckets: int | None = None,
+) -> Metrics:
+    from tally.metrics.binary import binary_metrics
+    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_table
+
+    plan = CountPlan(
+        label="label",
+        scores=scores,
+        buckets=buckets or ctx.buckets,
+        thresholds=THRESHOLDS,
+        slices=slices,
+    )
+    groups = collect_count_groups(
+        count_table(ctx.session().read.parquet(str(ctx.binary.path)), plan), plan
+    )
+    metrics = {key: binary_metrics(counts) for key, counts in groups.items()}
+    out: Metrics = {
+        "rows": float(groups[(scores[0], ALL_ROWS)].count),
+        "groups": float(len(groups)),
+    }
+    for score in scores:
+        for m in metrics[(score, ALL_ROWS)]:
+            if m.metric in ("roc_auc", "roc_auc_error_bound", "pr_auc"):
+                out[f"{m.metric}[{score}]"] = m.value
+    return out
+
+
+def tally_binary(ctx: Context) -> Metrics:
+    return _tally_binary(ctx)
+
+
+def tally_slices(ctx: Context) -> Metrics:
+    return _tally_binary(ctx, slices=(("country",),))
+
+
+def tally_two_scores(ctx: Context) -> Metrics:
+    return _tally_binary(ctx, scores=("score", "ctr_score"))
+
+
+def tally_ctr_fine(ctx: Context) -> Metrics:
+    return _tally_binary(ctx, scores=("ctr_score",), buckets=FINE_BUCKETS)
+
+
+def tally_multilabel(ctx: Context) -> Metrics:
+    """Tally multi-label on Spark: the plug for ``tally.spark.multi``.
+
+    Raises :class:`UnavailableError` while Spark multi-label counting is missing (no
+    ``tally.spark.multi`` module, or a ``CountPlan`` without ``task``/``classes``).
+    If its API changes, this function is the one place to adapt.
+    """
+    from tally.spark import counting
+
+    plan_fields = {f.name for f in fields(counting.CountPlan)}
+    if importlib.util.find_spec("tally.spark.multi") is None or not {"task", "classes"} <= (
+        plan_fields
+    ):
+        raise UnavailableError(
+            "not yet available: no Spark multi-label counting (tally.spark.multi)"
+        )
+    if ctx.multilabel is None:
+        raise UnavailableError("no multi-label dataset")
+    from tally.metrics.multilabel import multilabel_metrics
+
+    plan = counting.CountPlan(
+        label="labels",
+        scores=("scores",),
+        buckets=ctx.buckets,
+        thresholds=THRESHOLDS,
+        task="multilabel",  # type: ignore[call-arg]
+        classes=tuple(f"c{k}" for k in range(CLASSES)),  # type: ignore[call-arg]
+    )
+    df = ctx.session().read.parquet(str(ctx.multilabel.path))
+    groups = counting.collect_count_groups(counting.count_table(df, plan), plan)
+    counts = groups[("scores", counting.ALL_ROWS)]
+    values = {m.metric: m.value for m in multilabel_metrics(counts) if m.class_ is None}
+    return {"rows": float(counts.rows), "macro_roc_auc": values.get("macro_roc_auc")}
+
+
+# --- Spark ML and scikit-learn ----------------------------------------------------------------
+
+
+def spark_ml(ctx: Context) -> Metrics:
+    """``BinaryClassificationEvaluator`` (areaUnderROC) on the same rows."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.sql import functions as F
+
+    df = (
+        ctx.session()
+        .read.parquet(str(ctx.binary.path))
+        .select(
+            F.col("label").cast("double").alias("label"),
+            F.col("score").cast("double").alias("score"),
+        )
+    )
+    evaluator = BinaryClassificationEvaluator(
+        rawPredictionCol="score", labelCol="label", metricName="areaUnderROC"
+    )
+    return {"roc_auc[score]": float(evaluator.evaluate(df))}
+
+
+def _roc_auc_score() -> Callable[..., float]:
+    try:
+        from sklearn.metrics import roc_auc_score
+    except ImportError as exc:
+        raise UnavailableError("scikit-learn is not installed (pip install -e '.[test]')") from exc
+    return roc_auc_score
+
+
+def sklearn(ctx: Context) -> Metrics:
+    """``toPandas()`` of ``label, score`` (Arrow), then ``roc_auc_score``."""
+    roc_auc_score = _roc_auc_score()
+    frame = ctx.session().read.parquet(str(ctx.binary.path)).select("label", "score").toPandas()
+    auc = roc_auc_score(frame["label"].to_numpy(), frame["score"].to_numpy())
+    return {"rows": float(len(frame)), "roc_auc[score]": float(auc)}
+
+
+def exact_auc(ctx: Context, score: str) -> float:
+    """Exact ROC AUC of one column (``toPandas`` + ``roc_auc_score``); not timed."""
+    roc_auc_score = _roc_auc_score()
+    frame = ctx.session().read.parquet(str(ctx.binary.path)).select("label", score).toPandas()
+    return float(roc_auc_score(frame["label"].to_numpy(), frame[score].to_numpy()))
+
+
+#: Every method, in the order of the table. Floors run first (before Spark starts).
+METHODS: tuple[Method, ...] = (
+    Method(
+        "floor",
+        "floor: pyarrow + numpy, one process",
+        "binary",
+        "floor",
+        spark=False,
+        run=floor_binary,
+        what="pyarrow `iter_batches` of `label, score` (2^20 rows a batch), "
+        "`tally.counts.bucket_of` (2^16 buckets), `np.bincount(2·bucket + label)`, ROC AUC "
+        "from the histogram. No Spark, no validity checks (the data has no invalid rows).",
+    ),
+    Method(
+        "tally",
+        "Tally binary",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_binary,
+        what="`spark.read.parquet` + `count_table` (one Spark SQL aggregation) + "
+        "`collect_count_groups` (Arrow to the driver, decode) + `binary_metrics` (every "
+        "binary metric), 2^16 buckets, threshold 0.5: `tally evaluate` minus writing the "
+        "results and counts tables.",
+    ),
+    Method(
+        "tally_slices",
+        "Tally binary + slice [country]",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_slices,
+        what="the same with `slices: [[country]]`: every row is counted for ALL and for its "
+        "country (51 groups, metrics for each).",
+    ),
+    Method(
+        "tally_two_scores",
+        "Tally binary, score + ctr_score",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_two_scores,
+        what="the same with two score columns, `score` and `ctr_score`, in one pass "
+        "(rows counted once, each row counted for both scores).",
+    ),
+    Method(
+        "tally_ctr_fine",
+        "Tally binary, ctr_score, 2^20 buckets",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr_fine,
+        repeats=1,
+        what="`ctr_score` alone at 2^20 buckets, run once: how far a finer histogram "
+        "tightens the AUC bound of a peaked score.",
+    ),
+    Method(
+        "spark_ml",
+        "Spark ML BinaryClassificationEvaluator",
+        "binary",
+        "floor",
+        spark=True,
+        run=spark_ml,
+        limited=True,
+        what="`spark.read.parquet` + `BinaryClassificationEvaluator(metricName='areaUnderROC')"
+        ".evaluate` on `label, score` cast to double (default `numBins=1000`): it sorts "
+        "every distinct score.",
+    ),
+    Method(
+        "sklearn",
+        "scikit-learn roc_auc_score after toPandas()",
+        "binary",
+        "floor",
+        spark=True,
+        run=sklearn,
+        limited=True,
+        what="`spark.read.parquet(...).select('label', 'score').toPandas()` (Arrow enabled) "
+        "+ `sklearn.metrics.roc_auc_score`: every row on the driver.",
+    ),
+    Method(
+        "floor_multilabel",
+        "floor, multi-label K=20: pyarrow + numpy",
+        "multilabel",
+        "floor_multilabel",
+        spark=False,
+        run=floor_multilabel,
+        what="pyarrow `iter_batches` of `labels, scores` (list columns, flattened), "
+        "`bucket_of`, `np.bincount(2·(k·B + bucket) + label)`, macro ROC AUC.",
+    ),
+    Method(
+        "tally_multilabel",
+        "Tally multi-label K=20",
+        "multilabel",
+        "floor_multilabel",
+        spark=True,
+        run=tally_multilabel,
+        what="`count_table` + `collect_count_groups` + `multilabel_metrics` with "
+        "`task: multilabel`, 20 classes, 2^16 buckets, threshold 0.5 (per-class histograms, "
+        "tp/fp/fn, exact-match rows).",
+    ),
+)
+METHOD_KEYS = tuple(m.key for m in METHODS)

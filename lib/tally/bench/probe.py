@@ -1,0 +1,196 @@
+"""Wall time, CPU time and peak memory of the driver: this Python process and Spark's JVM.
+
+Linux only (reads ``/proc``). What is measured:
+
+* **CPU seconds**: ``utime + stime + cutime + cstime`` (``/proc/<pid>/stat``) summed
+  over this Python process, the Spark JVM, and every live descendant of either
+  (e.g. Python workers), after minus before. ``RUSAGE_CHILDREN`` would not do:
+  it only sees children that have exited, and the JVM lives on. A descendant
+  that exits in between is counted through its parent's ``cutime``/``cstime``.
+  Under ``spark-submit`` the JVM is this process's parent and is found that way.
+* **Peak RSS**: ``VmHWM`` (``/proc/<pid>/status``) of the Python process and of
+  the JVM, each reset to its current RSS before a measurement by writing ``5``
+  to ``/proc/<pid>/clear_refs`` (Linux ≥ 4.0). Where the reset is refused the
+  peak is the process's lifetime peak, and :attr:`Sample.peak_reset` says so.
+  The two peaks are reported apart and summed; the sum bounds the combined
+  peak from above (both need not peak at the same moment).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name, or None if gone."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its exited, reaped children (0 if it is gone)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    # fields[0] is field 3 (state); utime, stime, cutime, cstime are fields 14-17.
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def command_name(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every live process below any of them."""
+    children: dict[int, list[int]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            parent = parent_of(int(entry.name))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``), 0 if missing."""
+    try:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset ``VmHWM`` of ``pid`` to its current RSS; False where the kernel refuses."""
+    try:
+        (PROC / str(pid) / "clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def find_jvm(spark: object | None = None) -> int | None:
+    """Pid of the Spark driver JVM: the py4j gateway's process, a ``java`` child, or
+    (under ``spark-submit``) the ``java`` parent of this process."""
+    if spark is not None:
+        proc = getattr(
+            getattr(getattr(spark, "sparkContext", None), "_gateway", None), "proc", None
+        )
+        pid = getattr(proc, "pid", None)
+        if pid is not None and command_name(pid) == "java":
+            return int(pid)
+    me = os.getpid()
+    for pid in sorted(descendants({me}) - {me}):
+        if command_name(pid) == "java" and parent_of(pid) == me:
+            return pid
+    parent = os.getppid()
+    return parent if command_name(parent) == "java" else None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured run."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_python_mib: float
+    peak_rss_jvm_mib: float | None
+    peak_reset: bool
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self.peak_rss_python_mib + (self.peak_rss_jvm_mib or 0.0)
+
+
+class Probe:
+    """Measures one block of work: ``with probe.measure() as m: ...; m.sample``.
+
+    Before each measurement, :meth:`settle` collects garbage in Python and (through
+    ``jvm_gc``, e.g. ``System.gc()`` over py4j) in the JVM, untimed, so that memory
+    left by an earlier method is freed first: G1 gives heap back to the OS after a
+    full collection, so a method's JVM peak is less inflated by its predecessors'.
+    """
+
+    def __init__(
+        self, jvm_pid: int | None = None, jvm_gc: Callable[[], None] | None = None
+    ) -> None:
+        self.python_pid = os.getpid()
+        self.jvm_pid = jvm_pid
+        self.jvm_gc = jvm_gc
+
+    def settle(self) -> None:
+        gc.collect()
+        if self.jvm_gc is not None:
+            self.jvm_gc()
+
+    @property
+    def roots(self) -> set[int]:
+        return {self.python_pid} | ({self.jvm_pid} if self.jvm_pid else set())
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds so far of the Python process, the JVM and their descendants.
+
+        This process's own share comes from ``time.process_time`` (nanoseconds, all
+        threads) rather than ``/proc`` clock ticks (10 ms), which matters for short runs.
+        """
+        own = os.times()
+        total = time.process_time() + own.children_user + own.children_system
+        others = descendants(self.roots) - {self.python_pid}
+        return total + sum(process_cpu_seconds(pid) for pid in others)
+
+    def measure(self) -> Measurement:
+        return Measurement(self)
+
+
+class Measurement:
+    """Context manager behind :meth:`Probe.measure`; ``sample`` is set on exit."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self.sample: Sample | None = None
+
+    def __enter__(self) -> Measurement:
+        self.probe.settle()
+        self.reset = all([reset_peak(pid) for pid in self.probe.roots])
+        self.cpu = self.probe.cpu_seconds()
+        self.wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.wall
+        cpu = self.probe.cpu_seconds() - self.cpu
+        jvm = self.probe.jvm_pid
+        self.sample = Sample(
+            wall_s=wall,
+            cpu_s=cpu,
+            peak_rss_python_mib=status_kib(self.probe.python_pid, "VmHWM") / 1024,
+            peak_rss_jvm_mib=status_kib(jvm, "VmHWM") / 1024 if jvm else None,
+            peak_reset=self.reset,
+        )
