@@ -34,6 +34,7 @@ MAX_BUCKETS = 1 << 22  # 4,194,304 buckets: two int64 arrays of 32 MiB each
 DEFAULT_BUCKETS = 1 << 16
 DEFAULT_OUTPUT_TABLE = "tally.metrics"
 DEFAULT_COUNTS_TABLE = "tally.counts"
+DEFAULT_CURVES_TABLE = "tally.curves"
 DEFAULT_MAX_SLICES = 1000
 MAX_CLASSES = 10_000
 #: multi-label default: buckets per class so that K × B stays at most 2**20 cells
@@ -80,6 +81,7 @@ class OutputConfig:
 
     table: str = DEFAULT_OUTPUT_TABLE
     counts_table: str = DEFAULT_COUNTS_TABLE
+    curves_table: str = DEFAULT_CURVES_TABLE
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ TASKS = ("binary", "multilabel", "multiclass")
 _INPUT_KEYS = ("path", "format", "table", "options")
 _COLUMNS_KEYS = ("label", "score", "weight", "labels", "scores", "prediction", "predictions")
 _METRICS_KEYS = ("buckets", "thresholds", "beta", "top_k", "ci_level", "calibration_bins")
-_OUTPUT_KEYS = ("table", "counts_table")
+_OUTPUT_KEYS = ("table", "counts_table", "curves_table")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
@@ -373,6 +375,9 @@ def _parse_output(raw: Mapping[str, Any]) -> OutputConfig:
         table=_optional_str(raw, "table", "output.table", DEFAULT_OUTPUT_TABLE),
         counts_table=_optional_str(
             raw, "counts_table", "output.counts_table", DEFAULT_COUNTS_TABLE
+        ),
+        curves_table=_optional_str(
+            raw, "curves_table", "output.curves_table", DEFAULT_CURVES_TABLE
         ),
     )
 

@@ -16,10 +16,12 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from tally.config import InputConfig, JobConfig, MetricsConfig
+from tally.counts import BinaryCounts
 from tally.counts_multi import MulticlassCounts, MultilabelCounts
 from tally.errors import InputError, InvalidRowsError
 from tally.metrics import MetricValue
 from tally.metrics.binary import binary_metrics
+from tally.metrics.curves import calibration_points, roc_pr_curves
 from tally.metrics.multiclass import confusion_cells, multiclass_metrics
 from tally.metrics.multilabel import multilabel_metrics
 from tally.spark.counting import (
@@ -30,7 +32,7 @@ from tally.spark.counting import (
     count_tables,
 )
 from tally.spark.counts_store import Layout, read_window, write_counts
-from tally.spark.results import RunKey, result_rows, write_results
+from tally.spark.results import RunKey, curve_rows, result_rows, write_curves, write_results
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +102,12 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         overall = groups[(plan.scores[0], ALL_ROWS)]
         _check_invalid(groups, plan, config.on_invalid)
         rows = metric_rows(groups, merged, config.metrics, run_date, config.model)
+        curves = all_curve_rows(groups, config.metrics, run_date, config.model)
         write_counts(
             spark, config.output.counts_table, tables.cells, Layout.of(plan), run_date, config.model
         )
         write_results(spark, config.output.table, rows)
+        write_curves(spark, config.output.curves_table, curves)
     finally:
         tables.release()
     return RunSummary(
@@ -187,6 +191,32 @@ def metric_rows(
             window_days=window_days,
         )
         rows.extend(result_rows(key, metrics))
+    return rows
+
+
+def all_curve_rows(
+    groups: Mapping[tuple[str, str], CountsOf],
+    options: MetricsConfig,
+    run_date: dt.date,
+    model: str,
+    window_days: int = 1,
+) -> list[tuple]:
+    """ROC, PR and reliability curve rows of every binary (score column, slice) group."""
+    rows: list[tuple] = []
+    for (score_column, slice_label), counts in sorted(groups.items()):
+        if not isinstance(counts, BinaryCounts):
+            continue
+        key = RunKey(
+            run_date=run_date,
+            model=model,
+            score_column=score_column,
+            slice=slice_label,
+            window_days=window_days,
+        )
+        points = roc_pr_curves(counts.pos, counts.neg) + calibration_points(
+            counts.pos, counts.neg, counts.score_sum, options.calibration_bins
+        )
+        rows.extend(curve_rows(key, points))
     return rows
 
 

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from tally.metrics import MetricValue
+from tally.metrics.curves import CurvePoint
 from tally.spark.tables import replace_partitions
 
 RESULTS_SCHEMA = T.StructType(
@@ -68,3 +69,46 @@ def write_results(spark: SparkSession, table: str, rows: list[tuple]) -> None:
     """Replace the (run_date, model, window_days) partitions present in ``rows``."""
     df = spark.createDataFrame(rows, schema=RESULTS_SCHEMA)
     replace_partitions(spark, table, df, RESULTS_SCHEMA, PARTITION_COLUMNS, "output")
+
+
+CURVES_SCHEMA = T.StructType(
+    [
+        T.StructField("score_column", T.StringType(), False),
+        T.StructField("slice", T.StringType(), False),
+        T.StructField("curve", T.StringType(), False),
+        T.StructField("point", T.IntegerType(), False),
+        T.StructField("x", T.DoubleType(), True),
+        T.StructField("y", T.DoubleType(), True),
+        T.StructField("threshold", T.DoubleType(), True),
+        T.StructField("run_date", T.DateType(), False),
+        T.StructField("model", T.StringType(), False),
+        T.StructField("window_days", T.IntegerType(), False),
+    ]
+)
+
+
+def curve_rows(key: RunKey, points: Iterable[CurvePoint]) -> list[tuple]:
+    """Rows in :data:`CURVES_SCHEMA` order for one group's curve points."""
+    return [
+        (
+            key.score_column,
+            key.slice,
+            p.curve,
+            int(p.point),
+            float(p.x),
+            float(p.y),
+            None if p.threshold is None else float(p.threshold),
+            key.run_date,
+            key.model,
+            key.window_days,
+        )
+        for p in points
+    ]
+
+
+def write_curves(spark: SparkSession, table: str, rows: list[tuple]) -> None:
+    """Replace the (run_date, model, window_days) partitions present in ``rows``."""
+    if not rows:
+        return
+    df = spark.createDataFrame(rows, schema=CURVES_SCHEMA)
+    replace_partitions(spark, table, df, CURVES_SCHEMA, PARTITION_COLUMNS, "output.curves_table")
