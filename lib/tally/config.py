@@ -40,6 +40,8 @@ MAX_CLASSES = 10_000
 #: multi-label default: buckets per class so that K × B stays at most 2**20 cells
 MULTILABEL_CELL_BUDGET = 1 << 20
 ON_INVALID_CHOICES = ("skip", "fail")
+AUC_MODES = ("bucketed", "exact")
+SCORE_TRANSFORMS = ("none", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class MetricsConfig:
     top_k: tuple[int, ...] = ()
     ci_level: float = 0.95
     calibration_bins: int = 10
+    #: "bucketed" (one pass) or "exact" (refinement passes until the bound is <= auc_tolerance)
+    auc: str = "bucketed"
+    auc_tolerance: float = 0.0
+    auc_max_passes: int = 10
+    auc_cell_budget: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,12 @@ class JobConfig:
     max_slices_per_spec: int = DEFAULT_MAX_SLICES
     task: str = "binary"
     classes: tuple[str, ...] = ()
+    #: pairs of score columns compared with DeLong's paired test (binary only)
+    compare: tuple[tuple[str, str], ...] = ()
+    #: "sigmoid": scores are logits, evaluated as 1 / (1 + exp(-score))
+    score_transform: str = "none"
+    #: group metrics (gauc, ois_f1) over this key column, or None
+    group_key: str | None = None
 
 
 # Allowed keys per section; a key missing here is "unknown" and gets a suggestion.
@@ -112,11 +125,26 @@ _TOP_KEYS = (
     "on_invalid",
     "slices",
     "max_slices_per_spec",
+    "compare",
+    "score_transform",
+    "groups",
 )
 TASKS = ("binary", "multilabel", "multiclass")
 _INPUT_KEYS = ("path", "format", "table", "options")
 _COLUMNS_KEYS = ("label", "score", "weight", "labels", "scores", "prediction", "predictions")
-_METRICS_KEYS = ("buckets", "thresholds", "beta", "top_k", "ci_level", "calibration_bins")
+_METRICS_KEYS = (
+    "buckets",
+    "thresholds",
+    "beta",
+    "top_k",
+    "ci_level",
+    "calibration_bins",
+    "auc",
+    "auc_tolerance",
+    "auc_max_passes",
+    "auc_cell_budget",
+)
+_GROUPS_KEYS = ("key",)
 _OUTPUT_KEYS = ("table", "counts_table", "curves_table")
 
 
@@ -179,6 +207,22 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         raise ConfigError("metrics.top_k needs task multiclass with columns.scores")
     if any(k > len(classes) for k in metrics.top_k):
         raise ConfigError(f"metrics.top_k values must be at most the {len(classes)} classes")
+    if metrics.auc == "exact" and task != "binary":
+        raise ConfigError(f"metrics.auc: exact is for task binary, not {task}")
+    score_transform = _optional_str(raw, "score_transform", "score_transform", "none")
+    if score_transform not in SCORE_TRANSFORMS:
+        raise ConfigError(
+            f"score_transform must be one of {list(SCORE_TRANSFORMS)}, got {score_transform!r}"
+        )
+    if score_transform != "none" and task != "binary":
+        raise ConfigError(f"score_transform is for task binary, not {task}")
+    groups = _section(raw, "groups", required=False)
+    _check_keys(groups, _GROUPS_KEYS, "groups.")
+    group_key = _optional_str(groups, "key", "groups.key", None)
+    if groups and group_key is None:
+        raise ConfigError("missing required key 'groups.key'")
+    if group_key is not None and task != "binary":
+        raise ConfigError(f"groups (gauc, ois_f1) are for task binary, not {task}")
     return JobConfig(
         model=model,
         task=task,
@@ -190,6 +234,9 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         on_invalid=on_invalid,
         slices=_parse_slices(raw.get("slices")),
         max_slices_per_spec=max_slices,
+        compare=_parse_compare(raw.get("compare"), columns, task),
+        score_transform=score_transform,
+        group_key=group_key,
     )
 
 
@@ -299,6 +346,35 @@ def _parse_classes(raw: Any, task: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _parse_compare(
+    raw: Any, columns: ColumnsConfig, task: str
+) -> tuple[tuple[str, str], ...]:
+    """``compare: [[score_v7, score_v8]]``: pairs of configured score columns (binary only)."""
+    if raw is None:
+        return ()
+    if task != "binary":
+        raise ConfigError(f"compare is for task binary, not {task}")
+    if not isinstance(raw, list):
+        raise ConfigError(f"compare must be a list of [first, second] pairs, got {_type_name(raw)}")
+    pairs = []
+    for i, pair in enumerate(raw):
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(c, str) for c in pair)
+            or pair[0] == pair[1]
+        ):
+            raise ConfigError(f"compare[{i}] must be a pair of two score columns, got {pair!r}")
+        for name in pair:
+            if name not in columns.scores:
+                raise ConfigError(
+                    f"compare[{i}] names '{name}', which is not in columns.score "
+                    f"{list(columns.scores)}"
+                )
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
+
+
 def _parse_slices(raw: Any) -> tuple[tuple[str, ...], ...]:
     """``slices: [[country], [country, device]]``; a bare name stands for a one-column spec."""
     if raw is None:
@@ -359,7 +435,19 @@ def _parse_metrics(raw: Mapping[str, Any], task: str = "binary", classes: int = 
     bins = raw.get("calibration_bins", 10)
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ConfigError(f"metrics.calibration_bins must be a positive integer, got {bins!r}")
+    auc = _optional_str(raw, "auc", "metrics.auc", "bucketed")
+    if auc not in AUC_MODES:
+        raise ConfigError(f"metrics.auc must be one of {list(AUC_MODES)}, got {auc!r}")
+    tolerance = raw.get("auc_tolerance", 0.0)
+    if not _is_number(tolerance) or not 0 <= tolerance < 1:
+        raise ConfigError(f"metrics.auc_tolerance must be a number in [0, 1), got {tolerance!r}")
+    max_passes = _int_between(raw, "auc_max_passes", 10, 1, 100)
+    cell_budget = _int_between(raw, "auc_cell_budget", 1 << 20, 4, MAX_BUCKETS)
     return MetricsConfig(
+        auc=auc,
+        auc_tolerance=float(tolerance),
+        auc_max_passes=max_passes,
+        auc_cell_budget=cell_budget,
         top_k=tuple(sorted(set(top_k_raw))),
         ci_level=float(ci_level),
         calibration_bins=bins,
@@ -367,6 +455,14 @@ def _parse_metrics(raw: Mapping[str, Any], task: str = "binary", classes: int = 
         thresholds=tuple(sorted(set(thresholds))),
         beta=None if beta is None else float(beta),
     )
+
+
+def _int_between(raw: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """``metrics.<key>``: an integer in ``[low, high]`` (booleans are not integers here)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"metrics.{key} must be an integer from {low} to {high}, got {value!r}")
+    return value
 
 
 def _parse_output(raw: Mapping[str, Any]) -> OutputConfig:

@@ -6,7 +6,9 @@ A :class:`BinaryCounts` holds, for one score column over a set of rows:
   ``b = min(floor(score * B), B - 1)`` (buckets ascending in score);
 * ``score_sum[b]`` — the sum of the scores in bucket ``b`` (calibration);
 * ``tp_at[j]``, ``fp_at[j]`` — positives and negatives with ``score >= t_j``,
-  compared on the raw score, so thresholded metrics are exact;
+  compared on the raw score, so thresholded metrics are exact; ``fn_at[j]``,
+  ``tn_at[j]`` — those with ``score < t_j``, summed directly rather than taken as
+  ``P − tp``, so weighted sums do not lose a zero to float cancellation;
 * ``log_loss_sum``, ``squared_error_sum`` — per-row sums for log loss and Brier;
 * ``rows`` — valid rows; ``invalid`` — rows skipped, by reason.
 
@@ -56,8 +58,14 @@ class BinaryCounts:
     invalid: Mapping[str, int] = field(default_factory=dict)
     score_sum: np.ndarray | None = None
     rows: int | None = None
+    fn_at: np.ndarray | None = None
+    tn_at: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.fn_at is None:  # exact for integer counts
+            object.__setattr__(self, "fn_at", self.pos.sum() - self.tp_at)
+        if self.tn_at is None:
+            object.__setattr__(self, "tn_at", self.neg.sum() - self.fp_at)
         if self.score_sum is None:
             object.__setattr__(self, "score_sum", np.zeros(self.pos.shape[0], np.float64))
         if self.rows is None:
@@ -129,6 +137,8 @@ class BinaryCounts:
             invalid={r: self.invalid.get(r, 0) + other.invalid.get(r, 0) for r in reasons},
             score_sum=self.score_sum + other.score_sum,
             rows=self.count + other.count,
+            fn_at=self.fn_at + other.fn_at,
+            tn_at=self.tn_at + other.tn_at,
         )
 
     def same_counts(self, other: BinaryCounts, rtol: float = 1e-12) -> bool:
@@ -146,6 +156,8 @@ class BinaryCounts:
             and same(self.neg, other.neg)
             and same(self.tp_at, other.tp_at)
             and same(self.fp_at, other.fp_at)
+            and same(self.fn_at, other.fn_at)
+            and same(self.tn_at, other.tn_at)
             and bool(np.allclose(self.score_sum, other.score_sum, rtol=rtol, atol=1e-300))
             and dict(self.invalid) == dict(other.invalid)
             and bool(np.isclose(self.log_loss_sum, other.log_loss_sum, rtol=rtol, atol=0))
@@ -235,6 +247,10 @@ def count_binary(
         sums = [np.sum(w[mask & (s >= t)]) for t in thresholds]
         return np.array(sums, np.float64 if weights is not None else np.int64)
 
+    def below(mask: np.ndarray) -> np.ndarray:
+        sums = [np.sum(w[mask & (s < t)]) for t in thresholds]
+        return np.array(sums, np.float64 if weights is not None else np.int64)
+
     return BinaryCounts(
         pos=histogram(y),
         neg=histogram(~y),
@@ -246,4 +262,6 @@ def count_binary(
         invalid={r: int(np.sum(reason == i)) for i, r in enumerate(INVALID_REASONS)},
         score_sum=np.bincount(bucket, weights=w * s, minlength=buckets),
         rows=int(valid.sum()),
+        fn_at=below(y),
+        tn_at=below(~y),
     )

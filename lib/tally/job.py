@@ -24,6 +24,7 @@ from tally.metrics.binary import binary_metrics
 from tally.metrics.curves import calibration_points, roc_pr_curves
 from tally.metrics.multiclass import confusion_cells, multiclass_metrics
 from tally.metrics.multilabel import multilabel_metrics
+from tally.spark.compare import compare_columns
 from tally.spark.counting import (
     ALL_ROWS,
     CountPlan,
@@ -31,8 +32,22 @@ from tally.spark.counting import (
     collect_count_groups,
     count_tables,
 )
-from tally.spark.counts_store import Layout, read_window, write_counts
-from tally.spark.results import RunKey, curve_rows, result_rows, write_curves, write_results
+from tally.spark.counts_store import COUNTS_SCHEMA, Layout, read_window, write_counts
+from tally.spark.progress import log_progress
+from tally.spark.refine import exact_auc_metrics, refine_histogram
+from tally.spark.results import (
+    CURVES_SCHEMA,
+    RESULTS_SCHEMA,
+    RunKey,
+    curve_rows,
+    result_rows,
+    write_curves,
+    write_results,
+)
+from tally.spark.tables import check_schema
+
+#: Extra metrics per (score column, slice) that replace or add to the count-table metrics.
+Extra = Mapping[tuple[str, str], list[MetricValue]]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +87,7 @@ def plan_of(config: JobConfig) -> CountPlan:
         classes=config.classes,
         top_k=config.metrics.top_k,
         multiclass_input=config.columns.multiclass_input or "prediction",
+        score_transform=config.score_transform,
     )
 
 
@@ -88,20 +104,30 @@ def read_input(spark: SparkSession, source: InputConfig) -> DataFrame:
 
 
 def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSummary:
-    """Evaluate the configured score columns and slices; replace their rows for ``run_date``."""
+    """Evaluate the configured score columns and slices; replace their rows for ``run_date``.
+
+    One pass over the input counts everything; ``metrics.auc: exact`` adds refinement
+    passes (only rows in buckets that carry AUC error), ``compare`` two passes per pair,
+    ``groups`` one shuffle of the needed columns keyed by the group.
+    """
     started = time.monotonic()
     plan = plan_of(config)
-    tables = count_tables(read_input(spark, config.input), plan)
+    check_output_tables(spark, config)  # before the scan: a failure writes nothing
+    df = read_input(spark, config.input)
+    tables = count_tables(df, plan)
+    label = f"evaluate {config.model} {run_date}"
     try:
-        groups = collect_count_groups(tables.cells, plan)  # the one pass over the input
-        merged = (
-            {r["slice"]: int(r["merged_values"]) for r in tables.merged_values.collect()}
-            if tables.merged_values is not None
-            else {}
-        )
-        overall = groups[(plan.scores[0], ALL_ROWS)]
-        _check_invalid(groups, plan, config.on_invalid)
-        rows = metric_rows(groups, merged, config.metrics, run_date, config.model)
+        with log_progress(spark, label):
+            groups = collect_count_groups(tables.cells, plan)  # the one pass over the input
+            merged = (
+                {r["slice"]: int(r["merged_values"]) for r in tables.merged_values.collect()}
+                if tables.merged_values is not None
+                else {}
+            )
+            overall = groups[(plan.scores[0], ALL_ROWS)]
+            _check_invalid(groups, plan, config.on_invalid)
+            extra = extra_metrics(df, plan, config, groups)
+        rows = metric_rows(groups, merged, config.metrics, run_date, config.model, extra=extra)
         curves = all_curve_rows(groups, config.metrics, run_date, config.model)
         write_counts(
             spark, config.output.counts_table, tables.cells, Layout.of(plan), run_date, config.model
@@ -119,6 +145,71 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         model=config.model,
         run_date=run_date,
     )
+
+
+def check_output_tables(spark: SparkSession, config: JobConfig) -> None:
+    """Fail (OutputError) when an output table exists with another schema, before any write.
+
+    Each table is written by its own insert; checking all three first means a schema
+    conflict on the last one cannot leave this run's rows in the first two.
+    """
+    outputs = (
+        (config.output.counts_table, COUNTS_SCHEMA, "output.counts_table"),
+        (config.output.table, RESULTS_SCHEMA, "output"),
+        (config.output.curves_table, CURVES_SCHEMA, "output.curves_table"),
+    )
+    for table, schema, role in outputs:
+        if spark.catalog.tableExists(table):
+            check_schema(spark, table, schema, role)
+
+
+def extra_metrics(
+    df: DataFrame, plan: CountPlan, config: JobConfig, groups: Mapping[tuple[str, str], CountsOf]
+) -> dict[tuple[str, str], list[MetricValue]]:
+    """Metrics that need more than the count table: exact AUC, paired comparisons, groups.
+
+    Keyed by (score column, slice); a paired comparison of ``a`` and ``b`` is keyed by
+    the score column ``"a vs b"`` (:func:`comparison_name`).
+    """
+    extra: dict[tuple[str, str], list[MetricValue]] = {}
+    options = config.metrics
+    if options.auc == "exact":
+        for score in plan.scores:
+            flat = refine_histogram(
+                df,
+                plan,
+                score,
+                groups[(score, ALL_ROWS)],
+                tolerance=options.auc_tolerance,
+                refine_ap=options.auc_tolerance == 0,
+                max_passes=options.auc_max_passes,
+                cell_budget=options.auc_cell_budget,
+            )
+            log.info(
+                "%s: exact AUC after %d pass(es), %d bins, bound %.3g",
+                score,
+                flat.passes,
+                flat.bins,
+                flat.auc_bound,
+            )
+            extra.setdefault((score, ALL_ROWS), []).extend(
+                [*exact_auc_metrics(flat), MetricValue("auc_passes", float(flat.passes))]
+            )
+    for first, second in config.compare:
+        counts = (groups[(first, ALL_ROWS)], groups[(second, ALL_ROWS)])
+        values = compare_columns(df, plan, first, second, counts=counts)  # type: ignore[arg-type]
+        extra[(comparison_name(first, second), ALL_ROWS)] = values
+    if config.group_key is not None:
+        from tally.spark.groups import group_metrics
+
+        for key, values in group_metrics(df, plan, config.group_key).items():
+            extra.setdefault(key, []).extend(values)
+    return extra
+
+
+def comparison_name(first: str, second: str) -> str:
+    """The ``score_column`` of a paired comparison's rows: ``"score_v7 vs score_v8"``."""
+    return f"{first} vs {second}"
 
 
 def rollup(
@@ -166,11 +257,21 @@ def metric_rows(
     run_date: dt.date,
     model: str,
     window_days: int = 1,
+    extra: Extra | None = None,
 ) -> list[tuple]:
-    """Result rows for every (score column, slice) group, in a stable order."""
+    """Result rows for every (score column, slice) group, in a stable order.
+
+    ``extra`` metrics replace the count-table metric of the same (metric, threshold,
+    class), e.g. the exact ``roc_auc``, or are added; a key that is not a group (a
+    paired comparison) gets rows of its own.
+    """
+    extra = extra or {}
     rows: list[tuple] = []
-    for (score_column, slice_label), counts in sorted(groups.items()):
-        metrics = metrics_of(counts, options)
+    keys = sorted({*groups, *extra})
+    for score_column, slice_label in keys:
+        counts = groups.get((score_column, slice_label))
+        metrics = [] if counts is None else metrics_of(counts, options)
+        metrics = _with_extra(metrics, extra.get((score_column, slice_label), []))
         if slice_label in merged:
             metrics.append(MetricValue("merged_slice_values", float(merged[slice_label])))
         if slice_label == ALL_ROWS:
@@ -192,6 +293,15 @@ def metric_rows(
         )
         rows.extend(result_rows(key, metrics))
     return rows
+
+
+def _with_extra(metrics: list[MetricValue], extra: list[MetricValue]) -> list[MetricValue]:
+    """``metrics`` with each of ``extra`` replacing its namesake in place, or appended."""
+    if not extra:
+        return metrics
+    by_key = {(m.metric, m.threshold, m.class_): m for m in extra}
+    out = [by_key.pop((m.metric, m.threshold, m.class_), m) for m in metrics]
+    return out + [m for m in extra if (m.metric, m.threshold, m.class_) in by_key]
 
 
 def all_curve_rows(

@@ -80,8 +80,9 @@ def average_precision(pos: np.ndarray, neg: np.ndarray) -> MetricValue:
     fp = np.cumsum(neg[::-1].astype(np.float64))
     gained = pos[::-1] > 0
     precision = tp[gained] / (tp[gained] + fp[gained])
-    recall_step = pos[::-1][gained] / positives
-    return MetricValue("pr_auc", float(np.dot(recall_step, precision)))
+    # steps of the cumulative recall (as scikit-learn takes them): they add up to exactly 1
+    recall_step = np.diff(tp[gained] / positives, prepend=0.0)
+    return MetricValue("pr_auc", float(np.sum(recall_step * precision)))
 
 
 def best_f1(pos: np.ndarray, neg: np.ndarray) -> tuple[MetricValue, MetricValue]:
@@ -132,10 +133,16 @@ def threshold_metrics(
     negatives: float,
     threshold: float,
     beta: float | None = None,
+    fn: float | None = None,
+    tn: float | None = None,
 ) -> list[MetricValue]:
     """Confusion-matrix metrics at one threshold (``score >= threshold`` is positive).
 
-    * ``precision = tp / (tp + fp)``; ``recall = tp / P``; ``specificity = tn / N``
+    ``fn`` and ``tn`` default to ``P − tp`` and ``N − fp``; pass them when summed
+    directly (weighted counts, where the subtraction can leave ``-5e-14`` for 0).
+
+    * ``precision = tp / (tp + fp)``; ``recall = tp / (tp + fn)`` (= ``tp / P``);
+      ``specificity = tn / (tn + fp)`` (= ``tn / N``)
     * ``f1 = 2 tp / (2 tp + fp + fn)``; ``f_beta = (1+β²) tp / ((1+β²) tp + β² fn + fp)``
     * ``accuracy = (tp + tn) / (P + N)``; ``balanced_accuracy = (recall + specificity) / 2``
     * ``mcc = (tp·tn − fp·fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))`` (Matthews)
@@ -144,7 +151,8 @@ def threshold_metrics(
     returns 0 there with a warning, Tally writes null. Counts are Python ints when
     unweighted (exact at any size) and floats when they are sums of weights.
     """
-    fn, tn = positives - tp, negatives - fp
+    fn = positives - tp if fn is None else fn
+    tn = negatives - fp if tn is None else tn
     t = threshold
     no_predicted = "no rows predicted positive at this threshold"
     values = [
@@ -153,8 +161,8 @@ def threshold_metrics(
         MetricValue("tn", float(tn), t),
         MetricValue("fn", float(fn), t),
         ratio("precision", tp, tp + fp, no_predicted, t),
-        ratio("recall", tp, positives, NO_POSITIVES, t),
-        ratio("specificity", tn, negatives, NO_NEGATIVES, t),
+        ratio("recall", tp, tp + fn, NO_POSITIVES, t),
+        ratio("specificity", tn, tn + fp, NO_NEGATIVES, t),
         ratio("f1", 2 * tp, 2 * tp + fp + fn, "no positive rows and none predicted positive", t),
     ]
     if beta is not None:
@@ -176,7 +184,8 @@ def threshold_metrics(
             )
         )
     else:
-        values.append(MetricValue("balanced_accuracy", (tp / positives + tn / negatives) / 2, t))
+        balanced = (tp / (tp + fn) + tn / (tn + fp)) / 2
+        values.append(MetricValue("balanced_accuracy", balanced, t))
     # With Python ints the product is exact (it overflows int64 at a billion rows).
     denominator = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
     if denominator == 0:
@@ -224,7 +233,14 @@ def binary_metrics(
     for j, t in enumerate(counts.thresholds):
         values.extend(
             threshold_metrics(
-                counts.tp_at[j].item(), counts.fp_at[j].item(), positives, negatives, t, beta
+                counts.tp_at[j].item(),
+                counts.fp_at[j].item(),
+                positives,
+                negatives,
+                t,
+                beta,
+                fn=counts.fn_at[j].item(),
+                tn=counts.tn_at[j].item(),
             )
         )
     return values

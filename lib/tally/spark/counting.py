@@ -20,7 +20,7 @@ slice) exist. Why SQL rather than ``mapInArrow`` + numpy: README, "How counting 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,8 @@ class CountPlan:
     #: multiclass only: what ``scores`` holds — "prediction" (int class), "scores"
     #: (array of K scores, prediction = argmax) or "pixels" (arrays of labels/predictions)
     multiclass_input: str = "prediction"
+    #: binary only: "sigmoid" evaluates ``1 / (1 + exp(-score))`` (scores are logits)
+    score_transform: str = "none"
 
     @property
     def needed_columns(self) -> list[str]:
@@ -132,6 +134,20 @@ def invalid_reason_code(label: Column, score: Column, weight: Column | None) -> 
     return code  # type: ignore[return-value]
 
 
+def score_value(plan: CountPlan, name: str) -> Column:
+    """A binary score column as evaluated: cast to double, then ``plan.score_transform``.
+
+    ``sigmoid`` maps a logit ``x`` to ``1 / (1 + exp(−x))`` (in float64 it saturates:
+    logits above about 36.7 all give 1.0 and tie). Infinite logits stay infinite and
+    NaN stays NaN, so they are still counted as invalid rows, not as scores 0 or 1.
+    """
+    s = column(name).cast("double")
+    if plan.score_transform == "sigmoid":
+        infinite = F.abs(s) == F.lit(float("inf"))
+        return F.when(infinite, s).otherwise(F.lit(1.0) / (F.lit(1.0) + F.exp(-s)))
+    return s
+
+
 def bucket_column(score: Column, buckets: int) -> Column:
     """Spark twin of :func:`tally.counts.bucket_of` (same float64 edge correction)."""
     b = float(buckets)
@@ -155,7 +171,7 @@ def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
         y = column(plan.label).cast("double").alias("y")
 
         def output(name: str) -> Column:
-            return column(name).cast("double")
+            return score_value(plan, name)
     else:
         from tally.spark.multi import label_column, output_column
 
@@ -165,10 +181,22 @@ def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
             return output_column(plan, name)
 
     w = (column(plan.weight).cast("double") if plan.weight else F.lit(1.0)).alias("w")
-    width = max((len(spec) for spec in plan.slices), default=0)
     if len(plan.scores) == 1 and not plan.slices:
         s = output(plan.scores[0]).alias("s")
         return df.select(y, w, s, F.lit(0).alias("score_index"), F.lit(0).alias("spec")), 0
+    combos, width = score_slice_combos(plan, output)
+    return df.select(y, w, F.inline(F.array(*combos))), width
+
+
+def score_slice_combos(
+    plan: CountPlan, output: Callable[[str], Column]
+) -> tuple[list[Column], int]:
+    """One struct per (score column, slice spec) for ``F.inline``, and the slice width.
+
+    Each struct holds ``s`` (``output(score)``), ``score_index``, ``spec`` (0 = ALL) and
+    the spec's values as strings ``v0 … v{width−1}`` (null past the spec's length).
+    """
+    width = max((len(spec) for spec in plan.slices), default=0)
     combos = []
     for i, score in enumerate(plan.scores):
         for k, spec in enumerate(((), *plan.slices)):
@@ -184,7 +212,7 @@ def _expanded(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
                     *(v.alias(f"v{j}") for j, v in enumerate(values)),
                 )
             )
-    return df.select(y, w, F.inline(F.array(*combos))), width
+    return combos, width
 
 
 def _aggregate(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
@@ -382,6 +410,8 @@ def decode_binary_counts(
     np.add.at(score_sum, bucket, np.asarray(cells["w_score"], np.float64)[valid])
     tp_at = np.array([pos_cell[above > j].sum() for j in range(len(thresholds))], dtype)
     fp_at = np.array([neg_cell[above > j].sum() for j in range(len(thresholds))], dtype)
+    fn_at = np.array([pos_cell[above <= j].sum() for j in range(len(thresholds))], dtype)
+    tn_at = np.array([neg_cell[above <= j].sum() for j in range(len(thresholds))], dtype)
     invalid = dict.fromkeys(INVALID_REASONS, 0)
     for c, rows in zip(cell[~valid], n[~valid], strict=True):
         invalid[INVALID_REASONS[-1 - int(c)]] += int(rows)
@@ -396,6 +426,8 @@ def decode_binary_counts(
         invalid=invalid,
         score_sum=score_sum,
         rows=int(n[valid].sum()),
+        fn_at=fn_at,
+        tn_at=tn_at,
     )
 
 

@@ -11,6 +11,7 @@ into the partition folders when the job commits.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,6 +23,10 @@ from tally.spark.names import quote_identifier, split_table_name
 log = logging.getLogger(__name__)
 
 OVERWRITE_MODE = "spark.sql.sources.partitionOverwriteMode"
+#: The overwrite mode is a session-wide conf: two runs writing from threads of one process
+#: take turns, so neither inserts while the other has put the previous mode back (a static
+#: INSERT OVERWRITE would delete every other partition of the table).
+_WRITE_LOCK = threading.Lock()
 
 
 def replace_partitions(
@@ -43,15 +48,16 @@ def replace_partitions(
         df.write.format("parquet").partitionBy(*partition_columns).saveAsTable(table)
         return
     check_schema(spark, table, schema, role)
-    before = spark.conf.get(OVERWRITE_MODE, None)
-    spark.conf.set(OVERWRITE_MODE, "dynamic")  # the writer option is ignored by insertInto
-    try:
-        df.write.insertInto(table, overwrite=True)
-    finally:
-        if before is None:
-            spark.conf.unset(OVERWRITE_MODE)
-        else:
-            spark.conf.set(OVERWRITE_MODE, before)
+    with _WRITE_LOCK:
+        before = spark.conf.get(OVERWRITE_MODE, None)
+        spark.conf.set(OVERWRITE_MODE, "dynamic")  # the writer option is ignored by insertInto
+        try:
+            df.write.insertInto(table, overwrite=True)
+        finally:
+            if before is None:
+                spark.conf.unset(OVERWRITE_MODE)
+            else:
+                spark.conf.set(OVERWRITE_MODE, before)
 
 
 def check_schema(spark: SparkSession, table: str, schema: T.StructType, role: str) -> None:

@@ -1,0 +1,263 @@
+"""Exact ROC AUC and PR AUC by refinement passes: equal to scikit-learn on the same rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from tally.counts import count_binary
+from tally.errors import InputError
+from tally.metrics.binary import roc_auc
+from tally.metrics.exact import exact_auc_metrics, exact_bound, refine_arrays
+from tally.spark.counting import CountPlan, count_binary_df
+from tally.spark.refine import refine_histogram
+
+TOL = 1e-12
+
+
+def frame(spark, label, score, weight=None, partitions=1):
+    """A DataFrame of the rows (None/NaN kept as given), in ``partitions`` partitions."""
+    columns = {
+        "label": pa.array(label, pa.float64(), from_pandas=False),
+        "score": pa.array(score, pa.float64(), from_pandas=False),
+    }
+    if weight is not None:
+        columns["weight"] = pa.array(weight, pa.float64(), from_pandas=False)
+    df = spark.createDataFrame(pa.table(columns))
+    return df.repartition(partitions) if partitions > 1 else df.coalesce(1)
+
+
+def exact(spark, label, score, buckets, weight=None, partitions=1, **options):
+    """Pass 1 (count_binary_df) then the refinement passes, as the job runs them."""
+    df = frame(spark, label, score, weight, partitions)
+    weight_column = "weight" if weight is not None else None
+    plan = CountPlan("label", ("score",), buckets, (), weight=weight_column)
+    counts = count_binary_df(df, "label", "score", buckets, (), weight_column)
+    flat = refine_histogram(df, plan, "score", counts, **options)
+    return counts, flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
+
+
+def valid_rows(label, score, weight=None):
+    """The rows scikit-learn sees: what Tally's validity rules keep."""
+    y = np.array([np.nan if v is None else v for v in label], np.float64)
+    s = np.array([np.nan if v is None else v for v in score], np.float64)
+    w = np.ones_like(s) if weight is None else np.array(
+        [np.nan if v is None else v for v in weight], np.float64
+    )
+    with np.errstate(invalid="ignore"):
+        keep = (
+            np.isin(y, (0.0, 1.0))
+            & np.isfinite(s)
+            & (s >= 0)
+            & (s <= 1)
+            & np.isfinite(w)
+            & (w >= 0)
+        )
+    return y[keep], s[keep], (None if weight is None else w[keep])
+
+
+def nextafter_chain(start: float, length: int) -> np.ndarray:
+    out = np.empty(length)
+    out[0] = start
+    for i in range(1, length):
+        out[i] = np.nextafter(out[i - 1], 1.0)
+    return out
+
+
+def adversarial(kind: str, seed: int = 3) -> tuple[list, list]:
+    """Labels and scores (lists, None for null) that a 16-bucket histogram gets wrong."""
+    rng = np.random.default_rng(seed)
+    n = 4000
+    y = (rng.random(n) < 0.4).astype(np.float64)
+    if kind == "all_ties":  # one score: every pair is a tie, AUC = AP-baseline exactly
+        s = np.full(n, 0.37)
+    elif kind == "distinct":  # continuous float64, one distinct score per row
+        s = rng.random(n)
+        s = np.clip(s + 0.1 * y * rng.random(n), 0, 1)
+    elif kind == "last_bit":  # scores one ulp apart, all inside one bucket, some repeated
+        chain = nextafter_chain(0.3, 1500)
+        s = chain[np.sort(rng.integers(0, chain.size, n))]
+        y = (rng.random(n) < np.linspace(0.2, 0.7, n)).astype(np.float64)
+    elif kind == "mixed":  # real ties, distinct values, bucket edges, 0, -0, 1, invalid rows
+        s = rng.random(n)
+        s[: n // 4] = np.round(s[: n // 4], 2)
+        s[n // 4 : n // 4 + 200] = rng.integers(0, 17, 200) / 16  # exactly on bucket edges
+        s[n // 4 + 200 : n // 4 + 300] = nextafter_chain(0.5, 100)
+        s[n // 4 + 300 : n // 4 + 320] = -0.0
+        s[n // 4 + 320 : n // 4 + 330] = 5e-324
+        s = np.where(y == 1, np.minimum(s + 0.05, 1.0), s)
+    else:
+        raise ValueError(kind)
+    label: list = y.tolist()
+    score: list = s.tolist()
+    if kind == "mixed":
+        label[:3] = [None, 2.0, None]
+        score[3:8] = [None, float("nan"), float("inf"), 1.5, -0.25]
+    return label, score
+
+
+@pytest.mark.parametrize("partitions", [1, 7])
+@pytest.mark.parametrize("kind", ["all_ties", "distinct", "last_bit", "mixed"])
+def test_exact_metrics_equal_scikit_learn(spark, kind, partitions):
+    label, score = adversarial(kind)
+    counts, flat, metrics = exact(spark, label, score, buckets=16, partitions=partitions)
+    y, s, _ = valid_rows(label, score)
+    assert roc_auc(counts.pos, counts.neg)[1].value > 0  # the buckets alone are not exact
+    assert metrics["roc_auc_error_bound"] == 0.0
+    assert flat.ap_exact
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
+    # Passes over the input, pass 1 included: all_ties 2 (pass 2 sees min == max);
+    # last_bit 3 (pass 2 only finds the chain's range, pass 3 separates every ulp);
+    # distinct and mixed 3 (pass 3 splits the few sub-bins still mixed).
+    assert flat.passes == {"all_ties": 2, "distinct": 3, "last_bit": 3, "mixed": 3}[kind]
+    assert flat.pos.dtype == np.int64 and flat.neg.dtype == np.int64
+
+
+def test_spark_passes_give_the_numpy_reference_bins(spark):
+    """Same sub-bin arithmetic in the JVM and in numpy: identical bins, not just metrics."""
+    label, score = adversarial("mixed", seed=8)
+    _, flat, _ = exact(spark, label, score, buckets=16, partitions=7)
+    y, s, _ = valid_rows(label, score)
+    reference = refine_arrays(y, s, 16)
+    assert flat.passes == reference.passes
+    for field in ("pos", "neg", "single_valued", "low", "high"):
+        assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
+
+
+def ctr_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Click-through-rate-like: scores ~ Beta(0.5, 25) (mean ≈ 0.02), crowded near 0."""
+    rng = np.random.default_rng(seed)
+    s = rng.beta(0.5, 25, n)
+    y = (rng.random(n) < np.clip(4 * s, 0, 1)).astype(np.float64)
+    return y, s
+
+
+@pytest.mark.parametrize("buckets", [64, 100])
+def test_peaked_scores_are_exact_where_buckets_are_visibly_off(spark, buckets):
+    y, s = ctr_like(40_000, seed=5)
+    counts, flat, metrics = exact(spark, y.tolist(), s.tolist(), buckets, partitions=3)
+    bucketed, bucketed_bound = roc_auc(counts.pos, counts.neg)
+    assert bucketed_bound.value > 0.01  # 0.075 (B=64), 0.045 (B=100)
+    assert abs(bucketed.value - roc_auc_score(y, s)) > 0.01
+    # 3 passes: pass 2 splits the buckets into ~2**20 sub-bins, pass 3 the few
+    # hundred sub-bins that still hold a positive and a negative.
+    assert flat.passes == 3
+    assert metrics["roc_auc_error_bound"] == 0.0
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
+
+
+def test_weighted_rows_equal_scikit_learn_sample_weight(spark):
+    rng = np.random.default_rng(12)
+    n = 6000
+    y, s = ctr_like(n, seed=12)
+    s[: n // 3] = np.round(s[: n // 3], 3)  # ties
+    weight = rng.exponential(2.0, n)
+    weight[rng.random(n) < 0.05] = 0.0
+    label, score, w = y.tolist(), s.tolist(), weight.tolist()
+    w[:4] = [None, float("nan"), -1.0, float("inf")]  # invalid weights: rows skipped
+    counts, flat, metrics = exact(spark, label, score, 16, weight=w, partitions=7)
+    yv, sv, wv = valid_rows(label, score, w)
+    assert counts.weighted and flat.pos.dtype == np.float64
+    assert metrics["roc_auc_error_bound"] == 0.0 and flat.ap_exact
+    expected_auc = roc_auc_score(yv, sv, sample_weight=wv)
+    expected_ap = average_precision_score(yv, sv, sample_weight=wv)
+    assert metrics["roc_auc"] == pytest.approx(expected_auc, abs=1e-9, rel=0)
+    assert metrics["pr_auc"] == pytest.approx(expected_ap, abs=1e-9, rel=0)
+
+
+def test_one_pass_keeps_the_bucketed_bound(spark):
+    label, score = adversarial("distinct")
+    counts, flat, metrics = exact(spark, label, score, 16, max_passes=1)
+    y, s, _ = valid_rows(label, score)
+    assert flat.passes == 1 and np.array_equal(flat.pos, counts.pos)
+    assert metrics["roc_auc_error_bound"] == roc_auc(counts.pos, counts.neg)[1].value > 0
+    assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= metrics["roc_auc_error_bound"]
+
+
+def test_a_tiny_cell_budget_leaves_a_smaller_bound_that_holds(spark):
+    y, s = ctr_like(20_000, seed=2)
+    counts, flat, metrics = exact(spark, y.tolist(), s.tolist(), 64, cell_budget=64, max_passes=3)
+    bucketed_bound = roc_auc(counts.pos, counts.neg)[1].value
+    assert flat.passes == 3
+    assert 0 < metrics["roc_auc_error_bound"] < bucketed_bound / 5  # 0.0075 vs 0.074
+    assert flat.bins <= 64 + 2 * 64  # memory: at most cell_budget new bins per pass
+    assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= metrics["roc_auc_error_bound"]
+
+
+def test_tolerance_stops_early_without_average_precision(spark):
+    y, s = ctr_like(20_000, seed=4)
+    _, flat, metrics = exact(
+        spark, y.tolist(), s.tolist(), 64, tolerance=1e-4, refine_ap=False
+    )
+    assert flat.passes == 2  # pass 2 already brings the bound to ~1e-6
+    assert 0 < metrics["roc_auc_error_bound"] <= 1e-4
+    assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= metrics["roc_auc_error_bound"]
+
+
+def test_an_input_that_changes_between_passes_fails(spark):
+    label, score = adversarial("distinct")
+    df = frame(spark, label, score)
+    plan = CountPlan("label", ("score",), 16, ())
+    other = count_binary_df(df.limit(3000), "label", "score", 16, ())
+    with pytest.raises(InputError, match="other rows"):
+        refine_histogram(df, plan, "score", other)
+
+
+# Pure numpy (no Spark): the refinement loop on many small adversarial inputs.
+
+
+def random_case(rng: np.random.Generator, kind: int):
+    n = int(rng.integers(2, 200))
+    if kind == 0:
+        s = rng.random(n)
+    elif kind == 1:
+        s = np.round(rng.random(n), int(rng.integers(0, 3)))
+    elif kind == 2:
+        s = nextafter_chain(float(rng.random()), n)[rng.integers(0, n, n)]
+        s = np.minimum(s, 1.0)
+    elif kind == 3:
+        s = rng.beta(0.5, 25, n)
+    else:
+        values = [0.0, 1.0, 0.5, np.nextafter(0.5, 1), np.nextafter(0.5, 0), 5e-324, 0.75]
+        s = rng.choice(values, n)
+    y = (rng.random(n) < rng.random()).astype(np.float64)
+    y[:2] = [0.0, 1.0]
+    return y, s
+
+
+def test_numpy_refinement_equals_scikit_learn_and_bounds_hold():
+    rng = np.random.default_rng(0)
+    for case in range(400):
+        y, s = random_case(rng, case % 5)
+        w = rng.exponential(size=s.size) if case % 3 == 0 else None
+        buckets = int(rng.choice([1, 3, 16, 100]))
+        budget = int(rng.choice([2, 8, 1 << 20]))
+        passes = int(rng.choice([1, 2, 10]))
+        flat = refine_arrays(y, s, buckets, w, cell_budget=budget, max_passes=passes)
+        metrics = {m.metric: m.value for m in exact_auc_metrics(flat)}
+        tol = TOL if w is None else 1e-9
+        auc = roc_auc_score(y, s, sample_weight=w)
+        assert abs(metrics["roc_auc"] - auc) <= metrics["roc_auc_error_bound"] + tol, case
+        assert metrics["roc_auc_error_bound"] == exact_bound(flat)
+        if flat.ap_exact:
+            ap = average_precision_score(y, s, sample_weight=w)
+            assert metrics["pr_auc"] == pytest.approx(ap, abs=tol, rel=0), case
+        if budget == 1 << 20 and passes == 10:
+            assert exact_bound(flat) == 0 and flat.ap_exact, case
+
+
+def test_numpy_reference_counts_like_pass_one():
+    y, s = ctr_like(5000, seed=1)
+    flat = refine_arrays(y, s, 64, max_passes=1)
+    assert np.array_equal(flat.pos, count_binary(y, s, 64, ()).pos)
+
+
+def test_one_class_needs_no_further_pass():
+    s = np.random.default_rng(3).random(500)
+    for y in (np.zeros(500), np.ones(500)):
+        flat = refine_arrays(y, s, 16)
+        assert flat.passes == 1 and exact_bound(flat) == 0.0
