@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RUN_DATE ?= $(shell date +%F)
 DEMO_ROWS ?= 2000000
+DEMO_TASK_ROWS ?= 200000
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # Airflow lives in its own venv (its dependency tree would clash with the pyspark/pandas pins).
 # Only PyPI is needed: exact pins instead of Airflow's constraints file (served from GitHub).
@@ -45,17 +46,30 @@ data/demo/_SUCCESS: | $(STAMP)
 	$(VENV)/bin/tally demo-data --path data/demo --rows $(DEMO_ROWS)
 	@touch $@
 
-demo-data: data/demo/_SUCCESS ## generate the deterministic demo dataset (Parquet, data/demo)
+data/demo_%/_SUCCESS: | $(STAMP)
+	$(VENV)/bin/tally demo-data --kind $* --path data/demo_$* --rows $(DEMO_TASK_ROWS)
+	@touch $@
 
-run: setup demo-data ## evaluate the demo dataset and print its metrics through SQL
+DEMO_DATA := data/demo/_SUCCESS data/demo_multilabel/_SUCCESS data/demo_multiclass/_SUCCESS
+demo-data: $(DEMO_DATA) ## generate the deterministic demo datasets (Parquet, data/demo*)
+
+# The headline metrics of the three demo runs (slice ALL, threshold 0.5), through SQL.
+DEMO_QUERY := SELECT model, metric, threshold, value, reason FROM tally.metrics \
+  WHERE run_date = DATE'$(RUN_DATE)' AND slice = 'ALL' AND class IS NULL \
+  AND ((model = 'demo' AND (threshold IS NULL OR threshold = 0.5) \
+        AND metric NOT LIKE 'invalid_rows_%') \
+    OR (model IN ('demo_multilabel', 'demo_multiclass') AND metric IN ('count', 'invalid_rows', \
+        'cp', 'cr', 'cf1', 'op', 'or', 'of1', 'macro_f1', 'micro_f1', 'macro_roc_auc', 'map', \
+        'accuracy', 'mpa', 'miou', 'fwiou', 'cohen_kappa', 'top_k_accuracy'))) \
+  ORDER BY model, threshold NULLS FIRST, metric
+
+run: setup demo-data ## evaluate the demo datasets (binary, multi-label, multiclass); print metrics via SQL
 	$(VENV)/bin/tally evaluate --config conf/demo.yaml --run-date $(RUN_DATE)
-	$(VENV)/bin/tally sql --format table \
-	  "SELECT metric, threshold, value, reason FROM tally.metrics \
-	   WHERE model = 'demo' AND run_date = DATE'$(RUN_DATE)' AND slice = 'ALL' \
-	   AND (threshold IS NULL OR threshold = 0.5) AND metric NOT LIKE 'invalid_rows_%' \
-	   ORDER BY threshold NULLS FIRST, metric"
+	$(VENV)/bin/tally evaluate --config conf/demo_multilabel.yaml --run-date $(RUN_DATE)
+	$(VENV)/bin/tally evaluate --config conf/demo_multiclass.yaml --run-date $(RUN_DATE)
+	$(VENV)/bin/tally sql --format table "$(DEMO_QUERY)"
 
-test: setup airflow-env ## run the whole test suite (unit, Spark, end to end)
+test: setup airflow-env browser ## run the whole test suite (unit, Spark, end to end)
 	$(VENV)/bin/ruff check lib jobs tests
 	$(PY) -m pytest
 
@@ -80,6 +94,26 @@ airflow-env: ## create .venv-airflow with Airflow and the Spark provider (for th
 	  echo "installing $(AIRFLOW_PINS) into $(AIRFLOW_VENV)"; \
 	  $(AIRFLOW_VENV)/bin/python -m pip install --quiet -c conf/airflow-constraints.txt $(AIRFLOW_PINS); \
 	  echo "$(AIRFLOW_PINS)" > $(AIRFLOW_VENV)/.installed-pins; fi
+
+.PHONY: browser
+browser: ## install headless Chromium (for the report's browser test), if missing
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "browser: /usr/bin/chromium is missing; install it as root:" \
+	  "apt-get update && apt-get install -y chromium (Debian/Ubuntu)"; fi
+
+# Benchmarks (issue 5), not part of `make test`: data cached under data/bench, results in
+# docs/benchmarks.{md,json}. `make bench ROWS=2000000`; BENCH_ARGS='--repeats 1 --note ...'.
+ROWS ?= 20000000
+MEMORY_ROWS ?= 1000000,100000000
+BENCH_ARGS ?=
+.PHONY: bench bench-memory
+bench: setup ## floor vs Tally vs Spark ML vs scikit-learn on ROWS rows (default 20M) -> docs/benchmarks.md
+	$(PY) jobs/bench.py --rows $(ROWS) $(BENCH_ARGS)
+
+bench-memory: setup ## driver peak RSS of Tally binary at MEMORY_ROWS rows (default 1M,100M), fresh JVM each
+	$(PY) jobs/bench.py --memory --memory-rows $(MEMORY_ROWS) $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check lib jobs tests

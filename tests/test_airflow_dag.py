@@ -183,12 +183,21 @@ def test_spark_submit_command_line(default_dag):
                             "--config", "/srv/tally/conf/demo.yaml", "--run-date", "2026-11-22"]
 
 
-def test_report_prints_the_run_dates_rows(default_dag):
+def test_report_prints_the_run_dates_rows_and_writes_a_page_per_config(default_dag):
     report = default_dag["tasks"]["report"]
     assert report["type"] == "BashOperator"
-    command = report["rendered_command"]
-    assert command.startswith("tally sql --format table ")
-    assert "FROM tally.metrics WHERE run_date = DATE'2026-11-22'" in command
+    sql, *pages = report["rendered_command"].split(" && ")
+    assert sql.startswith("tally sql --format table ")
+    assert "FROM tally.metrics WHERE run_date = DATE'2026-11-22'" in sql
+    assert pages == [
+        f"tally report --config {config} --run-date 2026-11-22 "
+        f"--out '/srv/tally/reports/{stem}-2026-11-22.html'"  # quoted around {{ ds }}
+        for config, stem in (
+            ("/srv/tally/conf/demo.yaml", "demo"),
+            ("/srv/tally/conf/ctr_v7.yaml", "ctr_v7"),
+            ("/etc/tally/fraud-v2.yaml", "fraud-v2"),
+        )
+    ]
 
 
 def test_retries_catchup_and_concurrency(default_dag):
@@ -205,7 +214,8 @@ def test_retries_catchup_and_concurrency(default_dag):
 def test_settings_from_environment(airflow_python, tmp_path):
     got = load(airflow_python, tmp_path, logical_date="2026-12-01", configs="/jobs/ctr.yaml",
                spark_conn_id="spark_yarn", deploy_mode="cluster", retries="5",
-               max_active_runs="3", py_files="hdfs:///tally/tally.zip")
+               max_active_runs="3", py_files="hdfs:///tally/tally.zip",
+               bin="/opt/tally/venv/bin/tally", reports_dir="/data/tally reports")
     assert got["import_errors"] == {}
     ctr = got["tasks"]["evaluate_ctr"]
     assert ctr["conn_id"] == "spark_yarn"
@@ -214,6 +224,9 @@ def test_settings_from_environment(airflow_python, tmp_path):
     assert ctr["rendered_args"] == ["--config", "ctr.yaml", "--run-date", "2026-12-01"]
     assert ctr["py_files"] == "hdfs:///tally/tally.zip"
     assert ctr["retries"] == 5 and got["dag"]["max_active_runs"] == 3
+    page = got["tasks"]["report"]["rendered_command"].split(" && ")[-1]
+    assert page == ("/opt/tally/venv/bin/tally report --config /jobs/ctr.yaml "
+                    "--run-date 2026-12-01 --out '/data/tally reports/ctr-2026-12-01.html'")
 
 
 def test_duplicate_config_names_are_an_import_error(airflow_python, tmp_path):

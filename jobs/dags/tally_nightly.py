@@ -2,9 +2,11 @@
 
 One ``SparkSubmitOperator`` per config runs ``jobs/evaluate.py --config <config> --run-date
 {{ ds }}`` with the packaged library (``make package`` -> ``dist/tally-<version>.zip``) on
-``--py-files``; the ``report`` task runs after all of them and prints that date's headline
-metrics with ``tally sql``. Each run date is its own DAG run and each job rewrites only its
-own ``(run_date, model)`` partition, so retries, reruns and backfills (``catchup``) are safe.
+``--py-files``; the ``report`` task runs after all of them, prints that date's headline
+metrics with ``tally sql`` and writes one HTML page per config with ``tally report``
+(``<TALLY_REPORTS_DIR>/<config file stem>-<date>.html``). Each run date is its own DAG run
+and each job rewrites only its own ``(run_date, model)`` partition, so retries, reruns and
+backfills (``catchup``) are safe.
 
 Copy this file into the Airflow deployment's dags folder. It imports nothing from Tally or
 Spark and reads no Airflow Variable while it is parsed: parsing stays cheap.
@@ -30,6 +32,8 @@ Settings, from environment variables seen by the DAG processor (they shape the D
     TALLY_RETRIES          retries of a failed task, 10 minutes apart. Default 2
     TALLY_RESULTS_TABLE    the table ``report`` reads. Default tally.metrics
     TALLY_BIN              the ``tally`` command on the worker, for ``report``. Default tally
+    TALLY_REPORTS_DIR      where ``report`` writes the HTML pages, on the worker.
+                           Default <TALLY_PROJECT_ROOT>/reports
 
 The two paths a task uses are templates rendered when it runs (first set wins): the DAG param
 of a manual trigger, the Airflow Variable, the environment variable (read at parse time), the
@@ -45,6 +49,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from datetime import datetime, timedelta, timezone
 from pathlib import PurePosixPath
 
@@ -83,6 +88,7 @@ RETRIES = int(_env("RETRIES", "2"))
 RETRY_DELAY = timedelta(minutes=10)
 RESULTS_TABLE = _env("RESULTS_TABLE", "tally.metrics")
 TALLY_BIN = _env("BIN", "tally")
+REPORTS_DIR = _env("REPORTS_DIR", f"{PROJECT_ROOT}/reports")
 APPLICATION = _env("APPLICATION", f"{PROJECT_ROOT}/jobs/evaluate.py")
 PY_FILES = _env("PY_FILES", f"{PROJECT_ROOT}/dist/tally-{TALLY_VERSION}.zip")
 
@@ -96,6 +102,16 @@ def task_id_for(config: str) -> str:
     return "evaluate_" + re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
 
 
+def report_command(config: str) -> str:
+    """``tally report`` of ``config``'s model for the run date, into ``REPORTS_DIR``."""
+    stem = task_id_for(config).removeprefix("evaluate_")
+    out = f"{REPORTS_DIR}/{stem}-{{{{ ds }}}}.html"
+    return (
+        f"{TALLY_BIN} report --config {shlex.quote(config)} --run-date {{{{ ds }}}} "
+        f"--out {shlex.quote(out)}"
+    )
+
+
 def _runtime(param: str, variable: str, default: str) -> str:
     """A template: the trigger's param, else the Airflow Variable, else ``default``."""
     return f"{{{{ params.{param} or var.value.get({variable!r}, {default!r}) }}}}"
@@ -107,7 +123,7 @@ if len(set(task_ids)) != len(task_ids):
 
 with DAG(
     dag_id=DAG_ID,
-    description="Tally: evaluate every model for the run date, then print the headline metrics",
+    description="Tally: evaluate every model for the run date, then report its metrics",
     schedule=SCHEDULE,
     start_date=START_DATE,
     catchup=True,  # a missed night or a new start date is backfilled, one run per date
@@ -123,13 +139,14 @@ with DAG(
 ) as dag:
     report = BashOperator(
         task_id="report",
-        bash_command=(
+        bash_command=" && ".join([
             f"{TALLY_BIN} sql --format table "
             f"\"SELECT model, score_column, metric, value FROM {RESULTS_TABLE} "
             "WHERE run_date = DATE'{{ ds }}' AND slice = 'ALL' AND threshold IS NULL "
             f"AND metric IN ({', '.join(repr(m) for m in REPORT_METRICS)}) "
-            'ORDER BY model, score_column, metric"'
-        ),
+            'ORDER BY model, score_column, metric"',
+            *(report_command(config) for config in CONFIGS),
+        ]),
         append_env=True,
     )
     for config, task_id in zip(CONFIGS, task_ids, strict=True):

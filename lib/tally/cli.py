@@ -1,4 +1,4 @@
-"""The ``tally`` command: ``evaluate``, ``sql`` and ``demo-data``.
+"""The ``tally`` command: ``evaluate``, ``sql``, ``rollup``, ``report`` and ``demo-data``.
 
 Failures a user can cause end with one line on stderr (``tally: error: ...``)
 and a non-zero exit code; config problems are found before Spark starts.
@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tally.errors import TallyError
+from tally.errors import ConfigError, TallyError
 
 log = logging.getLogger("tally")
 
@@ -59,10 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="print only these slices (repeatable; default all)",
     )
 
+    rep = sub.add_parser(
+        "report", help="write a self-contained HTML report of one model and run date"
+    )
+    rep.add_argument("--model", help="model to report on (default: the --config file's model)")
+    rep.add_argument("--run-date", required=True, help="run date to report on, YYYY-MM-DD")
+    rep.add_argument(
+        "--days", type=int, default=30, help="days of nightly runs in the trend (default 30)"
+    )
+    rep.add_argument(
+        "--out", help="HTML file to write (default: reports/<model>-<run date>.html)"
+    )
+    rep.add_argument(
+        "--config", help="take the model, output.table and output.curves_table from it"
+    )
+    rep.add_argument("--results-table", help="default: output.table or tally.metrics")
+    rep.add_argument("--curves-table", help="default: output.curves_table or tally.curves")
+    rep.add_argument("--score-column", help="only this score column (default: all of them)")
+
     demo = sub.add_parser("demo-data", help="write the deterministic demo dataset (Parquet)")
     demo.add_argument("--path", default="data/demo")
     demo.add_argument("--rows", type=int, default=2_000_000)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--kind", choices=("binary", "multilabel", "multiclass"), default="binary"
+    )
     return parser
 
 
@@ -80,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sql(args)
         if args.command == "rollup":
             return _rollup(args)
+        if args.command == "report":
+            return _report(args)
         return _demo_data(args)
     except TallyError as exc:
         print(f"tally: error: {exc}", file=sys.stderr)
@@ -146,6 +169,41 @@ def _rollup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from tally.config import DEFAULT_CURVES_TABLE, DEFAULT_OUTPUT_TABLE, load_config, parse_run_date
+
+    run_date = parse_run_date(args.run_date)  # arguments are checked before Spark starts
+    if args.days < 1:
+        raise ConfigError(f"--days must be at least 1, got {args.days}")
+    model, results_table, curves_table = args.model, DEFAULT_OUTPUT_TABLE, DEFAULT_CURVES_TABLE
+    if args.config:
+        config = load_config(args.config)
+        model = model or config.model
+        results_table, curves_table = config.output.table, config.output.curves_table
+    if not model:
+        raise ConfigError("tally report needs --model (or --config, whose model it takes)")
+    results_table = args.results_table or results_table
+    curves_table = args.curves_table or curves_table
+
+    from tally.report import build_report, default_report_path, write_report
+    from tally.spark.session import get_spark, prepare_local_environment
+
+    prepare_local_environment()
+    page = build_report(
+        get_spark("tally-report"),
+        results_table,
+        curves_table,
+        model,
+        run_date,
+        days=args.days,
+        score_column=args.score_column,
+    )
+    path = write_report(args.out or default_report_path(model, run_date), page)
+    log.info("report of %s on %s from %s and %s", model, run_date, results_table, curves_table)
+    print(path)
+    return 0
+
+
 def _print_table(header: list[str], cells: list[list[str]]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -184,8 +242,8 @@ def _format_value(value: object) -> str:
 def _demo_data(args: argparse.Namespace) -> int:
     from tally.demo import write_demo_dataset
 
-    path = write_demo_dataset(args.path, rows=args.rows, seed=args.seed)
-    log.info("demo dataset: %s rows in %s", f"{args.rows:,}", path)
+    path = write_demo_dataset(args.path, rows=args.rows, seed=args.seed, kind=args.kind)
+    log.info("demo dataset (%s): %s rows in %s", args.kind, f"{args.rows:,}", path)
     return 0
 
 
