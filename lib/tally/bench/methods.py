@@ -1,38 +1,17 @@
 """The measured methods: what each one does, and so what its time means.
 
-Every method starts from the Parquet path and ends with the metric values in
+Every method starts from the Parquet path and ends with its metric values in
 driver memory; everything in between is timed. The Spark methods include
-``spark.read.parquet(path)`` (file listing and footer read for the schema) and
-run on one SparkSession, warmed up before the first measurement.
+``spark.read.parquet(path)`` (file listing, footer read for the schema) and run
+on one SparkSession, warmed up before the first measurement. :data:`METHODS`
+lists them in the order of the table, each with ``what``: the sentence the
+report prints about what is timed.
 
-=========================  ==============================================================
-method                     what is timed
-=========================  ==============================================================
-``floor``                  pyarrow ``ParquetFile.iter_batches`` over ``label, score``
-                           (batches of 2^20 rows), :func:`tally.counts.bucket_of`, one
-                           ``np.bincount`` of ``2·bucket + label`` per batch, then ROC AUC
-                           from the histogram. No Spark; one process (pyarrow may decode
-                           on several threads). The cost of just reading and counting.
-``tally``                  :func:`~tally.spark.counting.count_table` (one Spark SQL
-                           aggregation) + :func:`~tally.spark.counting.collect_count_groups`
-                           (Arrow to the driver, decode) + every metric of
-                           :func:`~tally.metrics.binary.binary_metrics`; 2^16 buckets, one
-                           threshold (0.5). What ``tally evaluate`` does, minus writing
-                           the results and counts tables.
-``tally_slices``           the same with one slice spec, ``[country]`` (51 groups).
-``tally_two_scores``       the same with two score columns, ``score`` and ``ctr_score``.
-``tally_ctr_fine``         ``ctr_score`` alone at 2^20 buckets: the AUC bound at a finer
-                           histogram (one run).
-``spark_ml``               ``BinaryClassificationEvaluator(metricName="areaUnderROC")``
-                           on ``label, score`` cast to double (defaults: ``numBins=1000``).
-``sklearn``                ``select("label", "score").toPandas()`` (Arrow enabled) +
-                           ``sklearn.metrics.roc_auc_score``.
-``floor_multilabel``       the floor for the multi-label dataset: ``labels, scores``
-                           flattened, one ``np.bincount`` of ``2·(k·B + bucket) + label``.
-``tally_multilabel``       ``count_table`` + ``collect_count_groups`` +
-                           :func:`~tally.metrics.multilabel.multilabel_metrics`, K = 20,
-                           2^16 buckets, threshold 0.5 (needs Spark multi-label counting).
-=========================  ==============================================================
+The floors (``floor``, ``floor_multilabel``) are the cost of just reading and
+counting: pyarrow + numpy in one process, no Spark, no validity checks. The
+multi-label rows need Spark multi-label counting (``tally.spark.multi``);
+:func:`tally_multilabel` is the one place to adapt if its API changes, and the
+row reads "not available" while it is missing.
 """
 
 from __future__ import annotations
@@ -50,6 +29,7 @@ from tally.counts import bucket_of
 from tally.metrics.binary import roc_auc
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import SparkSession
 
 #: Buckets of the benchmark's histograms (the job's default).
@@ -264,7 +244,9 @@ def _roc_auc_score() -> Callable[..., float]:
 def sklearn(ctx: Context) -> Metrics:
     """``toPandas()`` of ``label, score`` (Arrow), then ``roc_auc_score``."""
     roc_auc_score = _roc_auc_score()
-    frame = ctx.session().read.parquet(str(ctx.binary.path)).select("label", "score").toPandas()
+    frame: pd.DataFrame = (
+        ctx.session().read.parquet(str(ctx.binary.path)).select("label", "score").toPandas()
+    )
     auc = roc_auc_score(frame["label"].to_numpy(), frame["score"].to_numpy())
     return {"rows": float(len(frame)), "roc_auc[score]": float(auc)}
 
@@ -272,7 +254,9 @@ def sklearn(ctx: Context) -> Metrics:
 def exact_auc(ctx: Context, score: str) -> float:
     """Exact ROC AUC of one column (``toPandas`` + ``roc_auc_score``); not timed."""
     roc_auc_score = _roc_auc_score()
-    frame = ctx.session().read.parquet(str(ctx.binary.path)).select("label", score).toPandas()
+    frame: pd.DataFrame = (
+        ctx.session().read.parquet(str(ctx.binary.path)).select("label", score).toPandas()
+    )
     return float(roc_auc_score(frame["label"].to_numpy(), frame[score].to_numpy()))
 
 

@@ -146,12 +146,15 @@ def throughput_md(t: Mapping[str, Any]) -> list[str]:
     out += ["", *_table(header, rows)]
     out += [
         "",
-        f"wall and CPU: median of n runs (n = {t['repeats']} unless shown); CPU = Python "
+        f"wall and CPU: median of n runs (n = {t['repeats']}; a method whose first run "
+        f"takes over {t.get('repeat_budget') or 0:.0f} s runs once); CPU = Python "
         "process + Spark JVM + their children (`/proc/<pid>/stat`); rows / CPU-s relative to "
         "the floor of the same dataset (`vs floor`, 1/23 = 23 times the floor's CPU per row); "
         "peak RSS: `VmHWM` of the Python process and of the JVM, reset before each run "
-        f"(reset {'worked' if t['peak_reset'] else 'refused: lifetime peaks'}), largest "
-        "of the runs. ROC AUC: of `score` (multi-label rows: macro ROC AUC over the 20 classes).",
+        f"(reset {'worked' if t['peak_reset'] else 'refused: lifetime peaks'}) after a "
+        "full GC in both, median of the runs; the JVM's includes heap it committed for "
+        "earlier methods and kept (the memory mode below runs fresh processes). "
+        "ROC AUC: of `score` (multi-label rows: macro ROC AUC over the 20 classes).",
     ]
     if t.get("headline"):
         out += ["", *(f"- {line}" for line in t["headline"])]

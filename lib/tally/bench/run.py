@@ -71,6 +71,7 @@ class Options:
     data: Path = Path("data/bench")
     out: Path | None = Path("docs")
     repeats: int = 3
+    repeat_budget: float | None = 600.0
     buckets: int = BUCKETS
     slow_limit: int = SLOW_LIMIT
     multilabel_cap: int = datasets.MULTILABEL_MAX_ROWS
@@ -134,17 +135,17 @@ def start_spark(options: Options) -> SparkSession:
 @contextmanager
 def runtime_conf(spark: SparkSession, confs: dict[str, str]) -> Iterator[None]:
     """Set runtime SQL confs for a block (on a session the caller owns) and restore them."""
-    before = {k: spark.conf.get(k, None) for k in confs}
+    before: dict[str, str | None] = {k: spark.conf.get(k, None) for k in confs}
     for k, v in confs.items():
         spark.conf.set(k, v)
     try:
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
+        for k, old in before.items():
+            if old is None:
                 spark.conf.unset(k)
             else:
-                spark.conf.set(k, v)
+                spark.conf.set(k, old)
 
 
 def jvm_gc(spark: SparkSession) -> Callable[[], None]:
@@ -273,15 +274,26 @@ class Result:
             "cpu_s_all": [s.cpu_s for s in self.samples],
             "rows_per_cpu_s": mine,
             "vs_floor": mine / base if mine and base else None,
-            "peak_rss_python_mib": max((s.peak_rss_python_mib for s in self.samples), default=None),
-            "peak_rss_jvm_mib": max(jvm) if jvm else None,
-            "peak_rss_mib": max((s.peak_rss_mib for s in self.samples), default=None),
+            # medians over the runs, as for time: a first run can inherit memory that
+            # the previous method left in the JVM
+            "peak_rss_python_mib": _median([s.peak_rss_python_mib for s in self.samples]),
+            "peak_rss_jvm_mib": _median(jvm),
+            "peak_rss_mib": _median([s.peak_rss_mib for s in self.samples]),
             "metrics": self.metrics,
         }
 
 
-def measure(method: Method, ctx: Context, probe: Probe, repeats: int) -> Result:
-    """Run ``method`` ``repeats`` times; failures become the row's status, not an exception."""
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def measure(
+    method: Method, ctx: Context, probe: Probe, repeats: int, budget_s: float | None = None
+) -> Result:
+    """Run ``method`` ``repeats`` times; failures become the row's status, not an exception.
+
+    A method whose first run takes longer than ``budget_s`` seconds is not repeated.
+    """
     dataset = ctx.binary if method.dataset == "binary" else ctx.multilabel
     result = Result(method, rows=dataset.rows if dataset else 0)
     for i in range(method.repeats or repeats):
@@ -308,6 +320,9 @@ def measure(method: Method, ctx: Context, probe: Probe, repeats: int) -> Result:
             m.sample.cpu_s,
             f"{m.sample.peak_rss_mib:,.0f}",
         )
+        if budget_s is not None and i == 0 and m.sample.wall_s > budget_s:
+            log.info("%s: first run took over %.0f s, not repeated", method.label, budget_s)
+            break
     return result
 
 
@@ -341,11 +356,12 @@ def _auc_rows(results: dict[str, Result], ctx: Context, limit: int) -> list[dict
         if r is None or r.status != "ok":
             continue
         if column not in exact:
-            exact[column] = (
-                exact_auc(ctx, column)
-                if ctx.spark is not None and ctx.binary.rows <= limit
-                else None
-            )
+            exact[column] = None
+            if ctx.spark is not None and ctx.binary.rows <= limit:
+                try:
+                    exact[column] = exact_auc(ctx, column)
+                except Exception:  # the measurements are done: report them without it
+                    log.error("exact AUC of %s failed:\n%s", column, traceback.format_exc())
         rows.append(
             {
                 "column": column,
@@ -392,7 +408,7 @@ def run_throughput(
             )
             say(f"{method.label}: skipped above {options.slow_limit:,} rows")
             return
-        results[method.key] = measure(method, ctx, probe, options.repeats)
+        results[method.key] = measure(method, ctx, probe, options.repeats, options.repeat_budget)
 
     for method in wanted:  # the floors, before any JVM exists
         if not method.spark:
@@ -428,6 +444,7 @@ def run_throughput(
         "multilabel_rows": multilabel_rows,
         "multilabel_cap": options.multilabel_cap,
         "repeats": options.repeats,
+        "repeat_budget": options.repeat_budget,
         "buckets": options.buckets,
         "slow_limit": options.slow_limit,
         "exact_aucs": options.rows <= options.slow_limit,
@@ -469,7 +486,7 @@ def run_throughput(
 
 def jvm_heap(spark: SparkSession) -> dict[str, float]:
     """Committed heap now and the old generation's peak use (MiB), through JMX."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: Any = spark.sparkContext._jvm
     runtime = jvm.java.lang.Runtime.getRuntime()
     out = {"jvm_heap_committed_mib": runtime.totalMemory() / 2**20}
     for pool in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
@@ -489,25 +506,28 @@ def memory_child(options: Options, result_file: Path) -> None:
     ctx = Context(binary=binary, multilabel=None, spark=spark, buckets=options.buckets)
     probe = Probe(find_jvm(spark), jvm_gc(spark))
     warm_up(spark, ctx)
-    samples, metrics = [], {}
+    samples: list[Sample] = []
+    metrics: Metrics = {}
     for _ in range(options.repeats):
         with probe.measure() as m:
             metrics = tally_binary(ctx)
         assert m.sample is not None
         samples.append(m.sample)
     jvm = probe.jvm_pid
-    out = {
+    python_peak = status_kib(os.getpid(), "VmHWM") / 1024
+    jvm_peak = status_kib(jvm, "VmHWM") / 1024 if jvm else None
+    out: dict[str, Any] = {
         "rows": options.rows,
         "status": "ok",
         "wall_s": statistics.median(s.wall_s for s in samples),
         "cpu_s": statistics.median(s.cpu_s for s in samples),
         # lifetime peaks: no reset in this process, JVM start and warm-up included
-        "peak_rss_python_mib": status_kib(os.getpid(), "VmHWM") / 1024,
-        "peak_rss_jvm_mib": status_kib(jvm, "VmHWM") / 1024 if jvm else None,
+        "peak_rss_python_mib": python_peak,
+        "peak_rss_jvm_mib": jvm_peak,
+        "peak_rss_mib": python_peak + (jvm_peak or 0.0),
         "roc_auc": metrics.get("roc_auc[score]"),
         **jvm_heap(spark),
     }
-    out["peak_rss_mib"] = out["peak_rss_python_mib"] + (out["peak_rss_jvm_mib"] or 0.0)
     spark.stop()
     result_file.write_text(json.dumps(out))
 
@@ -578,6 +598,20 @@ def _methods(text: str) -> tuple[str, ...]:
     return keys
 
 
+def _without_note(argv: Sequence[str]) -> list[str]:
+    """The arguments minus ``--note`` (the report prints the note on its own)."""
+    shown: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            skip = True
+        elif not arg.startswith("--note="):
+            shown.append(arg)
+    return shown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``jobs/bench.py``: see ``--help``."""
     import argparse
@@ -599,6 +633,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--no-write", action="store_true", help="print only, write no report")
     p.add_argument("--repeats", type=int, default=Options.repeats, help="runs per method")
+    p.add_argument(
+        "--repeat-budget",
+        type=float,
+        default=Options.repeat_budget,
+        help="a method whose first run takes longer than this many seconds runs once (default 600)",
+    )
     p.add_argument("--buckets", type=int, default=Options.buckets)
     p.add_argument(
         "--slow-limit",
@@ -630,12 +670,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    command = shlex.join(["jobs/bench.py", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(
+        ["jobs/bench.py", *_without_note(argv if argv is not None else sys.argv[1:])]
+    )
     options = Options(
         rows=args.rows,
         data=args.data,
         out=None if args.no_write else args.out,
         repeats=args.repeats,
+        repeat_budget=args.repeat_budget,
         buckets=args.buckets,
         slow_limit=args.slow_limit,
         master=args.master,

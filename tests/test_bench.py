@@ -1,0 +1,119 @@
+"""Smoke test of the benchmark harness (``make bench``) on 20,000 rows: structure, not timing.
+
+Runs every method once on the session's Spark, writes the report to a temporary
+folder (never ``docs/``), and checks that the methods agree on the ROC AUC.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tally.bench import data as datasets
+from tally.bench import report
+from tally.bench.methods import METHOD_KEYS
+from tally.bench.run import Options, run_throughput
+
+ROWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def bench(spark, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("bench-out")
+    options = Options(
+        rows=ROWS,
+        data=tmp_path_factory.mktemp("bench-data"),
+        out=out,
+        repeats=1,
+        command="test_bench",
+    )
+    return run_throughput(options, spark=spark, say=lambda _: None), out
+
+
+def test_datasets_are_deterministic_and_cached(tmp_path: Path) -> None:
+    first = datasets.ensure(tmp_path / "a", "binary", 3_000, log=lambda _: None)
+    second = datasets.ensure(tmp_path / "b", "binary", 3_000, log=lambda _: None)
+    assert [f.read_bytes() for f in first.files] == [f.read_bytes() for f in second.files]
+    assert datasets.cached(tmp_path / "a", "binary", 3_000) == first
+    assert datasets.cached(tmp_path / "a", "binary", 4_000) is None
+    table = datasets.binary_chunk(50_000, 0).to_pandas()
+    assert 0.015 < table["ctr_score"].mean() < 0.025
+    assert table["ctr_score"].median() < 0.015
+    assert table["country"].nunique() == len(datasets.COUNTRIES) == 50
+    multi = datasets.multilabel_chunk(100, 0).to_pylist()
+    assert all(len(r["labels"]) == len(r["scores"]) == datasets.CLASSES for r in multi)
+
+
+def test_table_structure(bench: tuple[dict, Path]) -> None:
+    payload, out = bench
+    methods = {m["key"]: m for m in payload["methods"]}
+    assert tuple(methods) == METHOD_KEYS
+    for key, m in methods.items():
+        if key == "tally_multilabel" and m["status"] == "not available":
+            continue  # Spark multi-label counting not there yet
+        assert m["status"] == "ok", (key, m["note"])
+        assert m["runs"] == 1 and m["wall_s"] > 0 and m["cpu_s"] > 0
+        assert m["rows_per_cpu_s"] > 0 and m["vs_floor"] > 0
+        assert m["peak_rss_python_mib"] > 0
+        assert (m["peak_rss_jvm_mib"] is not None) == (not key.startswith("floor"))
+    assert methods["floor"]["vs_floor"] == pytest.approx(1.0)
+    assert {"CPU", "Python", "Spark", "Java", "numpy"} <= set(payload["machine"])
+    saved = json.loads((out / report.JSON_NAME).read_text())
+    assert saved["throughput"]["rows"] == ROWS
+    md = (out / report.MD_NAME).read_text()
+    assert "| method | rows | wall s |" in md and "Tally binary" in md and "floor" in md
+
+
+def test_methods_agree_on_roc_auc(bench: tuple[dict, Path]) -> None:
+    payload, _ = bench
+    methods = {m["key"]: m for m in payload["methods"]}
+    auc = {k: m["metrics"].get("roc_auc[score]") for k, m in methods.items()}
+    exact = auc["sklearn"]
+    bound = methods["tally"]["metrics"]["roc_auc_error_bound[score]"]
+    # the floor and Tally count the same buckets: the same bucketed AUC
+    for key in ("tally", "tally_slices", "tally_two_scores"):
+        assert auc[key] == pytest.approx(auc["floor"], abs=1e-12)
+    assert abs(auc["tally"] - exact) <= bound + 1e-12
+    assert auc["spark_ml"] == pytest.approx(exact, abs=1e-3)  # numBins=1000 downsamples
+    for row in payload["auc"]:
+        assert abs(row["roc_auc"] - row["exact"]) <= row["bound"] + 1e-12
+    ml = methods["tally_multilabel"]
+    if ml["status"] == "ok":
+        floor = methods["floor_multilabel"]["metrics"]["macro_roc_auc"]
+        assert ml["metrics"]["macro_roc_auc"] == pytest.approx(floor, abs=1e-12)
+
+
+def test_multilabel_row_says_not_available_without_spark_multilabel(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tally.bench import methods
+    from tally.bench.probe import Probe
+    from tally.bench.run import measure
+
+    monkeypatch.setattr(methods.importlib.util, "find_spec", lambda name: None)
+    binary = datasets.Dataset("binary", 1, tmp_path)
+    ctx = methods.Context(binary=binary, multilabel=None)
+    method = next(m for m in methods.METHODS if m.key == "tally_multilabel")
+    result = measure(method, ctx, Probe(), repeats=3)
+    assert result.status == "not available" and "not yet available" in result.note
+    assert result.samples == []
+
+
+def test_methods_that_hold_every_row_are_skipped_above_the_limit(
+    spark, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    options = Options(
+        rows=ROWS,
+        data=tmp_path_factory.mktemp("bench-data-limit"),
+        out=None,
+        repeats=1,
+        slow_limit=ROWS - 1,
+        methods=("floor", "tally", "spark_ml", "sklearn"),
+    )
+    payload = run_throughput(options, spark=spark, say=lambda _: None)
+    status = {m["key"]: m["status"] for m in payload["methods"]}
+    assert status == {"floor": "ok", "tally": "ok", "spark_ml": "skipped", "sklearn": "skipped"}
+    assert payload["auc"] and all(row["exact"] is None for row in payload["auc"])
+    assert "skipped: above 19,999 rows" in report.render({"throughput": payload})
