@@ -136,7 +136,7 @@ def _tally_binary(
     buckets: int | None = None,
 ) -> Metrics:
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_table
+    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_tables
 
     plan = CountPlan(
         label="label",
@@ -145,9 +145,11 @@ def _tally_binary(
         thresholds=THRESHOLDS,
         slices=slices,
     )
-    groups = collect_count_groups(
-        count_table(ctx.session().read.parquet(str(ctx.binary.path)), plan), plan
-    )
+    tables = count_tables(ctx.session().read.parquet(str(ctx.binary.path)), plan)
+    try:  # as `tally evaluate` counts (minus writing the tables)
+        groups = collect_count_groups(tables.cells, plan)
+    finally:
+        tables.release()
     metrics = {key: binary_metrics(counts) for key, counts in groups.items()}
     out: Metrics = {
         "rows": float(groups[(scores[0], ALL_ROWS)].count),
@@ -280,7 +282,7 @@ METHODS: tuple[Method, ...] = (
         "floor",
         spark=True,
         run=tally_binary,
-        what="`spark.read.parquet` + `count_table` (one Spark SQL aggregation) + "
+        what="`spark.read.parquet` + `count_tables` (one Spark SQL aggregation, persisted) + "
         "`collect_count_groups` (Arrow to the driver, decode) + `binary_metrics` (every "
         "binary metric), 2^16 buckets, threshold 0.5: `tally evaluate` minus writing the "
         "results and counts tables.",

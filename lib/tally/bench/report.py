@@ -285,8 +285,8 @@ def render(payload: Mapping[str, Any]) -> str:
         "```",
         "",
     ]
-    if "throughput" in payload:
-        lines += [*throughput_md(payload["throughput"]), ""]
+    for section in sorted(k for k in payload if k.startswith("throughput")):
+        lines += [*throughput_md(payload[section]), ""]  # e.g. throughput, throughput_1b
     if "memory" in payload:
         lines += [*memory_md(payload["memory"]), ""]
     return "\n".join(lines)

@@ -71,6 +71,8 @@ class Options:
     data: Path = Path("data/bench")
     out: Path | None = Path("docs")
     repeats: int = 3
+    #: section of benchmarks.json the throughput table replaces (e.g. throughput_1b)
+    section: str = "throughput"
     repeat_budget: float | None = 600.0
     buckets: int = BUCKETS
     slow_limit: int = SLOW_LIMIT
@@ -476,7 +478,7 @@ def run_throughput(
             f"± {a['bound']:.2e}" + (f" (exact {a['exact']:.8f})" if a["exact"] is not None else "")
         )
     if options.out is not None:
-        json_path, md_path = report.write(options.out, "throughput", payload)
+        json_path, md_path = report.write(options.out, options.section, payload)
         say(f"wrote {md_path} and {json_path}")
     return payload
 
@@ -634,6 +636,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only, write no report")
     p.add_argument("--repeats", type=int, default=Options.repeats, help="runs per method")
     p.add_argument(
+        "--section",
+        default=Options.section,
+        help="report section the throughput table replaces (default throughput; e.g. "
+        "throughput_1b keeps a billion-row run beside the 20M one)",
+    )
+    p.add_argument(
         "--repeat-budget",
         type=float,
         default=Options.repeat_budget,
@@ -678,6 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         out=None if args.no_write else args.out,
         repeats=args.repeats,
+        section=args.section,
         repeat_budget=args.repeat_budget,
         buckets=args.buckets,
         slow_limit=args.slow_limit,

@@ -220,6 +220,15 @@ def _aggregate(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
         from tally.spark.multi import aggregate_multi
 
         return aggregate_multi(expanded, plan, width)
+    return _binary_cells(expanded, plan, ["score_index", "spec", *(f"v{j}" for j in range(width))])
+
+
+def _binary_cells(rows: DataFrame, plan: CountPlan, keys: Sequence[str]) -> DataFrame:
+    """Group rows (y, w, s and ``keys``) by ``keys`` and their cell; sum the SUM_COLUMNS.
+
+    The cell is ``bucket·(T+1) + above`` for a valid row (``above``: thresholds ``<= s``),
+    ``−1 − reason`` for an invalid one.
+    """
     y, s = F.col("y"), F.col("s")
     w = F.col("w") if plan.weight else None
     cells_per_bucket = len(plan.thresholds) + 1
@@ -232,9 +241,7 @@ def _aggregate(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
     )
     clipped = F.least(F.greatest(s, F.lit(LOG_LOSS_EPS)), F.lit(1.0 - LOG_LOSS_EPS))
     loss = F.when(y == 1, -F.log(clipped)).otherwise(-F.log1p(-clipped))
-    slice_keys = ["score_index", "spec", *(f"v{j}" for j in range(width))]
-    rows = expanded.select(*slice_keys, cell.alias("cell"), y, s, F.col("w"), loss.alias("loss"))
-    keys = [*slice_keys, "cell"]
+    rows = rows.select(*keys, cell.alias("cell"), y, s, F.col("w"), loss.alias("loss"))
     if plan.weight:
         sums = [
             F.sum("w").alias("w"),
@@ -250,10 +257,78 @@ def _aggregate(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
             F.sum((s - y) ** 2).alias("w_sqerr"),
             F.sum(s).alias("w_score"),
         ]
-    table = rows.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"), *sums)
+    table = rows.groupBy(*keys, "cell").agg(F.count(F.lit(1)).alias("n"), *sums)
     if not plan.weight:
         table = table.withColumn("w", F.col("n").cast("double"))
     return table
+
+
+#: The sums of a count-table cell (besides its keys).
+SUM_COLUMNS = ("n", "w", "wy", "w_loss", "w_sqerr", "w_score")
+
+
+def nested_slice_columns(plan: CountPlan) -> tuple[str, ...] | None:
+    """The columns of the widest slice spec when every spec uses only its columns, else None.
+
+    ``[[country], [country, device]]`` gives ``(country, device)``: every spec's cells are
+    then sums of the cells of the widest spec, which is no larger than what that spec
+    alone needs.
+    """
+    if not plan.slices:
+        return None
+    widest = max(plan.slices, key=len)
+    if all(set(spec) <= set(widest) for spec in plan.slices):
+        return widest
+    return None
+
+
+def _binary_nested_cells(df: DataFrame, plan: CountPlan, finest: Sequence[str]) -> DataFrame:
+    """The binary count table with nested slice specs, from one aggregation of the rows.
+
+    Rows are counted once per score column by (finest slice values, cell); ALL and each
+    spec are then sums over that much smaller table. The plain way (one row per input
+    row, score column *and* spec, then one aggregation) moves every row once per spec
+    through the hash aggregation: measured on 20M rows, one spec of 51 values, 2^16
+    buckets, 2 cores: 31 s plain, 15 s this way.
+    """
+    width = max(len(spec) for spec in plan.slices)
+    fine = [f"f{j}" for j in range(len(finest))]
+    y = column(plan.label).cast("double").alias("y")
+    w = (column(plan.weight).cast("double") if plan.weight else F.lit(1.0)).alias("w")
+    per_score = [
+        F.struct(
+            score_value(plan, score).alias("s"),
+            F.lit(i).alias("score_index"),
+            *(column(c).cast("string").alias(f) for c, f in zip(finest, fine, strict=True)),
+        )
+        for i, score in enumerate(plan.scores)
+    ]
+    rows = df.select(y, w, F.inline(F.array(*per_score)))
+    finest_table = _binary_cells(rows, plan, ["score_index", *fine])
+    specs = []
+    for k, spec in enumerate(((), *plan.slices)):
+        values = [
+            F.col(fine[finest.index(spec[j])]) if j < len(spec) else F.lit(None).cast("string")
+            for j in range(width)
+        ]
+        specs.append(
+            F.struct(F.lit(k).alias("spec"), *(v.alias(f"v{j}") for j, v in enumerate(values)))
+        )
+    spread = finest_table.select(
+        "score_index", "cell", *SUM_COLUMNS, F.inline(F.array(*specs))
+    )
+    keys = ["score_index", "spec", *(f"v{j}" for j in range(width)), "cell"]
+    return spread.groupBy(*keys).agg(*(F.sum(c).alias(c) for c in SUM_COLUMNS))
+
+
+def _counted(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
+    """The aggregated cells of ``df`` (keys score_index, spec, v0…, cell) and the slice width."""
+    narrow = df.select(*(column(c) for c in plan.needed_columns))
+    finest = nested_slice_columns(plan) if plan.task == "binary" else None
+    if finest is not None:
+        return _binary_nested_cells(narrow, plan, finest), max(len(s) for s in plan.slices)
+    expanded, width = _expanded(narrow, plan)
+    return _aggregate(expanded, plan, width), width
 
 
 def _merge_rare_slices(
@@ -303,7 +378,7 @@ def _merge_rare_slices(
         ),
     )
     table = merged.groupBy("score_index", "spec", *values, "cell").agg(
-        *(F.sum(c).alias(c) for c in ("n", "w", "wy", "w_loss", "w_sqerr", "w_score"))
+        *(F.sum(c).alias(c) for c in SUM_COLUMNS)
     )
     return table, merged_values
 
@@ -347,8 +422,7 @@ def count_table(df: DataFrame, plan: CountPlan) -> DataFrame:
     ``(B + T + 8)`` cells per (score column, slice).
     """
     check_columns(df, plan)
-    expanded, width = _expanded(df.select(*(column(c) for c in plan.needed_columns)), plan)
-    table = _aggregate(expanded, plan, width)
+    table, width = _counted(df, plan)
     if plan.slices:
         table, _ = _merge_rare_slices(table, plan, width)
     return _labelled(table, plan)
@@ -357,19 +431,24 @@ def count_table(df: DataFrame, plan: CountPlan) -> DataFrame:
 def count_tables(df: DataFrame, plan: CountPlan) -> CountTables:
     """:func:`count_table` plus the merged-slice counts, sharing one persisted aggregation."""
     check_columns(df, plan)
-    expanded, width = _expanded(df.select(*(column(c) for c in plan.needed_columns)), plan)
-    table = _aggregate(expanded, plan, width).persist(StorageLevel.MEMORY_AND_DISK)
+    table, width = _counted(df, plan)
+    table = table.persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [table]
     merged = None
     if plan.slices:
-        table, merged_values = _merge_rare_slices(table, plan, width)
+        merged_table, merged_values = _merge_rare_slices(table, plan, width)
         other = {f"v{j}": F.lit(OTHER_VALUE) for j in range(width)}
         merged = merged_values.withColumns(other).select(
             _slice_label(plan).alias("slice"), "merged_values"
         )
-    cells = _labelled(table, plan).persist(StorageLevel.MEMORY_AND_DISK)
-    persisted.append(cells)
-    return CountTables(cells, merged, persisted)
+        # One small action (it computes the persisted aggregation): when no spec has more
+        # values than max_slices_per_spec, the join and re-aggregation of every cell that
+        # merging costs are skipped (measured: 9 s of 25 s on 20M rows, 51 slice values).
+        if merged.take(1):
+            table = _labelled(merged_table, plan).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(table)
+            return CountTables(table, merged, persisted)
+    return CountTables(_labelled(table, plan), merged, persisted)
 
 
 def _labelled(table: DataFrame, plan: CountPlan) -> DataFrame:
