@@ -569,3 +569,19 @@ def test_bad_score_list():
         raw = {"model": "m", "input": {"path": "p"}, "columns": {"label": "y", "score": scores}}
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [([], "classes must be a non-empty list"), (["a", "a"], "classes lists a name twice")],
+)
+def test_class_list_must_be_nonempty_and_unique(classes, message) -> None:
+    raw = {
+        "model": "m",
+        "task": "multiclass",
+        "classes": classes,
+        "input": {"path": "p"},
+        "columns": {"label": "y", "prediction": "p"},
+    }
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw)

@@ -559,3 +559,33 @@ def test_hand_computed_four_rows():
     assert m.value("brier") == pytest.approx(0.158125, abs=TOL)
     hand_log_loss = -(math.log(0.9) + math.log(0.6) + math.log(0.35) + math.log(0.8)) / 4
     assert m.value("log_loss") == pytest.approx(hand_log_loss, abs=TOL)
+
+
+def test_billions_of_rows_do_not_overflow():
+    """Counts of ~5e9 per cell: P·N and the MCC products pass int64 (9.2e18). The reference is
+    scikit-learn on one row per cell with the count as its sample weight (float64 sums)."""
+    from sklearn.metrics import matthews_corrcoef
+
+    from tally.counts import BinaryCounts
+
+    big = 5_000_000_000
+    pos = np.array([1, 2, 3, 4], np.int64) * big  # buckets of 4: scores 0, .25, .5, .75
+    neg = np.array([4, 3, 2, 1], np.int64) * big
+    counts = BinaryCounts(
+        pos=pos,
+        neg=neg,
+        thresholds=(0.5,),
+        tp_at=np.array([pos[2:].sum()]),
+        fp_at=np.array([neg[2:].sum()]),
+    )
+    assert counts.positives * counts.negatives > np.iinfo(np.int64).max
+    got = {(m.metric, m.threshold): m.value for m in binary_metrics(counts)}
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    s = np.array([0, 0.25, 0.5, 0.75] * 2)
+    w = np.concatenate([pos, neg]).astype(np.float64)
+    assert got[("roc_auc", None)] == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-12)
+    predicted = s >= 0.5
+    assert got[("mcc", 0.5)] == pytest.approx(
+        matthews_corrcoef(y, predicted, sample_weight=w), abs=1e-12
+    )
+    assert got[("tp", 0.5)] == 7 * big and got[("count", None)] == 20 * big

@@ -19,6 +19,7 @@ from sklearn.metrics import (
 
 from tally.config import parse_config
 from tally.counts_multi import argmax_predictions, count_multiclass, count_multilabel
+from tally.errors import InputError
 from tally.job import evaluate
 from tally.spark.counting import CountPlan, collect_count_groups, count_table
 
@@ -154,3 +155,16 @@ def test_multiclass_job_metrics_match_scikit_learn(spark, tmp_path, shape):
         for j, b in enumerate(CLASSES):
             cell = got.get(("ALL", "confusion", f"{a}→{b}", None))
             assert (cell or 0) == reference.confusion[i, j]
+
+
+def test_arrays_of_another_width_than_classes_fail_naming_both(spark, tmp_path):
+    labels, scores = multilabel_rows(50, seed=3)
+    pairs = zip(labels, scores, strict=True)
+    rows = [(None, None)] + [(lab.tolist(), s.tolist()) for lab, s in pairs]
+    config = {"model": "wide", "task": "multilabel", "classes": [*CLASSES, "ant"],
+              "columns": {"labels": "labels", "scores": "scores"},
+              "output": {"table": "tally_multi.wide", "counts_table": "tally_multi.wide_counts",
+                         "curves_table": "tally_multi.wide_curves"}}
+    with pytest.raises(InputError, match=r"'labels' holds arrays of 4 values .* classes lists 5"):
+        _job(spark, tmp_path, rows, "labels array<int>, scores array<float>", config)
+    assert not spark.catalog.tableExists("tally_multi.wide")

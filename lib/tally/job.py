@@ -117,6 +117,10 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
     tables = count_tables(df, plan)
     label = f"evaluate {config.model} {run_date}"
     try:
+        if plan.task != "binary":
+            from tally.spark.multi import check_array_width
+
+            check_array_width(df, plan)  # one value read, before the pass
         with log_progress(spark, label):
             groups = collect_count_groups(tables.cells, plan)  # the one pass over the input
             merged = (

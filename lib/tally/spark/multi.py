@@ -35,6 +35,7 @@ from tally.counts_multi import (
     MulticlassCounts,
     MultilabelCounts,
 )
+from tally.errors import InputError
 from tally.spark.names import column
 
 if TYPE_CHECKING:
@@ -76,6 +77,28 @@ def column_roles(plan: CountPlan) -> list[tuple[str, str, tuple, str]]:
         else:
             roles += [("prediction", s, INTEGRAL, "integer class index") for s in plan.scores]
     return roles
+
+
+def check_array_width(df: DataFrame, plan: CountPlan) -> None:
+    """Fail when the first non-null array of a K-wide column does not hold K values.
+
+    Multi-label labels and scores, and multiclass score arrays, must have one value per
+    configured class. A row of another length is an invalid row (``wrong_length``), but
+    when the *first* non-null array already disagrees, the config's ``classes`` is
+    almost surely wrong for this input: fail naming both numbers instead of skipping
+    every row. Reads one value (``limit(1)``), not the input.
+    """
+    k = len(plan.classes)
+    names = [role[1] for role in column_roles(plan) if role[0] in ("labels", "scores")]
+    if plan.multiclass_input == "pixels":
+        return
+    for name in names:
+        first = df.where(column(name).isNotNull()).select(F.size(column(name))).limit(1).collect()
+        if first and first[0][0] != k:
+            raise InputError(
+                f"column '{name}' holds arrays of {first[0][0]} values (first non-null row) "
+                f"but classes lists {k}; fix 'classes' or the column"
+            )
 
 
 def label_column(plan: CountPlan) -> Column:
