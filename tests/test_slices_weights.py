@@ -293,6 +293,50 @@ def weighted(spark, tmp_path_factory):
     return spark.read.parquet(path), y, {"s_raw": s_raw, "s_grid": s_grid}, w, buckets
 
 
+def test_a_hundred_thousand_slice_values_stay_bounded(spark, tmp_path):
+    """10^5 distinct values of a slice column: the driver gets ``max_slices_per_spec`` + 2
+    groups (ALL, the kept values, ``__other__``), whatever the number of values, and
+    ``__other__`` holds exactly the rows of the values it merged."""
+    rng = np.random.default_rng(11)
+    values, keep = 100_000, 50
+    n = 3 * values
+    user = np.concatenate([np.arange(values), rng.integers(0, values, n - values)])
+    y = (rng.random(n) < 0.3).astype(np.float64)
+    s = np.round(np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1), 3)
+    df = spark.read.parquet(
+        write_parquet(
+            tmp_path / "rows.parquet",
+            {"label": floats(y), "s": floats(s), "user": pa.array(user.astype(str))},
+        )
+    )
+    buckets = 16
+    plan = CountPlan(
+        label="label",
+        scores=("s",),
+        buckets=buckets,
+        thresholds=(0.5,),
+        slices=(("user",),),
+        max_slices_per_spec=keep,
+    )
+    tables = count_tables(df, plan)
+    try:
+        cells = tables.cells.count()
+        groups = collect_count_groups(tables.cells, plan)
+        merged = {r["slice"]: r["merged_values"] for r in tables.merged_values.collect()}
+    finally:
+        tables.release()
+    assert len(groups) == keep + 2
+    assert cells <= (keep + 2) * (buckets * 2 + 8)  # B·(T+1) cells + invalid reasons
+    assert merged == {"user=__other__": values - keep}
+    frequency = Counter(user.tolist())
+    kept = sorted(frequency, key=lambda u: (-frequency[u], str(u)))[:keep]
+    kept_rows = sum(frequency[u] for u in kept)
+    assert groups[("s", "user=__other__")].count == n - kept_rows
+    assert {label for _, label in groups} == {ALL_ROWS, "user=__other__"} | {
+        f"user={u}" for u in kept
+    }
+
+
 def test_weighted_counts_equal_the_numpy_reference(weighted):
     df, y, scores, w, buckets = weighted
     plan = CountPlan(

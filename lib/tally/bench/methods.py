@@ -178,6 +178,29 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
     return _tally_binary(ctx, scores=("ctr_score",), buckets=FINE_BUCKETS)
 
 
+def tally_ctr_exact(ctx: Context) -> Metrics:
+    """``ctr_score`` with ``metrics.auc: exact``: pass one, then the refinement passes."""
+    from tally.metrics.binary import binary_metrics
+    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_tables
+    from tally.spark.refine import exact_auc_metrics, refine_histogram
+
+    plan = CountPlan(
+        label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
+    )
+    df = ctx.session().read.parquet(str(ctx.binary.path))
+    tables = count_tables(df, plan)
+    try:
+        counts = collect_count_groups(tables.cells, plan)[("ctr_score", ALL_ROWS)]
+    finally:
+        tables.release()
+    binary_metrics(counts)
+    flat = refine_histogram(df, plan, "ctr_score", counts)
+    out: Metrics = {"rows": float(counts.count), "passes": float(flat.passes)}
+    for m in exact_auc_metrics(flat):
+        out[f"{m.metric}[ctr_score]"] = m.value
+    return out
+
+
 def tally_multilabel(ctx: Context) -> Metrics:
     """Tally multi-label on Spark: the plug for ``tally.spark.multi``.
 
@@ -317,6 +340,17 @@ METHODS: tuple[Method, ...] = (
         repeats=1,
         what="`ctr_score` alone at 2^20 buckets, run once: how far a finer histogram "
         "tightens the AUC bound of a peaked score.",
+    ),
+    Method(
+        "tally_ctr_exact",
+        "Tally binary, ctr_score, metrics.auc: exact",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr_exact,
+        what="`ctr_score` alone at 2^16 buckets, then the refinement passes of "
+        "`metrics.auc: exact` (re-reading only rows in buckets that carry AUC error) until "
+        "`roc_auc` and `pr_auc` are exact: the cost of exact over bucketed.",
     ),
     Method(
         "spark_ml",

@@ -171,7 +171,7 @@ def throughput_md(t: Mapping[str, Any]) -> list[str]:
         [
             [
                 a["column"],
-                f"2^{int(math.log2(a['buckets']))}",
+                f"2^{int(math.log2(a['buckets']))}" if a["buckets"] else "exact mode",
                 auc(a["roc_auc"], 8),
                 sci(a["bound"]),
                 auc(a["exact"], 8),

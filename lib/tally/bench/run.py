@@ -350,6 +350,7 @@ def _auc_rows(results: dict[str, Result], ctx: Context, limit: int) -> list[dict
         ("tally", "score", ctx.buckets),
         ("tally_two_scores", "ctr_score", ctx.buckets),
         ("tally_ctr_fine", "ctr_score", FINE_BUCKETS),
+        ("tally_ctr_exact", "ctr_score", 0),  # 0: metrics.auc exact
     ]
     exact: dict[str, float | None] = {}
     rows = []
