@@ -131,14 +131,21 @@ def _facts(machine: Mapping[str, Any]) -> list[str]:
     return _table(["fact", "value"], [[k, str(v)] for k, v in machine.items()], "ll")
 
 
-def throughput_md(t: Mapping[str, Any]) -> list[str]:
+def throughput_md(t: Mapping[str, Any], section: str = "throughput") -> list[str]:
+    named = "" if section == "throughput" else f" (section `{section}`)"
+    multilabel = any(m.get("dataset") == "multilabel" for m in t.get("methods", []))
     out = [
-        f"## Throughput: {t['rows']:,} rows",
+        f"## Throughput: {t['rows']:,} rows{named}",
         "",
-        f"`{t['command']}`, {t['generated']}. Multi-label rows: {t['multilabel_rows']:,} "
-        f"(the multi-label dataset is capped at {t['multilabel_cap']:,} rows: 20 floats and "
-        "20 labels per row do not fit a billion rows on this disk). Load average "
-        f"(1/5/15 min) before: {t['load_before']}, after: {t['load_after']}.",
+        f"`{t['command']}`, {t['generated']}."
+        + (
+            f" Multi-label rows: {t['multilabel_rows']:,} (the multi-label dataset is capped "
+            f"at {t['multilabel_cap']:,} rows: 20 floats and 20 labels per row do not fit a "
+            "billion rows on this disk)."
+            if multilabel
+            else ""
+        )
+        + f" Load average (1/5/15 min) before: {t['load_before']}, after: {t['load_after']}.",
     ]
     if t.get("note"):
         out += ["", f"**Note:** {t['note']}"]
@@ -286,7 +293,7 @@ def render(payload: Mapping[str, Any]) -> str:
         "",
     ]
     for section in sorted(k for k in payload if k.startswith("throughput")):
-        lines += [*throughput_md(payload[section]), ""]  # e.g. throughput, throughput_1b
+        lines += [*throughput_md(payload[section], section), ""]  # e.g. throughput_1b
     if "memory" in payload:
         lines += [*memory_md(payload["memory"]), ""]
     return "\n".join(lines)
