@@ -15,11 +15,6 @@ from tally.spark.progress import log_progress
 LOGGER = "tally.spark.progress"
 
 
-def _slow(x):  # no type hints: PySpark would try to infer a pandas UDF
-    time.sleep(0.3)
-    return x
-
-
 def _lines(caplog: pytest.LogCaptureFixture, label: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == LOGGER and label in r.getMessage()]
 
@@ -27,10 +22,16 @@ def _lines(caplog: pytest.LogCaptureFixture, label: str) -> list[str]:
 def test_progress_lines_while_a_slow_job_runs(spark, caplog, tmp_path):
     path = str(tmp_path / "rows")
     spark.range(0, 1000, numPartitions=4).write.parquet(path)
-    slow = F.udf(_slow, T.LongType())
+    def sleep_then(x):  # nested: pickled by value (workers cannot import this test module)
+        time.sleep(0.3)
+        return x
+
+    slow = F.udf(sleep_then, T.LongType())
     caplog.set_level(logging.INFO, logger=LOGGER)
     with log_progress(spark, "slow job", every_seconds=0.2) as progress:
-        total = spark.read.parquet(path).filter(F.col("id") % 64 == 0).select(slow("id")).count()
+        # a filter on the UDF, so the optimizer cannot prune it away from count()
+        rows = spark.read.parquet(path).filter(F.col("id") % 64 == 0)
+        total = rows.where(slow("id") >= 0).count()
     assert total == 16  # about 2.4 s of sleeping per task on 2 cores
     lines = _lines(caplog, "slow job")
     polls = [line for line in lines if " tasks" in line]
