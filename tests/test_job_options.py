@@ -213,3 +213,30 @@ def test_groups_write_gauc_and_ois_f1(spark, tmp_path):
     assert got[("score", "gauc_groups_used", None)] + got[
         ("score", "gauc_groups_skipped", None)
     ] == len(np.unique(user))
+
+
+def test_group_metrics_only_for_slices_the_count_table_keeps(spark, tmp_path):
+    rng = np.random.default_rng(8)
+    n = 2_000
+    y = (rng.random(n) < 0.4).astype(np.int64)
+    country = rng.choice(["us", "us", "us", "de", "fr"], n)  # us is the most frequent
+    path = write_parquet(
+        tmp_path / "kept",
+        {
+            "label": pa.array(y, pa.int64()),
+            "score": pa.array(np.round(rng.random(n), 2), pa.float64()),
+            "user_id": pa.array(rng.integers(0, 40, n)),
+            "country": pa.array(country),
+        },
+    )
+    raw = raw_config(
+        path, "kept", "score", groups={"key": "user_id"}, slices=[["country"]],
+        max_slices_per_spec=1,
+    )
+    evaluate(spark, parse_config(raw), DAY)
+    rows = spark.table(f"{DB}.metrics").where(f"model = 'kept' AND run_date = DATE'{DAY}'")
+    with_gauc = {r.slice for r in rows.where("metric = 'gauc'").collect()}
+    assert with_gauc == {"ALL", "country=us"}
+    assert {r.slice for r in rows.select("slice").distinct().collect()} == {
+        "ALL", "country=us", "country=__other__"
+    }

@@ -207,7 +207,8 @@ def extra_metrics(
         from tally.spark.groups import group_metrics
 
         for key, values in group_metrics(df, plan, config.group_key).items():
-            extra.setdefault(key, []).extend(values)
+            if key in groups:  # slices merged into __other__ get no group metrics of their own
+                extra.setdefault(key, []).extend(values)
     return extra
 
 
