@@ -15,7 +15,9 @@ Grouping by (score column, slice, cell) sums rows ``n``, weight ``w``, weighted
 positives ``wy``, log loss ``w_loss``, squared error ``w_sqerr`` and score
 ``w_score``. Spark builds partial aggregates per partition and merges them after
 a shuffle of the cells only; at most ``B + T + 8`` cells per (score column,
-slice) exist. Why SQL rather than ``mapInArrow`` + numpy: README, "How counting runs".
+slice) exist. Multi-label rows (K scores each) are counted with ``mapInArrow`` +
+numpy instead (:mod:`tally.spark.multilabel_arrow`); why binary and multiclass rows
+stay in SQL: README, "How counting runs".
 """
 
 from __future__ import annotations
@@ -314,9 +316,7 @@ def _binary_nested_cells(df: DataFrame, plan: CountPlan, finest: Sequence[str]) 
         specs.append(
             F.struct(F.lit(k).alias("spec"), *(v.alias(f"v{j}") for j, v in enumerate(values)))
         )
-    spread = finest_table.select(
-        "score_index", "cell", *SUM_COLUMNS, F.inline(F.array(*specs))
-    )
+    spread = finest_table.select("score_index", "cell", *SUM_COLUMNS, F.inline(F.array(*specs)))
     keys = ["score_index", "spec", *(f"v{j}" for j in range(width)), "cell"]
     return spread.groupBy(*keys).agg(*(F.sum(c).alias(c) for c in SUM_COLUMNS))
 
@@ -324,6 +324,10 @@ def _binary_nested_cells(df: DataFrame, plan: CountPlan, finest: Sequence[str]) 
 def _counted(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
     """The aggregated cells of ``df`` (keys score_index, spec, v0…, cell) and the slice width."""
     narrow = df.select(*(column(c) for c in plan.needed_columns))
+    if plan.task == "multilabel":
+        from tally.spark.multilabel_arrow import count_multilabel
+
+        return count_multilabel(narrow, plan)
     finest = nested_slice_columns(plan) if plan.task == "binary" else None
     if finest is not None:
         return _binary_nested_cells(narrow, plan, finest), max(len(s) for s in plan.slices)

@@ -1,7 +1,9 @@
 """Count tables of multi-label and multiclass rows, in the same single pass as binary.
 
 Each row (after the score-column/slice expansion of :mod:`tally.spark.counting`)
-becomes an array of cells, exploded and summed by the same aggregation:
+becomes an array of cells, exploded and summed by the same aggregation. Multiclass
+rows are counted here with Spark SQL; multi-label rows, which hold K scores each,
+with ``mapInArrow`` + numpy in :mod:`tally.spark.multilabel_arrow` (same cells):
 
 multi-label (K classes, B buckets, T thresholds)
     one cell per class ``(k·B + bucket)·(T+1) + above`` carrying the class label;
@@ -102,15 +104,13 @@ def check_array_width(df: DataFrame, plan: CountPlan) -> None:
 
 
 def label_column(plan: CountPlan) -> Column:
-    if plan.task == "multilabel":
-        return F.transform(column(plan.label), lambda x: x.cast("double"))
     if plan.multiclass_input == "pixels":
         return F.transform(column(plan.label), lambda x: x.cast("long"))
     return column(plan.label).cast("long")
 
 
 def output_column(plan: CountPlan, name: str) -> Column:
-    if plan.task == "multilabel" or plan.multiclass_input == "scores":
+    if plan.multiclass_input == "scores":
         return F.transform(column(name), lambda x: x.cast("double"))
     if plan.multiclass_input == "pixels":
         return F.transform(column(name), lambda x: x.cast("long"))
@@ -143,55 +143,6 @@ def _cell(cell: Column | int, y: Column | float = 0.0) -> Column:
 
 def _invalid(reason: Column) -> Column:
     return F.array(_cell(-1 - reason.cast("long")))
-
-
-def _multilabel_cells(plan: CountPlan) -> Column:
-    from tally.spark.counting import bucket_column
-
-    k, b = len(plan.classes), plan.buckets
-    cells_per_bucket = len(plan.thresholds) + 1
-    y, s = F.col("y"), F.col("s")
-    checks = {
-        "null_labels": y.isNull(),
-        "null_scores": s.isNull(),
-        "wrong_length": (F.size(y) != k) | (F.size(s) != k),
-        "null_label": F.exists(y, lambda x: x.isNull()),
-        "invalid_label": F.exists(y, lambda x: ~x.isin(0.0, 1.0)),
-        "null_score": F.exists(s, lambda x: x.isNull()),
-        "nan_score": F.exists(s, lambda x: F.isnan(x)),
-        "infinite_score": F.exists(s, lambda x: F.abs(x) == F.lit(float("inf"))),
-        "score_out_of_range": F.exists(s, lambda x: (x < 0) | (x > 1)),
-        **_weight_checks(plan),
-    }
-    reason = _first_reason(checks, MULTILABEL_INVALID_REASONS)
-
-    def above(x: Column) -> Column:
-        total: Column = F.lit(0).cast("long")
-        for t in plan.thresholds:
-            total = total + (x >= F.lit(float(t))).cast("long")
-        return total
-
-    per_class = F.transform(
-        s,
-        lambda x, i: _cell(
-            (i * b + bucket_column(x, b)) * cells_per_bucket + above(x), F.get(y, i)
-        ),
-    )
-
-    def all_match(t: float) -> Column:
-        def agrees(label: Column, x: Column) -> Column:
-            return (x >= F.lit(t)) == (label == 1)
-
-        return F.forall(F.zip_with(y, s, agrees), lambda ok: ok)
-
-    exact = [
-        F.when(all_match(t), F.array(_cell(exact_match_cell(j)))).otherwise(
-            F.array().cast(T.ArrayType(_CELL_TYPE))
-        )
-        for j, t in enumerate(plan.thresholds)
-    ]
-    valid = F.concat(per_class, F.array(_cell(ROW_CELL)), *exact)
-    return F.when(reason.isNotNull(), _invalid(reason)).otherwise(valid)
 
 
 _CELL_TYPE = T.StructType([T.StructField("cell", T.LongType()), T.StructField("y", T.DoubleType())])
@@ -267,9 +218,9 @@ def _pixel_cells(plan: CountPlan) -> Column:
 
 
 def aggregate_multi(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
-    """The count table (before slice labelling) of a multi-label or multiclass pass."""
-    multilabel = plan.task == "multilabel"
-    cells = _multilabel_cells(plan) if multilabel else _multiclass_cells(plan)
+    """The count table (before slice labelling) of a multiclass pass (multi-label rows are
+    counted by :mod:`tally.spark.multilabel_arrow`)."""
+    cells = _multiclass_cells(plan)
     slice_keys = ["score_index", "spec", *(f"v{j}" for j in range(width))]
     exploded = expanded.select(*slice_keys, "w", F.inline(cells))
     w, y = F.col("w"), F.col("y")
