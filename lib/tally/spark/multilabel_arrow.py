@@ -74,15 +74,27 @@ class Layout:
 
 @dataclass
 class Entries:
-    """The cells one batch adds for one score column: one entry per (row, cell).
+    """The cells one batch adds for one score column.
 
-    ``index`` is ``cell + offset``, ``row`` the row of the batch (for its weight and
-    slice values), ``y`` the label carried, 0 or 1 (0 for row-level cells).
+    ``elements[i, k]`` is ``cell + offset`` of class k of the i-th valid row (batch row
+    ``rows[i]``), carrying label ``labels[i, k]`` (0 or 1); ``extra`` are the row-level
+    cells (``ROW_CELL``, exact matches, invalid reasons) of batch rows ``extra_rows``,
+    carrying label 0.
     """
 
-    index: np.ndarray
-    row: np.ndarray
-    y: np.ndarray
+    elements: np.ndarray
+    labels: np.ndarray
+    rows: np.ndarray
+    extra: np.ndarray
+    extra_rows: np.ndarray
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(index, row, label) of every entry, one per (row, cell)."""
+        k = self.elements.shape[1] if self.elements.ndim == 2 else 0
+        index = np.concatenate([self.elements.ravel(), self.extra])
+        row = np.concatenate([np.repeat(self.rows, k), self.extra_rows])
+        label = np.concatenate([self.labels.ravel(), np.zeros(len(self.extra), np.int64)])
+        return index, row, label
 
 
 def _lengths(arrays: pa.Array) -> np.ndarray:
@@ -157,33 +169,38 @@ def batch_entries(
 ) -> Entries:
     """Every cell one batch adds for one score column (see the module docstring)."""
     k, b = layout.classes, layout.buckets
-    thresholds = layout.thresholds
+    per_bucket = len(layout.thresholds) + 1
     reason, y, s = invalid_reasons(labels, scores, weights, k)
     valid_rows = np.flatnonzero(reason < 0)
     invalid_rows = np.flatnonzero(reason >= 0)
-    above = np.zeros(s.shape, np.int64)
-    for t in thresholds:
-        above += s >= t
-    cell = (np.arange(k, dtype=np.int64) * b + bucket_of(s, b)) * (len(thresholds) + 1) + above
-    parts_index = [cell.ravel(), np.full(len(valid_rows), ROW_CELL, np.int64)]
-    parts_row = [np.repeat(valid_rows, k), valid_rows]
-    for j, t in enumerate(thresholds):
-        matches = valid_rows[((s >= t) == (y == 1)).all(axis=1)]
-        parts_index.append(np.full(len(matches), exact_match_cell(j), np.int64))
-        parts_row.append(matches)
-    parts_index.append(-1 - reason[invalid_rows])
-    parts_row.append(invalid_rows)
-    element_count = cell.size
-    index = np.concatenate(parts_index) + layout.offset
-    label = np.zeros(len(index), np.int64)
-    label[:element_count] = y.ravel()
-    return Entries(index=index, row=np.concatenate(parts_row), y=label)
+    # cell + offset = bucket·(T+1) + above + (k·B·(T+1) + offset), built in place
+    elements = bucket_of(s, b)
+    elements *= per_bucket
+    for t in layout.thresholds:
+        elements += s >= t
+    elements += np.arange(k, dtype=np.int64) * (b * per_bucket) + layout.offset
+    extra = [np.full(len(valid_rows), ROW_CELL, np.int64)]
+    extra_rows = [valid_rows]
+    positive = y == 1
+    for j, t in enumerate(layout.thresholds):
+        matches = valid_rows[((s >= t) == positive).all(axis=1)]
+        extra.append(np.full(len(matches), exact_match_cell(j), np.int64))
+        extra_rows.append(matches)
+    extra.append(-1 - reason[invalid_rows])
+    extra_rows.append(invalid_rows)
+    return Entries(
+        elements=elements,
+        labels=positive.view(np.int8),
+        rows=valid_rows,
+        extra=np.concatenate(extra) + layout.offset,
+        extra_rows=np.concatenate(extra_rows),
+    )
 
 
 class DenseTotals:
     """Per-task sums of n, w and wy over every cell of one (score column, ALL slice).
 
-    Unweighted, one array counts entries by ``2·index + y`` (rows and positives in one
+    One array counts entries by ``2·index + label`` (rows and positives in one
     ``np.add.at``); weighted, ``w`` and ``wy`` are summed beside it.
     """
 
@@ -194,11 +211,13 @@ class DenseTotals:
         self.wy = np.zeros(layout.size, np.float64) if layout.weighted else None
 
     def add(self, entries: Entries, weights: np.ndarray | None) -> None:
-        np.add.at(self.by_label, 2 * entries.index + entries.y, 1)
+        np.add.at(self.by_label, (2 * entries.elements + entries.labels).ravel(), 1)
+        np.add.at(self.by_label, 2 * entries.extra, 1)
         if weights is not None:
-            w = weights[entries.row]
-            np.add.at(self.w, entries.index, w)
-            np.add.at(self.wy, entries.index, w * entries.y)
+            row_weight = weights[entries.rows][:, None]
+            np.add.at(self.w, entries.elements, row_weight)
+            np.add.at(self.wy, entries.elements, row_weight * entries.labels)
+            np.add.at(self.w, entries.extra, weights[entries.extra_rows])
 
     def sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(cell, n, w, wy) of the non-empty cells."""
@@ -217,12 +236,13 @@ def sparse_sums(
     entries: Entries, groups: np.ndarray, weights: np.ndarray | None, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(group, cell, n, w, wy) of the non-empty (slice group, cell) pairs of one batch."""
-    key = groups[entries.row].astype(np.int64) * layout.size + entries.index
+    index, row, label = entries.flat()
+    key = groups[row].astype(np.int64) * layout.size + index
     unique, inverse = np.unique(key, return_inverse=True)
     n = np.bincount(inverse, minlength=len(unique))
-    w = weights[entries.row] if weights is not None else np.ones(len(key))
+    w = weights[row] if weights is not None else np.ones(len(key))
     total_w = np.bincount(inverse, weights=w, minlength=len(unique))
-    total_wy = np.bincount(inverse, weights=w * entries.y, minlength=len(unique))
+    total_wy = np.bincount(inverse, weights=w * label, minlength=len(unique))
     group, index = np.divmod(unique, layout.size)
     return group, index - layout.offset, n, total_w, total_wy
 
