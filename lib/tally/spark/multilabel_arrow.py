@@ -90,9 +90,8 @@ class Entries:
 
     def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(index, row, label) of every entry, one per (row, cell)."""
-        k = self.elements.shape[1] if self.elements.ndim == 2 else 0
         index = np.concatenate([self.elements.ravel(), self.extra])
-        row = np.concatenate([np.repeat(self.rows, k), self.extra_rows])
+        row = np.concatenate([np.repeat(self.rows, self.elements.shape[1]), self.extra_rows])
         label = np.concatenate([self.labels.ravel(), np.zeros(len(self.extra), np.int64)])
         return index, row, label
 
