@@ -129,7 +129,10 @@ from pyspark import TaskContext
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from tally.spark.counting import CountPlan, collect_count_groups, count_table
+from tally.config import InputConfig
+from tally.spark.binary_arrow import TaskTotals
+from tally.spark.counting import CountPlan, collect_count_groups, count_table, decode_count_groups
+from tally.spark.direct import direct_source, task_totals
 from tally.spark.results import PARTITION_COLUMNS, RESULTS_SCHEMA, write_results
 from tally.spark.tables import replace_partitions
 
@@ -166,12 +169,38 @@ plan = CountPlan(label="label", scores=("score",), buckets=1000, thresholds=(0.3
 cells = count_table(df, plan)
 cells = cells.mapInArrow(fail_first_attempt("merge", {0, 1, 2}), cells.schema)
 counts = collect_count_groups(cells, plan)[("score", "ALL")]
-np.savez(
-    out / "counts.npz", pos=counts.pos, neg=counts.neg, tp_at=counts.tp_at, fp_at=counts.fp_at,
-    score_sum=counts.score_sum,
-    sums=np.array([counts.log_loss_sum, counts.squared_error_sum]), rows=np.array(counts.rows),
+
+
+def save(counts, name):
+    np.savez(
+        out / f"{name}.npz", pos=counts.pos, neg=counts.neg, tp_at=counts.tp_at,
+        fp_at=counts.fp_at, score_sum=counts.score_sum,
+        sums=np.array([counts.log_loss_sum, counts.squared_error_sum]), rows=np.array(counts.rows),
+    )
+    (out / f"{name}.json").write_text(json.dumps(dict(counts.invalid)))
+
+
+save(counts, "counts")
+
+# The arrow reader: tasks die after counting their byte ranges, before their table moves on.
+def fail_after_counting(partitions):
+    def run(totals):
+        ctx = TaskContext.get()
+        done = list(totals)
+        if ctx.attemptNumber() == 0 and ctx.partitionId() in partitions:
+            (marks / f"arrow-{ctx.stageId()}-{ctx.partitionId()}").touch()
+            raise RuntimeError("injected failure in arrow")
+        yield from done
+    return run
+
+
+spark.conf.set("spark.sql.files.maxPartitionBytes", "64k")  # several tasks per file
+source = direct_source(
+    spark, spark.read.parquet(str(data)), plan, InputConfig(path=str(data), reader="arrow")
 )
-(out / "invalid.json").write_text(json.dumps(dict(counts.invalid)))
+totals = task_totals(spark, source, plan).mapPartitions(fail_after_counting({0, 2}))
+merged = totals.treeReduce(TaskTotals.merge, depth=2)
+save(decode_count_groups(merged.table(plan.scores, "ALL"), plan)[("score", "ALL")], "arrow")
 
 # Writing: tasks of the insert die after writing part of their file, then succeed.
 def rows(day, version, n):
@@ -224,24 +253,27 @@ def test_retried_tasks_count_and_write_each_row_once(tmp_path, data):
     assert failed.get("scan") == {1, 4, 6}, failed  # the failures did happen
     assert failed.get("merge"), failed
     assert failed.get("write") == {0, 3}, failed
+    assert failed.get("arrow") == {0, 2}, failed
     assert "injected failure in scan" in done.stderr  # and were retried, not swallowed
+    assert "injected failure in arrow" in done.stderr
 
-    saved = np.load(out / "counts.npz")
-    got = BinaryCounts(
-        pos=saved["pos"],
-        neg=saved["neg"],
-        thresholds=(0.3, 0.5),
-        tp_at=saved["tp_at"],
-        fp_at=saved["fp_at"],
-        log_loss_sum=float(saved["sums"][0]),
-        squared_error_sum=float(saved["sums"][1]),
-        invalid=json.loads((out / "invalid.json").read_text()),
-        score_sum=saved["score_sum"],
-        rows=int(saved["rows"]),
-    )
     expected = count_binary(data["label"], data["score"], 1000, (0.3, 0.5))
-    assert got.same_counts(expected, rtol=1e-12)
-    assert got.count + got.invalid_rows == ROWS
+    for name in ("counts", "arrow"):  # Spark's reader, then the arrow reader
+        saved = np.load(out / f"{name}.npz")
+        got = BinaryCounts(
+            pos=saved["pos"],
+            neg=saved["neg"],
+            thresholds=(0.3, 0.5),
+            tp_at=saved["tp_at"],
+            fp_at=saved["fp_at"],
+            log_loss_sum=float(saved["sums"][0]),
+            squared_error_sum=float(saved["sums"][1]),
+            invalid=json.loads((out / f"{name}.json").read_text()),
+            score_sum=saved["score_sum"],
+            rows=int(saved["rows"]),
+        )
+        assert got.same_counts(expected, rtol=1e-12), name
+        assert got.count + got.invalid_rows == ROWS
 
     stored = json.loads(done.stdout.strip().splitlines()[-1])
     assert stored["2026-11-21"] == [2000, 2000, 200_000.0, 201_999.0]  # new rows, each once

@@ -41,6 +41,8 @@ MAX_CLASSES = 10_000
 MULTILABEL_CELL_BUDGET = 1 << 20
 ON_INVALID_CHOICES = ("skip", "fail")
 AUC_MODES = ("bucketed", "exact")
+#: Who reads the input rows (see tally.spark.direct).
+READERS = ("auto", "spark", "arrow")
 SCORE_TRANSFORMS = ("none", "sigmoid")
 
 
@@ -52,6 +54,9 @@ class InputConfig:
     format: str = "parquet"
     table: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    #: who reads the rows: "auto" (arrow where it can, else spark), "spark" (Spark's
+    #: reader, Spark SQL counting) or "arrow" (pyarrow in the Python workers; Parquet only)
+    reader: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ _TOP_KEYS = (
     "groups",
 )
 TASKS = ("binary", "multilabel", "multiclass")
-_INPUT_KEYS = ("path", "format", "table", "options")
+_INPUT_KEYS = ("path", "format", "table", "options", "reader")
 _COLUMNS_KEYS = ("label", "score", "weight", "labels", "scores", "prediction", "predictions")
 _METRICS_KEYS = (
     "buckets",
@@ -262,9 +267,13 @@ def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
     for k, v in options.items():
         if isinstance(v, (dict, list)) or v is None:
             raise ConfigError(f"input.options.{k} must be a string, number or boolean, got {v!r}")
+    reader = _optional_str(raw, "reader", "input.reader", "auto")
+    if reader not in READERS:
+        raise ConfigError(f"input.reader must be one of {list(READERS)}, got {reader!r}")
     return InputConfig(
         path=path,
         table=table,
+        reader=reader,
         format=_optional_str(raw, "format", "input.format", "parquet"),
         options=MappingProxyType(
             {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}

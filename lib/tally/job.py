@@ -29,10 +29,12 @@ from tally.spark.counting import (
     ALL_ROWS,
     CountPlan,
     CountsOf,
+    check_columns,
     collect_count_groups,
     count_tables,
 )
 from tally.spark.counts_store import COUNTS_SCHEMA, Layout, read_window, write_counts
+from tally.spark.direct import direct_source
 from tally.spark.progress import log_progress
 from tally.spark.refine import exact_auc_metrics, refine_histogram
 from tally.spark.results import (
@@ -114,15 +116,18 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
     plan = plan_of(config)
     check_output_tables(spark, config)  # before the scan: a failure writes nothing
     df = read_input(spark, config.input)
-    tables = count_tables(df, plan)
+    check_columns(df, plan)
+    direct = direct_source(spark, df, plan, config.input)
     label = f"evaluate {config.model} {run_date}"
-    try:
-        if plan.task != "binary":
-            from tally.spark.multi import check_array_width
+    if plan.task != "binary":
+        from tally.spark.multi import check_array_width
 
-            check_array_width(df, plan)  # one value read, before the pass
-        with log_progress(spark, label):
-            groups = collect_count_groups(tables.cells, plan)  # the one pass over the input
+        check_array_width(df, plan)  # one value read, before the pass
+    tables = None
+    try:
+        with log_progress(spark, label, records=direct is None):
+            tables = count_tables(df, plan, direct)
+            groups = tables.groups(plan)  # the one pass over the input
             merged = (
                 {r["slice"]: int(r["merged_values"]) for r in tables.merged_values.collect()}
                 if tables.merged_values is not None
@@ -139,7 +144,8 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         write_results(spark, config.output.table, rows)
         write_curves(spark, config.output.curves_table, curves)
     finally:
-        tables.release()
+        if tables is not None:
+            tables.release()
     return RunSummary(
         rows_read=overall.rows + overall.invalid_rows,
         invalid_rows=overall.invalid_rows,

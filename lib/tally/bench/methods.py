@@ -134,9 +134,10 @@ def _tally_binary(
     scores: tuple[str, ...] = ("score",),
     slices: tuple[tuple[str, ...], ...] = (),
     buckets: int | None = None,
+    reader: str = "auto",
 ) -> Metrics:
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_tables
+    from tally.spark.counting import ALL_ROWS, CountPlan, count_tables
 
     plan = CountPlan(
         label="label",
@@ -145,9 +146,10 @@ def _tally_binary(
         thresholds=THRESHOLDS,
         slices=slices,
     )
-    tables = count_tables(ctx.session().read.parquet(str(ctx.binary.path)), plan)
+    df = ctx.session().read.parquet(str(ctx.binary.path))
+    tables = count_tables(df, plan, _direct(ctx, df, plan, ctx.binary.path, reader))
     try:  # as `tally evaluate` counts (minus writing the tables)
-        groups = collect_count_groups(tables.cells, plan)
+        groups = tables.groups(plan)
     finally:
         tables.release()
     metrics = {key: binary_metrics(counts) for key, counts in groups.items()}
@@ -162,8 +164,21 @@ def _tally_binary(
     return out
 
 
+def _direct(ctx: Context, df: object, plan: object, path: object, reader: str) -> object:
+    """The reader ``tally evaluate`` picks for ``input: {path: ..., reader: ...}``."""
+    from tally.config import InputConfig
+    from tally.spark.direct import direct_source
+
+    source = InputConfig(path=str(path), reader=reader)
+    return direct_source(ctx.session(), df, plan, source)  # type: ignore[arg-type]
+
+
 def tally_binary(ctx: Context) -> Metrics:
     return _tally_binary(ctx)
+
+
+def tally_spark_reader(ctx: Context) -> Metrics:
+    return _tally_binary(ctx, reader="spark")
 
 
 def tally_slices(ctx: Context) -> Metrics:
@@ -181,16 +196,16 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
 def tally_ctr_exact(ctx: Context) -> Metrics:
     """``ctr_score`` with ``metrics.auc: exact``: pass one, then the refinement passes."""
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_tables
+    from tally.spark.counting import ALL_ROWS, CountPlan, count_tables
     from tally.spark.refine import exact_auc_metrics, refine_histogram
 
     plan = CountPlan(
         label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
     )
     df = ctx.session().read.parquet(str(ctx.binary.path))
-    tables = count_tables(df, plan)
+    tables = count_tables(df, plan, _direct(ctx, df, plan, ctx.binary.path, "auto"))
     try:
-        counts = collect_count_groups(tables.cells, plan)[("ctr_score", ALL_ROWS)]
+        counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
     finally:
         tables.release()
     binary_metrics(counts)
@@ -201,7 +216,7 @@ def tally_ctr_exact(ctx: Context) -> Metrics:
     return out
 
 
-def tally_multilabel(ctx: Context) -> Metrics:
+def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
     """Tally multi-label on Spark: the plug for ``tally.spark.multi``.
 
     Raises :class:`UnavailableError` while Spark multi-label counting is missing (no
@@ -230,10 +245,15 @@ def tally_multilabel(ctx: Context) -> Metrics:
         classes=tuple(f"c{k}" for k in range(CLASSES)),  # type: ignore[call-arg]
     )
     df = ctx.session().read.parquet(str(ctx.multilabel.path))
-    groups = counting.collect_count_groups(counting.count_table(df, plan), plan)
+    direct = _direct(ctx, df, plan, ctx.multilabel.path, reader)
+    groups = counting.collect_count_groups(counting.count_table(df, plan, direct), plan)
     counts = groups[("scores", counting.ALL_ROWS)]
     values = {m.metric: m.value for m in multilabel_metrics(counts) if m.class_ is None}
     return {"rows": float(counts.rows), "macro_roc_auc": values.get("macro_roc_auc")}
+
+
+def tally_multilabel_spark_reader(ctx: Context) -> Metrics:
+    return tally_multilabel(ctx, reader="spark")
 
 
 # --- Spark ML and scikit-learn ----------------------------------------------------------------
@@ -305,10 +325,21 @@ METHODS: tuple[Method, ...] = (
         "floor",
         spark=True,
         run=tally_binary,
-        what="`spark.read.parquet` + `count_tables` (one Spark SQL aggregation, persisted) + "
-        "`collect_count_groups` (Arrow to the driver, decode) + `binary_metrics` (every "
-        "binary metric), 2^16 buckets, threshold 0.5: `tally evaluate` minus writing the "
-        "results and counts tables.",
+        what="`spark.read.parquet` + `count_tables` with the reader `tally evaluate` picks "
+        "(`input.reader: auto`, here the arrow reader: pyarrow + numpy in the Python workers, "
+        "per-task count tables summed by Spark, persisted) + `collect_count_groups` (Arrow to "
+        "the driver, decode) + `binary_metrics` (every binary metric), 2^16 buckets, "
+        "threshold 0.5: `tally evaluate` minus writing the results and counts tables.",
+    ),
+    Method(
+        "tally_spark_reader",
+        "Tally binary, input.reader: spark",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_spark_reader,
+        what="the same with `input.reader: spark`: Spark's Parquet reader and one Spark SQL "
+        "aggregation (the path for non-Parquet inputs and remote files under `auto`).",
     ),
     Method(
         "tally_slices",
@@ -392,9 +423,20 @@ METHODS: tuple[Method, ...] = (
         "floor_multilabel",
         spark=True,
         run=tally_multilabel,
-        what="`count_table` + `collect_count_groups` + `multilabel_metrics` with "
+        what="`count_table` (reader as `tally evaluate` picks it: arrow) + "
+        "`collect_count_groups` + `multilabel_metrics` with "
         "`task: multilabel`, 20 classes, 2^16 buckets, threshold 0.5 (per-class histograms, "
         "tp/fp/fn, exact-match rows).",
+    ),
+    Method(
+        "tally_multilabel_spark_reader",
+        "Tally multi-label K=20, input.reader: spark",
+        "multilabel",
+        "floor_multilabel",
+        spark=True,
+        run=tally_multilabel_spark_reader,
+        what="the same with `input.reader: spark`: Spark's reader hands the rows to "
+        "`mapInArrow` (the JVM decodes the arrays and writes them to Arrow).",
     ),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)

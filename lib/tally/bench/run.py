@@ -167,6 +167,13 @@ def warm_up(spark: SparkSession, ctx: Context) -> None:
     plan = CountPlan(label="label", scores=("score",), buckets=ctx.buckets, thresholds=(0.5,))
     df = spark.read.parquet(str(ctx.binary.path)).limit(100_000)
     collect_count_groups(count_table(df, plan), plan)[("score", ALL_ROWS)]
+    # The arrow reader's Python workers (one per core) import numpy, pyarrow and Tally once.
+    from tally.config import InputConfig
+    from tally.spark.direct import direct_source
+
+    df = spark.read.parquet(str(ctx.binary.path))
+    direct = direct_source(spark, df, plan, InputConfig(path=str(ctx.binary.path)))
+    collect_count_groups(count_table(df, plan, direct), plan)[("score", ALL_ROWS)]
 
 
 # --- machine facts ---------------------------------------------------------------------------

@@ -24,17 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tally.counts import INVALID_REASONS, LOG_LOSS_EPS, BinaryCounts, is_power_of_two
 from tally.errors import InputError
 from tally.spark.names import column
+
+if TYPE_CHECKING:
+    from tally.spark.direct import DirectSource
 
 #: The decoded counts of one (score column, slice) group, whatever the task.
 CountsOf = Any
@@ -47,6 +51,10 @@ NULL_VALUE = "null"
 
 #: Columns of the count table, in order (the stored counts table adds run keys).
 COUNT_COLUMNS = ("score_column", "slice", "cell", "n", "w", "wy", "w_loss", "w_sqerr", "w_score")
+COUNT_SCHEMA = (
+    "score_column string, slice string, cell long, n long, w double, wy double, "
+    "w_loss double, w_sqerr double, w_score double"
+)
 
 
 @dataclass(frozen=True)
@@ -323,8 +331,18 @@ def _binary_nested_cells(df: DataFrame, plan: CountPlan, finest: Sequence[str]) 
     return spread.groupBy(*keys).agg(*(F.sum(c).alias(c) for c in SUM_COLUMNS))
 
 
-def _counted(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
-    """The aggregated cells of ``df`` (keys score_index, spec, v0…, cell) and the slice width."""
+def _counted(
+    df: DataFrame, plan: CountPlan, direct: DirectSource | None = None
+) -> tuple[DataFrame, int]:
+    """The aggregated cells of ``df`` (keys score_index, spec, v0…, cell) and the slice width.
+
+    With ``direct`` the rows are read from its files by pyarrow in the Python workers
+    and counted with numpy (:mod:`tally.spark.direct`), else by Spark.
+    """
+    if direct is not None:
+        from tally.spark.direct import count_direct
+
+        return count_direct(df.sparkSession, direct, plan)
     narrow = df.select(*(column(c) for c in plan.needed_columns))
     if plan.task == "multilabel":
         from tally.spark.multilabel_arrow import count_multilabel
@@ -409,35 +427,65 @@ class CountTables:
     merged_values) tells how many values of each slice spec went into its
     ``__other__`` slice (None without slices). Both derive from one aggregation of
     the input, kept with ``persist`` so that using both scans the input once; call
-    :meth:`release` when done.
+    :meth:`release` when done. ``collected`` holds the cells when they were counted
+    onto the driver already (the arrow reader without slices); ``cells`` is then made
+    from it only when asked for (to write the stored counts).
     """
 
-    cells: DataFrame
+    frame: DataFrame | None
     merged_values: DataFrame | None
     persisted: list[DataFrame]
+    collected: pa.Table | None = None
+    spark: SparkSession | None = None
+
+    @property
+    def cells(self) -> DataFrame:
+        if self.frame is None:
+            assert self.spark is not None and self.collected is not None
+            self.frame = self.spark.createDataFrame(self.collected, schema=COUNT_SCHEMA)
+        return self.frame
+
+    def groups(self, plan: CountPlan) -> dict[tuple[str, str], CountsOf]:
+        """The cells decoded per (score column, slice): :func:`collect_count_groups`."""
+        if self.collected is not None:
+            return decode_count_groups(self.collected, plan)
+        return collect_count_groups(self.cells, plan)
 
     def release(self) -> None:
         for df in self.persisted:
             df.unpersist()
 
 
-def count_table(df: DataFrame, plan: CountPlan) -> DataFrame:
+def count_table(df: DataFrame, plan: CountPlan, direct: DirectSource | None = None) -> DataFrame:
     """The count table of ``df`` (columns :data:`COUNT_COLUMNS`), lazily, from one pass.
 
     Reads only the columns the plan needs; the result is small: at most
-    ``(B + T + 8)`` cells per (score column, slice).
+    ``(B + T + 8)`` cells per (score column, slice). ``direct``: read ``df``'s files
+    with pyarrow instead (:func:`tally.spark.direct.direct_source`).
     """
     check_columns(df, plan)
-    table, width = _counted(df, plan)
+    table, width = _counted(df, plan, direct)
     if plan.slices:
         table, _ = _merge_rare_slices(table, plan, width)
     return _labelled(table, plan)
 
 
-def count_tables(df: DataFrame, plan: CountPlan) -> CountTables:
-    """:func:`count_table` plus the merged-slice counts, sharing one persisted aggregation."""
+def count_tables(
+    df: DataFrame, plan: CountPlan, direct: DirectSource | None = None
+) -> CountTables:
+    """:func:`count_table` plus the merged-slice counts, sharing one persisted aggregation.
+
+    With ``direct``, a binary plan without slices is counted at once, onto the driver
+    (:func:`tally.spark.direct.collect_direct`); otherwise nothing runs until the cells
+    are read.
+    """
     check_columns(df, plan)
-    table, width = _counted(df, plan)
+    if direct is not None and plan.task == "binary" and not plan.slices:
+        from tally.spark.direct import collect_direct
+
+        collected = collect_direct(df.sparkSession, direct, plan)
+        return CountTables(None, None, [], collected=collected, spark=df.sparkSession)
+    table, width = _counted(df, plan, direct)
     table = table.persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [table]
     merged = None
@@ -522,7 +570,12 @@ def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, s
 
     Values are :class:`BinaryCounts`, or multi-label / multiclass counts for those tasks.
     """
-    frame = table.toArrow().to_pandas()
+    return decode_count_groups(table.toArrow(), plan)
+
+
+def decode_count_groups(table: pa.Table, plan: CountPlan) -> dict[tuple[str, str], CountsOf]:
+    """Decode a count table already on the driver per (score column, slice)."""
+    frame = table.to_pandas()
     weighted = plan.weight is not None
     if plan.task == "binary":
 

@@ -246,23 +246,40 @@ def sparse_sums(
     return group, index - layout.offset, n, total_w, total_wy
 
 
-def _slice_groups(batch: pa.RecordBatch, names: list[str]) -> tuple[np.ndarray, list[tuple]]:
-    """Each row's slice group (0…G−1) over the columns ``names`` and each group's values."""
+def slice_groups(batch: pa.RecordBatch, names: list[str]) -> tuple[np.ndarray, list[tuple]]:
+    """Each row's slice group (0…G−1) over the columns ``names`` and each group's values.
+
+    Values are strings as Spark casts them (``12``, ``true``), null as None; a column may
+    come dictionary-encoded (the arrow reader reads stored strings so).
+    """
     codes = np.zeros(batch.num_rows, np.int64)
     dictionaries = []
     for name in names:
-        encoded = pc.dictionary_encode(batch.column(name), null_encoding="encode")
-        dictionaries.append(encoded.dictionary.to_pylist())
-        codes = codes * (len(encoded.dictionary) + 1) + encoded.indices.to_numpy(
-            zero_copy_only=False
+        values = batch.column(name)
+        encoded = (
+            values
+            if pa.types.is_dictionary(values.type)
+            else pc.dictionary_encode(values, null_encoding="encode")
+        )
+        dictionary = encoded.dictionary
+        if not pa.types.is_string(dictionary.type):
+            dictionary = pc.cast(dictionary, pa.string())
+        words = dictionary.to_pylist()
+        indices = encoded.indices
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(words))
+            words.append(None)
+        dictionaries.append(words)
+        codes = codes * (len(words) + 1) + np.asarray(
+            indices.to_numpy(zero_copy_only=False), np.int64
         )
     unique, groups = np.unique(codes, return_inverse=True)
     values = []
     for code in unique.tolist():
         parts = []
-        for dictionary in reversed(dictionaries):
-            code, at = divmod(code, len(dictionary) + 1)
-            parts.append(dictionary[at])
+        for words in reversed(dictionaries):
+            code, at = divmod(code, len(words) + 1)
+            parts.append(words[at])
         values.append(tuple(reversed(parts)))
     return groups, values
 
@@ -314,7 +331,7 @@ def count_partition(
     totals = [DenseTotals(layout) for _ in range(scores)] if dense else []
     for batch in batches:
         checked, summed = _weights(batch) if layout.weighted else (None, None)
-        slice_groups = [_slice_groups(batch, names) for names in spec_columns]
+        grouped = [slice_groups(batch, names) for names in spec_columns]
         for i in range(scores):
             entries = batch_entries(batch.column("y"), batch.column(f"s{i}"), checked, layout)
             if dense:
@@ -322,7 +339,7 @@ def count_partition(
             else:
                 one_group = np.zeros(batch.num_rows, np.int64)
                 yield _rows(i, 0, [()], width, sparse_sums(entries, one_group, summed, layout))
-            for spec, (groups, values) in enumerate(slice_groups, start=1):
+            for spec, (groups, values) in enumerate(grouped, start=1):
                 yield _rows(i, spec, values, width, sparse_sums(entries, groups, summed, layout))
     for i, total in enumerate(totals):
         cell, n, w, wy = total.sums()

@@ -43,7 +43,9 @@ _FINAL_STAGE_STATES = frozenset({"COMPLETE", "FAILED", "SKIPPED"})
 class ProgressLogger:
     """The polling thread behind :func:`log_progress` (one per ``with`` block)."""
 
-    def __init__(self, spark: Any, label: str, every_seconds: float = 30.0) -> None:
+    def __init__(
+        self, spark: Any, label: str, every_seconds: float = 30.0, records: bool = True
+    ) -> None:
         self.label = label
         self.every_seconds = max(float(every_seconds), 0.05)
         self.started = time.monotonic()
@@ -52,7 +54,7 @@ class ProgressLogger:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._tag: str | None = None
-        self._records_ok = True
+        self._records_ok = records
         #: input records of finished stages (they no longer change)
         self._final_records: dict[int, int] = {}
 
@@ -193,15 +195,20 @@ def _short(name: object, width: int = 60) -> str:
 
 
 @contextmanager
-def log_progress(spark: Any, label: str, every_seconds: float = 30.0) -> Iterator[ProgressLogger]:
+def log_progress(
+    spark: Any, label: str, every_seconds: float = 30.0, records: bool = True
+) -> Iterator[ProgressLogger]:
     """Log the progress of the Spark work inside the block every ``every_seconds`` seconds.
+
+    ``records=False`` leaves the input records out: the arrow reader reads its rows in
+    Python, where Spark does not count them (its stages read one record per task).
 
     Yields the :class:`ProgressLogger`. When the block ends, also by an exception
     (which then propagates unchanged), the thread is stopped and joined and one
     line gives the total time (``<label>: done in 12.3 s; N input records read``,
     or ``failed after``). Logging problems never raise; they are logged at debug level.
     """
-    progress = ProgressLogger(spark, label, every_seconds)
+    progress = ProgressLogger(spark, label, every_seconds, records=records)
     progress.start()
     failed = False
     try:
