@@ -353,8 +353,8 @@ def count_partition(
     """One task's rows in, its count table out (see the module docstring).
 
     Batches hold ``y`` (labels), ``s0 … s{scores−1}`` (scores), ``w`` (weights, when
-    weighted) and the slice columns (any type :func:`slice_groups` takes); ``spec_columns[k−1]`` names the
-    columns of slice spec ``k`` (spec 0 is ALL).
+    weighted) and the slice columns (any type :func:`slice_groups` takes);
+    ``spec_columns[k−1]`` names the columns of slice spec ``k`` (spec 0 is ALL).
     """
     max_slots = max(1, dense_max_cells // layout.cells)
     specs = [[], *spec_columns]
