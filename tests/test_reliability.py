@@ -200,7 +200,7 @@ source = direct_source(
 )
 totals = task_totals(spark, source, plan).mapPartitions(fail_after_counting({0, 2}))
 merged = totals.treeReduce(TaskTotals.merge, depth=2)
-save(decode_count_groups(merged.table(plan.scores, "ALL"), plan)[("score", "ALL")], "arrow")
+save(decode_count_groups(merged.table(plan.scores, plan.slices), plan)[("score", "ALL")], "arrow")
 
 # Writing: tasks of the insert die after writing part of their file, then succeed.
 def rows(day, version, n):

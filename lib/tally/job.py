@@ -128,11 +128,7 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         with log_progress(spark, label, records=direct is None):
             tables = count_tables(df, plan, direct)
             groups = tables.groups(plan)  # the one pass over the input
-            merged = (
-                {r["slice"]: int(r["merged_values"]) for r in tables.merged_values.collect()}
-                if tables.merged_values is not None
-                else {}
-            )
+            merged = tables.merged_counts()
             overall = groups[(plan.scores[0], ALL_ROWS)]
             _check_invalid(groups, plan, config.on_invalid)
             extra = extra_metrics(df, plan, config, groups)

@@ -245,8 +245,11 @@ def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
         classes=tuple(f"c{k}" for k in range(CLASSES)),  # type: ignore[call-arg]
     )
     df = ctx.session().read.parquet(str(ctx.multilabel.path))
-    direct = _direct(ctx, df, plan, ctx.multilabel.path, reader)
-    groups = counting.collect_count_groups(counting.count_table(df, plan, direct), plan)
+    tables = counting.count_tables(df, plan, _direct(ctx, df, plan, ctx.multilabel.path, reader))
+    try:  # as `tally evaluate` counts
+        groups = tables.groups(plan)
+    finally:
+        tables.release()
     counts = groups[("scores", counting.ALL_ROWS)]
     values = {m.metric: m.value for m in multilabel_metrics(counts) if m.class_ is None}
     return {"rows": float(counts.rows), "macro_roc_auc": values.get("macro_roc_auc")}
@@ -423,8 +426,8 @@ METHODS: tuple[Method, ...] = (
         "floor_multilabel",
         spark=True,
         run=tally_multilabel,
-        what="`count_table` (reader as `tally evaluate` picks it: arrow) + "
-        "`collect_count_groups` + `multilabel_metrics` with "
+        what="`count_tables` (reader as `tally evaluate` picks it: arrow, per-task dense "
+        "tables added by `treeReduce`) + decode + `multilabel_metrics` with "
         "`task: multilabel`, 20 classes, 2^16 buckets, threshold 0.5 (per-class histograms, "
         "tp/fp/fn, exact-match rows).",
     ),
@@ -436,7 +439,8 @@ METHODS: tuple[Method, ...] = (
         spark=True,
         run=tally_multilabel_spark_reader,
         what="the same with `input.reader: spark`: Spark's reader hands the rows to "
-        "`mapInArrow` (the JVM decodes the arrays and writes them to Arrow).",
+        "`mapInArrow` (the JVM decodes the arrays and writes them to Arrow), Spark SQL adds "
+        "up the per-task cells.",
     ),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)

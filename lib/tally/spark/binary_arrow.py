@@ -24,7 +24,7 @@ This module is numpy + pyarrow only; the batches come from
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -274,6 +274,26 @@ class CellSums:
             else:
                 np.add.at(total.reshape(-1), index, rows.values[name])
 
+    def __getstate__(self) -> dict:
+        """Only the non-empty cells travel (a task's table is mostly empty cells)."""
+        cells = [(v, s, np.flatnonzero(self.n[s])) for v, s in self.slots.items()]
+        return {
+            "layout": self.layout,
+            "max_slots": self.max_slots,
+            "cells": [
+                (v, s, c, self.n[s, c], {k: t[s, c] for k, t in self.sums.items()})
+                for v, s, c in cells
+            ],
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["layout"], state["max_slots"])  # type: ignore[misc]
+        for value, slot, cell, n, sums in state["cells"]:
+            self.slots[value] = slot
+            self.n[slot, cell] = n
+            for name, total in self.sums.items():
+                total[slot, cell] = sums[name]
+
     def emit(self) -> list[tuple[tuple, np.ndarray, dict[str, np.ndarray]]]:
         """(slice values, cell, {n, w, sums}) of every non-empty cell, per slot held."""
         out = []
@@ -383,33 +403,72 @@ def count_partition(
             yield _batch(i, k, width, held.emit())
 
 
-class TaskTotals:
-    """A task's dense count table of the ALL slice, per score column: what the Python
-    reduce adds up when there are no slices (:func:`tally.spark.direct.collect_direct`).
+#: The value that stands for every value of a slice spec past ``max_slices_per_spec``
+#: (``tally.spark.counting.OTHER_VALUE``).
+OTHER_VALUE = "__other__"
 
-    Unsliced, a count table has at most ``B·(T+1) + 8`` cells per score column, so the
-    tasks' tables are added on the executors (``treeReduce``) and one reaches the driver:
-    no Spark SQL aggregation of per-task rows.
+#: Most cells the dense tables of one task of :class:`TaskTotals` may have, over all
+#: score columns and slice specs: 2^23 cells of 40 bytes (48 weighted), about 336 MB
+#: at most, paged in only where rows land. Plans past it go through Spark SQL.
+TASK_MAX_CELLS = 1 << 23
+
+
+class TaskTotals:
+    """A task's dense count tables per (score column, slice spec), added up by a Python
+    reduce (:func:`tally.spark.direct.collect_direct`) instead of Spark SQL.
+
+    Spec 0 is ALL. Spec ``k ≥ 1`` keeps the values ``kept[k−1]`` (chosen on the driver
+    from every value's row count, as Spark SQL chooses them) and counts all its other
+    values in one ``__other__`` slot, so each table has at most
+    ``(kept + 1)·B·(T+1)`` valid cells and the tasks' tables can be added on the
+    executors (``treeReduce``) with one reaching the driver: no per-task rows go
+    through Spark SQL. Pickled (between executors and to the driver) as the non-empty
+    cells only.
     """
 
-    def __init__(self, scores: int, layout: Layout) -> None:
+    def __init__(
+        self,
+        scores: int,
+        layout: Layout,
+        spec_columns: Sequence[Sequence[str]] = (),
+        kept: Sequence[Collection[tuple]] = (),
+    ) -> None:
         self.layout = layout
+        self.scores = scores
         self.work = Workspace()
-        self.sums = [CellSums(layout, 1) for _ in range(scores)]
-        self.invalid_n = np.zeros((scores, len(INVALID_REASONS)), np.int64)
-        self.invalid_w = np.zeros((scores, len(INVALID_REASONS)), np.float64)
+        self.spec_columns = [list(names) for names in spec_columns]
+        self.kept = [set(values) for values in kept]
+        slots = [1] + [len(values) + 1 for values in self.kept]
+        reasons = len(INVALID_REASONS)
+        self.sums = {
+            (i, k): CellSums(layout, slots[k]) for i in range(scores) for k in range(len(slots))
+        }
+        self.invalid_n = {key: np.zeros((slots[key[1]], reasons), np.int64) for key in self.sums}
+        self.invalid_w = {key: np.zeros((slots[key[1]], reasons)) for key in self.sums}
 
     def add(self, batch: pa.RecordBatch) -> None:
         weights = batch.column("w") if self.layout.weighted else None
-        for i, held in enumerate(self.sums):
+        grouped: list[tuple[np.ndarray | None, list[tuple]]] = [(None, [()])]
+        for names, kept in zip(self.spec_columns, self.kept, strict=True):
+            groups, values = slice_groups(batch, names)
+            other = (OTHER_VALUE,) * len(names)
+            grouped.append((groups, [v if v in kept else other for v in values]))
+        for i in range(self.scores):
             rows = batch_rows(
                 batch.column("y"), batch.column(f"s{i}"), weights, self.layout, self.work
             )
-            held.add(rows, None, [()])
-            if len(rows.invalid_reason):
-                np.add.at(self.invalid_n[i], rows.invalid_reason, 1)
+            for k, (groups, values) in enumerate(grouped):
+                held = self.sums[(i, k)]
+                held.add(rows, groups, values)
+                if not len(rows.invalid_reason):
+                    continue
+                slot = np.zeros(len(rows.invalid_reason), np.int64)
+                if groups is not None:
+                    slot_of = np.array([held.slots[v] for v in values], np.int64)
+                    slot = slot_of[groups[rows.invalid_batch_rows]]
                 weight = 1.0 if rows.invalid_weight is None else rows.invalid_weight
-                np.add.at(self.invalid_w[i], rows.invalid_reason, weight)
+                np.add.at(self.invalid_n[(i, k)], (slot, rows.invalid_reason), 1)
+                np.add.at(self.invalid_w[(i, k)], (slot, rows.invalid_reason), weight)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "work"}  # buffers stay behind
@@ -418,43 +477,88 @@ class TaskTotals:
         self.__dict__.update(state, work=Workspace())
 
     def merge(self, other: TaskTotals) -> TaskTotals:
-        """Add ``other`` into this one (element-wise) and return it."""
-        for mine, theirs in zip(self.sums, other.sums, strict=True):
-            mine.n += theirs.n
-            for name, total in mine.sums.items():
-                total += theirs.sums[name]
-        self.invalid_n += other.invalid_n
-        self.invalid_w += other.invalid_w
+        """Add ``other`` into this one, slice value by slice value, and return it."""
+        for key, mine in self.sums.items():
+            theirs = other.sums[key]
+            for value, slot in theirs.slots.items():
+                at = mine.slots.setdefault(value, len(mine.slots))
+                mine.n[at] += theirs.n[slot]
+                for name, total in mine.sums.items():
+                    total[at] += theirs.sums[name][slot]
+                self.invalid_n[key][at] += other.invalid_n[key][slot]
+                self.invalid_w[key][at] += other.invalid_w[key][slot]
         return self
 
-    def table(self, score_names: Sequence[str], slice_label: str) -> pa.Table:
-        """The non-empty cells as a count table (columns of ``COUNT_COLUMNS``)."""
+    def table(self, score_names: Sequence[str], slices: Sequence[Sequence[str]]) -> pa.Table:
+        """The non-empty cells as a count table (columns of ``COUNT_COLUMNS``); ``slices``
+        are the specs' column names, for the ``slice`` labels."""
         parts = []
-        for i, held in enumerate(self.sums):
-            cells = held.emit() if held.slots else []
-            reasons = np.flatnonzero(self.invalid_n[i])
-            if len(reasons):
-                zero = np.zeros(len(reasons))
-                columns = {"n": self.invalid_n[i, reasons], "w": self.invalid_w[i, reasons]}
-                cells.append(((), -1 - reasons, columns | dict.fromkeys(SUMS, zero)))
-            batch = _batch(i, 0, 0, cells)
+        for (i, k), held in self.sums.items():
+            cells = held.emit()
+            for value, slot in held.slots.items():
+                reasons = np.flatnonzero(self.invalid_n[(i, k)][slot])
+                if len(reasons):
+                    columns = {
+                        "n": self.invalid_n[(i, k)][slot, reasons],
+                        "w": self.invalid_w[(i, k)][slot, reasons],
+                    }
+                    zero = np.zeros(len(reasons))
+                    cells.append((value, -1 - reasons, columns | dict.fromkeys(SUMS, zero)))
+            batch = _batch(i, k, 0, cells)
+            labels = [slice_label(slices[k - 1] if k else (), v) for v, _, _ in cells]
+            sizes = [len(cell) for _, cell, _ in cells]
             names = pa.array([score_names[i]] * batch.num_rows, pa.string())
-            slices = pa.array([slice_label] * batch.num_rows, pa.string())
-            columns = [names, slices, *(batch.column(c) for c in ("cell", "n", "w", *SUMS))]
+            part_of_row = pa.array(np.repeat(np.arange(len(cells)), sizes))
+            label = pa.array(labels, pa.string()).take(part_of_row)
+            columns = [names, label, *(batch.column(c) for c in ("cell", "n", "w", *SUMS))]
             parts.append(pa.Table.from_arrays(columns, names=list(TABLE_COLUMNS)))
         return pa.concat_tables(parts)
+
+
+def slice_label(columns: Sequence[str], values: tuple) -> str:
+    """``ALL`` for no columns, else ``col=value/col=value`` (None reads ``null``), as
+    ``tally.spark.counting`` labels slices."""
+    if not columns:
+        return "ALL"
+    parts = zip(columns, values, strict=True)
+    return "/".join(f"{c}={'null' if v is None else v}" for c, v in parts)
 
 
 #: Columns of :meth:`TaskTotals.table` (those of ``tally.spark.counting.COUNT_COLUMNS``).
 TABLE_COLUMNS = ("score_column", "slice", "cell", "n", "w", *SUMS)
 
 
-def count_task(batches: Iterator[pa.RecordBatch], scores: int, layout: Layout) -> TaskTotals:
-    """One task's rows in, its :class:`TaskTotals` out (no slices)."""
-    totals = TaskTotals(scores, layout)
+def slice_value_rows(
+    batches: Iterator[pa.RecordBatch], spec_columns: Sequence[Sequence[str]]
+) -> list[dict[tuple, int]]:
+    """Rows per slice value of each spec (every row, invalid ones too, as Spark SQL ranks)."""
+    counts: list[dict[tuple, int]] = [{} for _ in spec_columns]
     for batch in batches:
-        totals.add(batch)
-    return totals
+        for names, found in zip(spec_columns, counts, strict=True):
+            groups, values = slice_groups(batch, list(names))
+            rows = np.bincount(groups, minlength=len(values)).tolist()
+            for value, n in zip(values, rows, strict=True):
+                found[value] = found.get(value, 0) + n
+    return counts
+
+
+def add_value_rows(a: list[dict[tuple, int]], b: list[dict[tuple, int]]) -> list[dict[tuple, int]]:
+    """:func:`slice_value_rows` of two sets of rows added (into ``a``)."""
+    for mine, theirs in zip(a, b, strict=True):
+        for value, n in theirs.items():
+            mine[value] = mine.get(value, 0) + n
+    return a
+
+
+def kept_values(rows: dict[tuple, int], limit: int) -> list[tuple]:
+    """The ``limit`` most frequent values, ties by value ascending, nulls first: the order
+    in which ``tally.spark.counting`` keeps a spec's values."""
+
+    def order(item: tuple[tuple, int]) -> tuple:
+        value, n = item
+        return (-n, tuple((v is not None, v or "") for v in value))
+
+    return [value for value, _ in sorted(rows.items(), key=order)[:limit]]
 
 
 def _sparse_cells(

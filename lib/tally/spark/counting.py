@@ -437,6 +437,8 @@ class CountTables:
     persisted: list[DataFrame]
     collected: pa.Table | None = None
     spark: SparkSession | None = None
+    #: with ``collected``: values merged into each ``__other__`` slice, by slice label
+    merged: dict[str, int] | None = None
 
     @property
     def cells(self) -> DataFrame:
@@ -450,6 +452,14 @@ class CountTables:
         if self.collected is not None:
             return decode_count_groups(self.collected, plan)
         return collect_count_groups(self.cells, plan)
+
+    def merged_counts(self) -> dict[str, int]:
+        """Values merged into each ``__other__`` slice (by its label); empty without any."""
+        if self.merged is not None:
+            return dict(self.merged)
+        if self.merged_values is None:
+            return {}
+        return {r["slice"]: int(r["merged_values"]) for r in self.merged_values.collect()}
 
     def release(self) -> None:
         for df in self.persisted:
@@ -475,16 +485,23 @@ def count_tables(
 ) -> CountTables:
     """:func:`count_table` plus the merged-slice counts, sharing one persisted aggregation.
 
-    With ``direct``, a binary plan without slices is counted at once, onto the driver
-    (:func:`tally.spark.direct.collect_direct`); otherwise nothing runs until the cells
-    are read.
+    With ``direct``, a binary plan is counted at once, onto the driver
+    (:func:`tally.spark.direct.collect_direct`), unless its tables are too large for
+    that; otherwise nothing runs until the cells are read.
     """
     check_columns(df, plan)
-    if direct is not None and plan.task == "binary" and not plan.slices:
-        from tally.spark.direct import collect_direct
+    if direct is not None and plan.task in ("binary", "multilabel"):
+        from tally.spark.direct import collect_direct, collect_multilabel
 
-        collected = collect_direct(df.sparkSession, direct, plan)
-        return CountTables(None, None, [], collected=collected, spark=df.sparkSession)
+        spark = df.sparkSession
+        if plan.task == "binary":
+            collected = collect_direct(spark, direct, plan)
+        else:
+            cells = collect_multilabel(spark, direct, plan)
+            collected = None if cells is None else (cells, {})
+        if collected is not None:
+            cells, merged = collected
+            return CountTables(None, None, [], collected=cells, spark=spark, merged=merged)
     table, width = _counted(df, plan, direct)
     table = table.persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [table]

@@ -352,39 +352,127 @@ def _task_totals(
     ids: Iterator[int],
     tasks: tuple[tuple[Split, ...], ...],
     columns: Mapping[str, str],
-    scores: int,
-    layout: object,
+    strings: Sequence[str],
+    empty: object,
 ) -> Iterator[object]:
-    """The RDD function of :func:`collect_direct`: task ids in, one TaskTotals per task."""
-    from tally.spark.binary_arrow import count_task
+    """The RDD function of :func:`collect_direct` and :func:`collect_multilabel`: task ids
+    in, one task totals (a copy of ``empty`` with the task's rows added) per task out."""
+    import copy
 
     for task in ids:
-        batches = (b for split in tasks[task] for b in read_split(split, columns, ()))
-        yield count_task(batches, scores, layout)  # type: ignore[arg-type]
+        totals = copy.deepcopy(empty)
+        for split in tasks[task]:
+            for batch in read_split(split, columns, strings):
+                totals.add(batch)  # type: ignore[attr-defined]
+        yield totals
 
 
-def collect_direct(spark: SparkSession, source: DirectSource, plan: CountPlan) -> pa.Table:
-    """The binary count table of an unsliced plan, read by ``source``, on the driver.
+def _value_rows(
+    ids: Iterator[int],
+    tasks: tuple[tuple[Split, ...], ...],
+    columns: Mapping[str, str],
+    strings: Sequence[str],
+    spec_columns: Sequence[Sequence[str]],
+) -> Iterator[list]:
+    """The RDD function of the first pass over sliced inputs: rows per slice value."""
+    from tally.spark.binary_arrow import slice_value_rows
 
-    Each task counts into dense per-cell arrays (:func:`task_totals`); ``treeReduce``
-    adds them on the executors, and the one table left (at most ``B·(T+1) + 8`` cells
-    per score column) comes to the driver: no per-task rows go through Spark SQL.
+    for task in ids:
+        batches = (b for split in tasks[task] for b in read_split(split, columns, strings))
+        yield slice_value_rows(batches, spec_columns)
+
+
+def collect_direct(
+    spark: SparkSession, source: DirectSource, plan: CountPlan
+) -> tuple[pa.Table, dict[str, int]] | None:
+    """The binary count table of ``plan`` read by ``source``, on the driver, and the
+    values merged into each ``__other__`` slice; None when its tables would not fit.
+
+    Each task counts into dense per-cell arrays (:class:`~tally.spark.binary_arrow.
+    TaskTotals`); ``treeReduce`` adds them on the executors and one table comes to the
+    driver: no per-task rows go through Spark SQL. With slices, a first pass reads
+    only the slice columns and counts rows per value, so that the values each spec
+    keeps (``max_slices_per_spec``, the most frequent) are known before counting and
+    the others go to ``__other__`` as they are read. Plans whose tables pass
+    :data:`~tally.spark.binary_arrow.TASK_MAX_CELLS` return None (Spark SQL adds up
+    their per-task cells instead: :func:`count_direct`).
     """
-    from tally.spark.binary_arrow import TaskTotals
-    from tally.spark.counting import ALL_ROWS
-
-    merged: TaskTotals = task_totals(spark, source, plan).treeReduce(TaskTotals.merge, depth=2)
-    return merged.table(plan.scores, ALL_ROWS)
-
-
-def task_totals(spark: SparkSession, source: DirectSource, plan: CountPlan) -> RDD:
-    """One :class:`~tally.spark.binary_arrow.TaskTotals` per task (binary, no slices)."""
-    from tally.spark.binary_arrow import Layout
+    from tally.spark.binary_arrow import (
+        OTHER_VALUE,
+        TASK_MAX_CELLS,
+        Layout,
+        TaskTotals,
+        add_value_rows,
+        kept_values,
+        slice_label,
+    )
 
     layout = Layout(plan.buckets, tuple(plan.thresholds), plan.weight is not None)
+    _, slice_columns, spec_columns = _input_columns(plan)
+    strings = stored_strings(source, slice_columns)
+    if layout.cells * len(plan.scores) > TASK_MAX_CELLS:
+        return None
+    ids = spark.sparkContext.parallelize(range(len(source.tasks)), len(source.tasks))
+    kept: list[list[tuple]] = []
+    merged: dict[str, int] = {}
+    if plan.slices:
+        slice_only = {f"c{j}": c for j, c in enumerate(slice_columns)}
+        count_values = partial(
+            _value_rows,
+            tasks=source.tasks,
+            columns=slice_only,
+            strings=strings,
+            spec_columns=spec_columns,
+        )
+        rows = ids.mapPartitions(count_values).treeReduce(add_value_rows, depth=2)
+        for spec, values in zip(plan.slices, rows, strict=True):
+            kept.append(kept_values(values, plan.max_slices_per_spec))
+            if len(values) > len(kept[-1]):
+                merged[slice_label(spec, (OTHER_VALUE,) * len(spec))] = len(values) - len(kept[-1])
+        slots = 1 + sum(len(values) + 1 for values in kept)
+        if slots * layout.cells * len(plan.scores) > TASK_MAX_CELLS:
+            log.info(
+                "slices keep %d values: per-task cells are added up by Spark SQL", slots - 1
+            )
+            return None
+    totals = task_totals(spark, source, plan, kept).treeReduce(TaskTotals.merge, depth=2)
+    return totals.table(plan.scores, plan.slices), merged
+
+
+def collect_multilabel(
+    spark: SparkSession, source: DirectSource, plan: CountPlan
+) -> pa.Table | None:
+    """The multi-label count table of an unsliced ``plan`` read by ``source``, on the
+    driver (per-task dense tables added by ``treeReduce``); None with slices or when a
+    task's dense table would pass ``multilabel_arrow.DENSE_MAX_CELLS``."""
+    from tally.spark import multilabel_arrow as ml
+
+    layout = ml.Layout(
+        len(plan.classes), plan.buckets, tuple(plan.thresholds), plan.weight is not None
+    )
+    if plan.slices or layout.size * len(plan.scores) > ml.DENSE_MAX_CELLS:
+        return None
     columns, _, _ = _input_columns(plan)
+    empty = ml.TaskTotals(len(plan.scores), layout)
+    count = partial(_task_totals, tasks=source.tasks, columns=columns, strings=(), empty=empty)
+    tasks = len(source.tasks)
+    totals = spark.sparkContext.parallelize(range(tasks), tasks).mapPartitions(count)
+    return totals.treeReduce(ml.TaskTotals.merge, depth=2).table(plan.scores)
+
+
+def task_totals(
+    spark: SparkSession, source: DirectSource, plan: CountPlan, kept: Sequence[list] = ()
+) -> RDD:
+    """One :class:`~tally.spark.binary_arrow.TaskTotals` per task; ``kept``: the values
+    each slice spec keeps (the others count as ``__other__``)."""
+    from tally.spark.binary_arrow import Layout, TaskTotals
+
+    layout = Layout(plan.buckets, tuple(plan.thresholds), plan.weight is not None)
+    columns, slice_columns, spec_columns = _input_columns(plan)
+    empty = TaskTotals(len(plan.scores), layout, spec_columns, kept)
+    strings = stored_strings(source, slice_columns)
     count = partial(
-        _task_totals, tasks=source.tasks, columns=columns, scores=len(plan.scores), layout=layout
+        _task_totals, tasks=source.tasks, columns=columns, strings=strings, empty=empty
     )
     tasks = len(source.tasks)
     return spark.sparkContext.parallelize(range(tasks), tasks).mapPartitions(count)

@@ -25,7 +25,7 @@ output rather than adding to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -229,6 +229,71 @@ class DenseTotals:
         else:
             w, wy = self.w[index], self.wy[index]
         return index - self.layout.offset, n, w, wy
+
+
+class TaskTotals:
+    """A task's :class:`DenseTotals` per score column, added up by a Python reduce
+    (``treeReduce``, :func:`tally.spark.direct.collect_multilabel`) instead of Spark SQL
+    when there are no slices. Pickled as the non-empty cells only."""
+
+    def __init__(self, scores: int, layout: Layout) -> None:
+        self.layout = layout
+        self.totals = [DenseTotals(layout) for _ in range(scores)]
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        checked, summed = _weights(batch) if self.layout.weighted else (None, None)
+        for i, total in enumerate(self.totals):
+            entries = batch_entries(batch.column("y"), batch.column(f"s{i}"), checked, self.layout)
+            total.add(entries, summed)
+
+    def merge(self, other: TaskTotals) -> TaskTotals:
+        """Add ``other`` into this one (element-wise) and return it."""
+        for mine, theirs in zip(self.totals, other.totals, strict=True):
+            mine.by_label += theirs.by_label
+            if mine.w is not None:
+                mine.w += theirs.w
+                mine.wy += theirs.wy
+        return self
+
+    def __getstate__(self) -> dict:
+        sparse = []
+        for total in self.totals:
+            index = np.flatnonzero(total.by_label)
+            weights = None
+            if total.w is not None:
+                used = np.flatnonzero(total.by_label[0::2] + total.by_label[1::2])
+                weights = (used, total.w[used], total.wy[used])
+            sparse.append((index, total.by_label[index], weights))
+        return {"layout": self.layout, "sparse": sparse}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(len(state["sparse"]), state["layout"])  # type: ignore[misc]
+        for total, (index, counts, weights) in zip(self.totals, state["sparse"], strict=True):
+            total.by_label[index] = counts
+            if weights is not None:
+                used, w, wy = weights
+                total.w[used] = w
+                total.wy[used] = wy
+
+    def table(self, score_names: Sequence[str]) -> pa.Table:
+        """The non-empty cells as a count table (``tally.spark.counting.COUNT_COLUMNS``)."""
+        parts = []
+        for name, total in zip(score_names, self.totals, strict=True):
+            cell, n, w, wy = total.sums()
+            zero = np.zeros(len(cell))
+            columns = {
+                "score_column": pa.array([name] * len(cell), pa.string()),
+                "slice": pa.array(["ALL"] * len(cell), pa.string()),
+                "cell": pa.array(cell.astype(np.int64)),
+                "n": pa.array(n.astype(np.int64)),
+                "w": pa.array(w),
+                "wy": pa.array(wy),
+                "w_loss": pa.array(zero),
+                "w_sqerr": pa.array(zero),
+                "w_score": pa.array(zero),
+            }
+            parts.append(pa.table(columns))
+        return pa.concat_tables(parts)
 
 
 def sparse_sums(
