@@ -330,9 +330,9 @@ METHODS: tuple[Method, ...] = (
         run=tally_binary,
         what="`spark.read.parquet` + `count_tables` with the reader `tally evaluate` picks "
         "(`input.reader: auto`, here the arrow reader: pyarrow + numpy in the Python workers, "
-        "per-task count tables summed by Spark, persisted) + `collect_count_groups` (Arrow to "
-        "the driver, decode) + `binary_metrics` (every binary metric), 2^16 buckets, "
-        "threshold 0.5: `tally evaluate` minus writing the results and counts tables.",
+        "per-task dense tables added by `treeReduce`, one table to the driver) + decode + "
+        "`binary_metrics` (every binary metric), 2^16 buckets, threshold 0.5: `tally "
+        "evaluate` minus writing the results and counts tables.",
     ),
     Method(
         "tally_spark_reader",
@@ -342,7 +342,8 @@ METHODS: tuple[Method, ...] = (
         spark=True,
         run=tally_spark_reader,
         what="the same with `input.reader: spark`: Spark's Parquet reader and one Spark SQL "
-        "aggregation (the path for non-Parquet inputs and remote files under `auto`).",
+        "aggregation, persisted, collected through Arrow (the path for non-Parquet inputs "
+        "and remote files under `auto`).",
     ),
     Method(
         "tally_slices",
@@ -352,7 +353,8 @@ METHODS: tuple[Method, ...] = (
         spark=True,
         run=tally_slices,
         what="the same with `slices: [[country]]`: every row is counted for ALL and for its "
-        "country (51 groups, metrics for each).",
+        "country (51 groups, metrics for each); the arrow reader makes a first pass over the "
+        "`country` column (rows per value, for `max_slices_per_spec`).",
     ),
     Method(
         "tally_two_scores",

@@ -2,12 +2,16 @@
 
 Linux only (reads ``/proc``). What is measured:
 
-* **CPU seconds**: ``utime + stime + cutime + cstime`` (``/proc/<pid>/stat``) summed
-  over this Python process, the Spark JVM, and every live descendant of either
-  (e.g. Python workers), after minus before. ``RUSAGE_CHILDREN`` would not do:
-  it only sees children that have exited, and the JVM lives on. A descendant
-  that exits in between is counted through its parent's ``cutime``/``cstime``.
-  Under ``spark-submit`` the JVM is this process's parent and is found that way.
+* **CPU seconds**: this Python process's own (``time.process_time``), plus
+  ``utime + stime`` (``/proc/<pid>/stat``) of the Spark JVM and of every
+  descendant of either (e.g. Python workers), each process's last reading minus
+  its first. A thread reads the process tree every :data:`POLL_SECONDS` while the
+  work runs, so a process that exits in between (Spark kills idle Python workers)
+  still counts with its last reading; one born and gone between two readings is
+  missed (under ``POLL_SECONDS`` of CPU each). Children's ``cutime``/``cstime`` are
+  left out: they would count an exited worker's whole life again. The thread's
+  own CPU is taken off this process's. Under ``spark-submit`` the JVM is this
+  process's parent and is found that way.
 * **Peak RSS**: ``VmHWM`` (``/proc/<pid>/status``) of the Python process and of
   the JVM, each reset to its current RSS before a measurement by writing ``5``
   to ``/proc/<pid>/clear_refs`` (Linux ≥ 4.0). Where the reset is refused the
@@ -20,12 +24,15 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: How often a measurement reads the process tree (each read costs ~ms of CPU).
+POLL_SECONDS = 0.25
 PROC = Path("/proc")
 
 
@@ -38,13 +45,12 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid`` and of its exited, reaped children (0 if it is gone)."""
+def own_cpu_seconds(pid: int) -> float | None:
+    """``utime + stime`` of ``pid`` itself (None if it is gone)."""
     fields = _stat_fields(pid)
     if fields is None:
-        return 0.0
-    # fields[0] is field 3 (state); utime, stime, cutime, cstime are fields 14-17.
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def parent_of(pid: int) -> int | None:
@@ -154,16 +160,14 @@ class Probe:
     def roots(self) -> set[int]:
         return {self.python_pid} | ({self.jvm_pid} if self.jvm_pid else set())
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds so far of the Python process, the JVM and their descendants.
-
-        This process's own share comes from ``time.process_time`` (nanoseconds, all
-        threads) rather than ``/proc`` clock ticks (10 ms), which matters for short runs.
-        """
-        own = os.times()
-        total = time.process_time() + own.children_user + own.children_system
-        others = descendants(self.roots) - {self.python_pid}
-        return total + sum(process_cpu_seconds(pid) for pid in others)
+    def others(self) -> dict[int, float]:
+        """``utime + stime`` of the JVM and every descendant, by pid (not this process)."""
+        found = {}
+        for pid in descendants(self.roots) - {self.python_pid}:
+            seconds = own_cpu_seconds(pid)
+            if seconds is not None:
+                found[pid] = seconds
+        return found
 
     def measure(self) -> Measurement:
         return Measurement(self)
@@ -179,13 +183,30 @@ class Measurement:
     def __enter__(self) -> Measurement:
         self.probe.settle()
         self.reset = all([reset_peak(pid) for pid in self.probe.roots])
-        self.cpu = self.probe.cpu_seconds()
+        self.first = self.probe.others()
+        self.last = dict(self.first)
+        self.poll_cpu = 0.0
+        self.done = threading.Event()
+        self.poller = threading.Thread(target=self._poll, daemon=True)
+        self.own = time.process_time()
         self.wall = time.perf_counter()
+        self.poller.start()
         return self
+
+    def _poll(self) -> None:
+        start = time.thread_time()
+        while not self.done.wait(POLL_SECONDS):
+            self.last.update(self.probe.others())
+        self.poll_cpu = time.thread_time() - start
 
     def __exit__(self, *exc: object) -> None:
         wall = time.perf_counter() - self.wall
-        cpu = self.probe.cpu_seconds() - self.cpu
+        own = time.process_time() - self.own
+        self.done.set()
+        self.poller.join()
+        self.last.update(self.probe.others())
+        others = sum(seconds - self.first.get(pid, 0.0) for pid, seconds in self.last.items())
+        cpu = own - self.poll_cpu + others
         jvm = self.probe.jvm_pid
         self.sample = Sample(
             wall_s=wall,

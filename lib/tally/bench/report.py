@@ -155,7 +155,9 @@ def throughput_md(t: Mapping[str, Any], section: str = "throughput") -> list[str
         "",
         f"wall and CPU: median of n runs (n = {t['repeats']}; a method whose first run "
         f"takes over {t.get('repeat_budget') or 0:.0f} s runs once); CPU = Python "
-        "process + Spark JVM + their children (`/proc/<pid>/stat`); rows / CPU-s relative to "
+        "process + Spark JVM + every process below either, e.g. Python workers (`utime + "
+        "stime` from `/proc/<pid>/stat`, read every 0.25 s so that workers that exit still "
+        "count); rows / CPU-s relative to "
         "the floor of the same dataset (`vs floor`, 1/23 = 23 times the floor's CPU per row); "
         "peak RSS: `VmHWM` of the Python process and of the JVM, reset before each run "
         f"(reset {'worked' if t['peak_reset'] else 'refused: lifetime peaks'}) after a "

@@ -11,14 +11,19 @@ their count tables; only the reading moves:
 1. the driver splits the files into byte ranges and packs them into tasks, as
    Spark does (``spark.sql.files.maxPartitionBytes``, ``openCostInBytes``,
    ``minPartitionNum``, the default parallelism): :func:`plan_tasks`;
-2. ``spark.range(tasks)`` gives one row per task, and ``mapInArrow`` runs the
-   counting function on it: each task opens its files with pyarrow, reads the row
-   groups whose midpoint lies in its ranges (the rule parquet-mr applies to
-   Spark's splits, so each row group is read by exactly one task), only the
-   needed columns, and feeds the batches to
-   :func:`tally.spark.binary_arrow.count_partition` or
-   :func:`tally.spark.multilabel_arrow.count_partition`;
-3. Spark sums the per-task count tables by key.
+2. one Spark task per task id runs the counting in a Python worker: it opens its
+   files with pyarrow, reads the row groups whose midpoint lies in its ranges (the
+   rule parquet-mr applies to Spark's splits, so each row group is read by exactly
+   one task), only the needed columns, and adds the batches into dense per-cell
+   arrays (:class:`tally.spark.binary_arrow.TaskTotals`,
+   :class:`tally.spark.multilabel_arrow.TaskTotals`);
+3. ``treeReduce`` adds the tasks' tables on the executors and one reaches the
+   driver (:func:`collect_direct`, :func:`collect_multilabel`). With slices, a
+   first pass counts rows per slice value, so the values past
+   ``max_slices_per_spec`` are known and counted as ``__other__`` while reading.
+   Tables too large to hold densely go the other way: ``mapInArrow`` over
+   ``spark.range(tasks)`` emits each task's non-empty cells and Spark SQL sums
+   them by key (:func:`count_direct`).
 
 The cells are those of the Spark SQL path, so everything downstream (slices merged
 into ``__other__``, metrics, stored counts, rollups) is unchanged. No rows reach
