@@ -218,7 +218,9 @@ def throughput_md(t: Mapping[str, Any], section: str = "throughput") -> list[str
         "- Spark settings of the benchmark (over `conf/spark-defaults.conf`): "
         + ", ".join(f"`{k}={v}`" for k, v in t["spark_conf"].items())
         + ".",
-        f"- Data: `{t['data']['binary']}` and `{t['data']['multilabel']}` (generated once, "
+        "- Data: "
+        + " and ".join(f"`{path}`" for path in t["data"].values() if path)
+        + " (generated once, "
         "cached; see `tally.bench.data`). Files are read through the OS page cache: after "
         "the first run they are usually in memory when they fit.",
         f"- Methods that hold every row (Spark ML sorts them, `toPandas()` collects them) run "

@@ -59,7 +59,8 @@ SKIP_REASONS = {
 }
 WARM_UP = (
     "`spark.range(1e6)` sum, then Tally binary on the first 100,000 rows of the binary "
-    "dataset (both untimed)"
+    "dataset, then Tally binary once with the arrow reader over the whole binary dataset "
+    "(its Python workers import numpy, pyarrow and Tally; all untimed)"
 )
 
 
