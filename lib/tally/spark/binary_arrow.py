@@ -10,13 +10,19 @@ of :data:`~tally.counts.INVALID_REASONS` naming the reason. Each cell sums ``n``
 ``n`` and ``w`` (null, NaN and ±inf weights add 0); its other sums are 0: only its
 ``n`` is ever read.
 
-Each task keeps dense per-cell sums for ALL and for every slice value it meets
-(``np.add.at`` into ``cells`` arrays of ``B·(T+1)`` cells, one row per slice value),
-and emits the non-empty cells once, when its input ends; Spark then adds the
-per-task tables up by key, as for every other count table. A task holds at most
-:data:`DENSE_MAX_CELLS` cells per (score column, slice spec): past that it emits what
-it holds and starts again, so memory stays bounded however many slice values there
-are. A retried task replaces its output rather than adding to it.
+Each task adds its rows into dense per-cell sums (``np.add.at`` into arrays of
+``B·(T+1)`` cells, one row of cells per slice value), reusing its buffers from batch
+to batch. Two ways to add the tasks' tables up:
+
+* :class:`TaskTotals` (the usual one): the slice values each spec keeps are known
+  before counting (the rest count as ``__other__``), so a task's tables are bounded
+  and ``treeReduce`` adds them on the executors; one table reaches the driver.
+* :func:`count_partition` (tables past :data:`TASK_MAX_CELLS`): a task emits its
+  non-empty cells as Arrow batches, holding at most :data:`DENSE_MAX_CELLS` cells per
+  (score column, slice spec) before it emits and starts again, and Spark SQL adds
+  them up by key, as for every other count table.
+
+Either way a retried task replaces its output rather than adding to it.
 
 This module is numpy + pyarrow only; the batches come from
 :mod:`tally.spark.direct`, which reads the Parquet files in the Python workers.
@@ -66,8 +72,16 @@ def output_schema(width: int) -> str:
     )
 
 
-def _float64(values: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    """A numeric or boolean Arrow array as float64 (null as NaN), and its null mask."""
+def _float64(
+    values: pa.Array, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric or boolean Arrow array as float64 (null as NaN), and its null mask.
+
+    Without nulls, numbers are converted into ``out`` when given (a reused buffer).
+    """
+    if out is not None and not values.null_count and not pa.types.is_boolean(values.type):
+        np.copyto(out, values.to_numpy(zero_copy_only=False), casting="unsafe")
+        return out, None
     if not pa.types.is_float64(values.type):
         values = pc.cast(values, pa.float64())
     array = np.asarray(values.to_numpy(zero_copy_only=False), np.float64)
@@ -81,8 +95,8 @@ def invalid_reasons(
     s: np.ndarray,
     s_null: np.ndarray | None,
     w: np.ndarray | None,
-) -> np.ndarray:
-    """Each row's first problem (index into INVALID_REASONS), −1 when the row is valid.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The invalid rows and each one's first problem (index into INVALID_REASONS).
 
     The checks, in order (as :func:`tally.spark.counting.invalid_reason_code`): null
     label, null score, NaN score, ±inf score, score outside [0, 1], label other than
@@ -93,9 +107,8 @@ def invalid_reasons(
     ok = (s >= 0) & (s <= 1) & ((y == 0) | (y == 1))
     if w is not None:
         ok &= (w >= 0) & (w < np.inf)
-    reason = np.full(len(s), -1, np.int64)
     if ok.all():
-        return reason
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     bad = np.flatnonzero(~ok)
     found = np.full(len(bad), -1, np.int64)
     yb, sb = y[bad], s[bad]
@@ -114,8 +127,7 @@ def invalid_reasons(
         checks += [("null_weight", np.isnan(wb)), ("invalid_weight", (wb < 0) | (wb == np.inf))]
     for name, failed in checks:
         found[(found < 0) & failed] = INVALID_REASONS.index(name)
-    reason[bad] = found
-    return reason
+    return bad, found
 
 
 @dataclass
@@ -151,10 +163,11 @@ class Workspace:
         self.flags = np.empty(0, bool)
 
     def get(self, rows: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """Three float64 buffers, an int64 and a bool one, of ``rows`` values."""
+        """Five float64 buffers (labels, scores, log loss, squared error, scratch), an
+        int64 and a bool one, of ``rows`` values."""
         if rows > self.rows:
             self.rows = rows
-            self.floats = [np.empty(rows) for _ in range(3)]
+            self.floats = [np.empty(rows) for _ in range(5)]
             self.cells = np.empty(rows, np.int64)
             self.flags = np.empty(rows, bool)
         return [f[:rows] for f in self.floats], self.cells[:rows], self.flags[:rows]
@@ -182,21 +195,23 @@ def batch_rows(
     work: Workspace | None = None,
 ) -> Rows:
     """Validate one batch's rows for one score column and compute what each row adds."""
-    y, y_null = _float64(labels)
-    s, s_null = _float64(scores)
+    (y_buffer, s_buffer, *_), _, _ = (work := work or Workspace()).get(len(labels))
+    y, y_null = _float64(labels, y_buffer)
+    s, s_null = _float64(scores, s_buffer)
     w = _float64(weights)[0] if weights is not None else None
-    reason = invalid_reasons(y, y_null, s, s_null, w)
-    invalid = np.flatnonzero(reason >= 0)
+    invalid, reason = invalid_reasons(y, y_null, s, s_null, w)
     invalid_weight = None
     if w is not None:
         wi = w[invalid]
         invalid_weight = np.where(np.isfinite(wi), wi, 0.0)
     rows: np.ndarray | None = None
     if len(invalid):
-        rows = np.flatnonzero(reason < 0)
+        keep = np.ones(len(s), bool)
+        keep[invalid] = False
+        rows = np.flatnonzero(keep)
         y, s = y[rows], s[rows]
         w = w[rows] if w is not None else None
-    (loss, sqerr, scratch), cell, flag = (work or Workspace()).get(len(s))
+    (*_, loss, sqerr, scratch), cell, flag = work.get(len(s))
     bucket_into(s, layout.buckets, cell, scratch)
     cell *= len(layout.thresholds) + 1
     for t in layout.thresholds:
@@ -212,7 +227,7 @@ def batch_rows(
         loss *= w
         sqerr *= w
         values |= {"wy": w * y, "w_score": w * s, "w": w}
-    return Rows(cell, values, positives, rows, reason[invalid], invalid_weight, invalid)
+    return Rows(cell, values, positives, rows, reason, invalid_weight, invalid)
 
 
 def _log_loss(s: np.ndarray, positives: np.ndarray, out: np.ndarray) -> None:
