@@ -430,7 +430,7 @@ TASK_MAX_CELLS = 1 << 23
 
 class TaskTotals:
     """A task's dense count tables per (score column, slice spec), added up by a Python
-    reduce (:func:`tally.spark.direct.collect_direct`) instead of Spark SQL.
+    reduce (:func:`tally.spark.direct.collect_binary`) instead of Spark SQL.
 
     Spec 0 is ALL. Spec ``k ≥ 1`` keeps the values ``kept[k−1]`` (chosen on the driver
     from every value's row count, as Spark SQL chooses them) and counts all its other

@@ -428,8 +428,9 @@ class CountTables:
     ``__other__`` slice (None without slices). Both derive from one aggregation of
     the input, kept with ``persist`` so that using both scans the input once; call
     :meth:`release` when done. ``collected`` holds the cells when they were counted
-    onto the driver already (the arrow reader without slices); ``cells`` is then made
-    from it only when asked for (to write the stored counts).
+    onto the driver already (the arrow reader, unless its tables were too large to
+    add up in Python); ``cells`` is then made from it only when asked for (to write
+    the stored counts).
     """
 
     frame: DataFrame | None
@@ -485,17 +486,18 @@ def count_tables(
 ) -> CountTables:
     """:func:`count_table` plus the merged-slice counts, sharing one persisted aggregation.
 
-    With ``direct``, a binary plan is counted at once, onto the driver
-    (:func:`tally.spark.direct.collect_direct`), unless its tables are too large for
-    that; otherwise nothing runs until the cells are read.
+    With ``direct``, a binary or multi-label plan is counted at once, onto the driver
+    (:func:`tally.spark.direct.collect_binary`, :func:`~tally.spark.direct.
+    collect_multilabel`), unless its tables are too large for that; otherwise nothing
+    runs until the cells are read.
     """
     check_columns(df, plan)
     if direct is not None and plan.task in ("binary", "multilabel"):
-        from tally.spark.direct import collect_direct, collect_multilabel
+        from tally.spark.direct import collect_binary, collect_multilabel
 
         spark = df.sparkSession
         if plan.task == "binary":
-            collected = collect_direct(spark, direct, plan)
+            collected = collect_binary(spark, direct, plan)
         else:
             cells = collect_multilabel(spark, direct, plan)
             collected = None if cells is None else (cells, {})

@@ -18,7 +18,7 @@ their count tables; only the reading moves:
    arrays (:class:`tally.spark.binary_arrow.TaskTotals`,
    :class:`tally.spark.multilabel_arrow.TaskTotals`);
 3. ``treeReduce`` adds the tasks' tables on the executors and one reaches the
-   driver (:func:`collect_direct`, :func:`collect_multilabel`). With slices, a
+   driver (:func:`collect_binary`, :func:`collect_multilabel`). With slices, a
    first pass counts rows per slice value, so the values past
    ``max_slices_per_spec`` are known and counted as ``__other__`` while reading.
    Tables too large to hold densely go the other way: ``mapInArrow`` over
@@ -360,7 +360,7 @@ def _task_totals(
     strings: Sequence[str],
     empty: object,
 ) -> Iterator[object]:
-    """The RDD function of :func:`collect_direct` and :func:`collect_multilabel`: task ids
+    """The RDD function of :func:`collect_binary` and :func:`collect_multilabel`: task ids
     in, one task totals (a copy of ``empty`` with the task's rows added) per task out."""
     import copy
 
@@ -387,7 +387,7 @@ def _value_rows(
         yield slice_value_rows(batches, spec_columns)
 
 
-def collect_direct(
+def collect_binary(
     spark: SparkSession, source: DirectSource, plan: CountPlan
 ) -> tuple[pa.Table, dict[str, int]] | None:
     """The binary count table of ``plan`` read by ``source``, on the driver, and the
