@@ -20,7 +20,9 @@ slices do) and emits its non-zero cells once, when its input ends. Slice specs
 are counted per batch (``np.unique`` over (slice value, cell) keys) and emitted
 per batch. Spark then adds the per-task tables up by key, as for every other
 task: the results do not depend on partitioning, and a retried task replaces its
-output rather than adding to it.
+output rather than adding to it. Read by the arrow reader without slices, a task's
+dense tables (:class:`TaskTotals`) are added up by ``treeReduce`` instead
+(:func:`tally.spark.direct.collect_multilabel`).
 """
 
 from __future__ import annotations
@@ -389,7 +391,8 @@ def count_partition(
     """The ``mapInArrow`` function: one task's rows in, its count table out.
 
     Batches hold ``y`` (label arrays), ``s0 … s{scores−1}`` (score arrays), ``w``
-    (weights, when weighted) and the slice columns as strings; ``spec_columns[k−1]``
+    (weights, when weighted) and the slice columns (strings, or any type
+    :func:`slice_groups` takes); ``spec_columns[k−1]``
     names the columns of slice spec ``k``.
     """
     dense = layout.size <= dense_max_cells
