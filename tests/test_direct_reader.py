@@ -400,9 +400,48 @@ def test_bucket_into_equals_bucket_of():
         edges = np.arange(buckets + 1) / buckets
         s = np.concatenate([rng.random(5_000), edges, np.nextafter(edges, -1)[1:], [0.0, 1.0]])
         out, scratch = np.empty(len(s), np.int64), np.empty(len(s))
-        binary_arrow.bucket_into(s, buckets, out, scratch)
+        binary_arrow.bucket_into(-s, buckets, out, scratch)  # takes the negated scores
         np.testing.assert_array_equal(out, bucket_of(s, buckets))
+        below_one = s[s < 1.0]  # no score of 1: the last bucket needs no clamp
+        out, scratch = out[: len(below_one)], scratch[: len(below_one)]
+        binary_arrow.bucket_into(-below_one, buckets, out, scratch, top=False)
+        np.testing.assert_array_equal(out, bucket_of(below_one, buckets))
 
+
+
+@pytest.mark.parametrize(
+    "label_type", [pa.int8(), pa.int64(), pa.bool_(), pa.float32(), pa.float64()]
+)
+@pytest.mark.parametrize("positive_rate", [0.02, 0.9])
+@pytest.mark.parametrize("ends", [False, True])
+def test_batches_without_invalid_rows_add_what_scikit_learn_computes(
+    label_type, positive_rate, ends
+):
+    """The path of batches whose minima and maxima show no invalid row: any label type,
+    either majority label, with and without scores of exactly 0 and 1 (clip, last bucket)."""
+    rng = np.random.default_rng(11)
+    n, buckets, thresholds = 20_000, 64, (0.25, 0.5)
+    y = (rng.random(n) < positive_rate).astype(np.int8)
+    s = rng.random(n).astype(np.float32).astype(np.float64)
+    if ends:
+        s[:50], s[50:100] = 0.0, 1.0
+    layout = binary_arrow.Layout(buckets, thresholds, weighted=False)
+    totals = binary_arrow.TaskTotals(1, layout)
+    for start in range(0, n, 7_000):
+        part = slice(start, start + 7_000)
+        labels = pa.array(y[part]).cast(label_type)
+        scores = pa.array(s[part].astype(np.float32)) if start else pa.array(s[part])
+        totals.add(pa.RecordBatch.from_pydict({"y": labels, "s0": scores}))
+    held = totals.sums[(0, 0)]
+    above = sum((s >= t).astype(np.int64) for t in thresholds)
+    cell = bucket_of(s, buckets) * (len(thresholds) + 1) + above
+    np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=layout.cells))
+    np.testing.assert_array_equal(held.sums["wy"][0], np.bincount(cell, y, layout.cells))
+    sums = {name: total[0].sum() for name, total in held.sums.items()}
+    assert sums["w_loss"] / n == pytest.approx(log_loss(y, s, labels=[0, 1]), rel=1e-12)
+    assert sums["w_sqerr"] / n == pytest.approx(brier_score_loss(y, s), rel=1e-12)
+    assert sums["w_score"] == pytest.approx(s.sum(), rel=1e-12)
+    assert not totals.invalid_n[(0, 0)].any()
 
 # --- the job ---------------------------------------------------------------------------------
 

@@ -24,6 +24,13 @@ to batch. Two ways to add the tasks' tables up:
 
 Either way a retried task replaces its output rather than adding to it.
 
+Per row the cost is numpy passes over the batch, so :func:`batch_rows` saves passes: the
+scores are negated as they are converted to float64 (``−score`` and ``−loss`` then
+cost nothing and are subtracted into their sums, see :data:`NEGATED`), and a batch whose
+minima and maxima show no invalid row and no score outside ``[ε, 1 − ε]`` skips the
+per-row checks, the clip and the clamp of the last bucket. Cells are bit-identical
+either way.
+
 This module is numpy + pyarrow only; the batches come from
 :mod:`tally.spark.direct`, which reads the Parquet files in the Python workers.
 """
@@ -89,10 +96,53 @@ def _float64(
     return array, nulls
 
 
+def _labels(values: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels as numpy, and their null mask: without nulls in their own type (no copy
+    for numbers), with nulls as float64 (null as NaN)."""
+    if not values.null_count:
+        return values.to_numpy(zero_copy_only=False), None
+    return _float64(values)
+
+
+def _minus_float64(values: pa.Array, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``−values`` as float64 (null as NaN), and the null mask: negated in the copy that
+    converts them, into ``out`` when there are no nulls."""
+    if not values.null_count and not pa.types.is_boolean(values.type):
+        np.negative(values.to_numpy(zero_copy_only=False), out=out, casting="unsafe")
+        return out, None
+    array, nulls = _float64(values)
+    return np.negative(array, out=array), nulls
+
+
+def _extremes(a: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` of ``a`` (NaN when it holds a NaN); ``(0, 0)`` when empty."""
+    return (float(a.min()), float(a.max())) if len(a) else (0.0, 0.0)
+
+
+def _all_valid(y: np.ndarray, minus_s: tuple[float, float], w: np.ndarray | None) -> bool:
+    """Whether no row has a problem, from minima and maxima where that suffices.
+
+    ``minus_s`` is the extremes of the negated scores (NaN when any score is null or
+    NaN, which fails the test). Labels must be 0 or 1: integer and boolean labels by
+    their extremes, others value by value. Weights in ``[0, +inf)``.
+    """
+    low, high = minus_s
+    if not (low >= -1.0 and high <= 0.0):
+        return False
+    if y.dtype.kind in "biu":
+        if len(y) and not (y.min() >= 0 and y.max() <= 1):
+            return False
+    elif not ((y == 0) | (y == 1)).all():
+        return False
+    if w is not None and len(w):
+        return bool(w.min() >= 0 and w.max() < np.inf)
+    return True
+
+
 def invalid_reasons(
     y: np.ndarray,
     y_null: np.ndarray | None,
-    s: np.ndarray,
+    minus_s: np.ndarray,
     s_null: np.ndarray | None,
     w: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -100,18 +150,16 @@ def invalid_reasons(
 
     The checks, in order (as :func:`tally.spark.counting.invalid_reason_code`): null
     label, null score, NaN score, ±inf score, score outside [0, 1], label other than
-    0/1, null or NaN weight, negative or +inf weight. Nulls are NaN in ``y``, ``s`` and
-    ``w``. One combined test finds the rows with any problem, usually none; only those
-    are told apart by reason.
+    0/1, null or NaN weight, negative or +inf weight. Nulls are NaN in ``y``,
+    ``minus_s`` (the negated scores) and ``w``. One combined test finds the rows with
+    any problem; only those are told apart by reason.
     """
-    ok = (s >= 0) & (s <= 1) & ((y == 0) | (y == 1))
+    ok = (minus_s <= 0) & (minus_s >= -1) & ((y == 0) | (y == 1))
     if w is not None:
         ok &= (w >= 0) & (w < np.inf)
-    if ok.all():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     bad = np.flatnonzero(~ok)
     found = np.full(len(bad), -1, np.int64)
-    yb, sb = y[bad], s[bad]
+    yb, sb = y[bad], -minus_s[bad]
     label_null = y_null[bad] if y_null is not None else np.zeros(len(bad), bool)
     score_null = s_null[bad] if s_null is not None else np.zeros(len(bad), bool)
     checks = [
@@ -134,8 +182,11 @@ def invalid_reasons(
 class Rows:
     """The valid rows of one batch for one score column, ready to add into cells.
 
-    ``cell`` and ``values`` may be views of a :class:`Workspace`: valid until the next
-    batch is prepared with the same workspace.
+    ``values`` holds what each row adds to each sum, the names of ``NEGATED`` as their
+    negatives (the scores are negated as they are converted to float64, which makes
+    ``−score`` and ``−loss`` free and ``score`` a pass; :meth:`CellSums.add` subtracts
+    those). ``cell`` and ``values`` may be views of a :class:`Workspace`: valid until
+    the next batch is prepared with the same workspace.
     """
 
     cell: np.ndarray  # bucket·(T+1) + above
@@ -145,6 +196,10 @@ class Rows:
     invalid_reason: np.ndarray  # reason of each invalid row of the batch
     invalid_weight: np.ndarray | None  # their finite weights (weighted only)
     invalid_batch_rows: np.ndarray
+
+
+#: Sums whose per-row values :class:`Rows` holds negated: ``−w·score`` and ``−w·loss``.
+NEGATED = frozenset({"w_loss", "w_score"})
 
 
 class Workspace:
@@ -163,28 +218,33 @@ class Workspace:
         self.flags = np.empty(0, bool)
 
     def get(self, rows: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """Five float64 buffers (labels, scores, log loss, squared error, scratch), an
+        """Four float64 buffers (negated scores, log loss, squared error, scratch), an
         int64 and a bool one, of ``rows`` values."""
         if rows > self.rows:
             self.rows = rows
-            self.floats = [np.empty(rows) for _ in range(5)]
+            self.floats = [np.empty(rows) for _ in range(4)]
             self.cells = np.empty(rows, np.int64)
             self.flags = np.empty(rows, bool)
         return [f[:rows] for f in self.floats], self.cells[:rows], self.flags[:rows]
 
 
-def bucket_into(s: np.ndarray, buckets: int, out: np.ndarray, scratch: np.ndarray) -> None:
-    """:func:`tally.counts.bucket_of` of scores in [0, 1], written into ``out`` (int64).
+def bucket_into(
+    minus_s: np.ndarray, buckets: int, out: np.ndarray, scratch: np.ndarray, top: bool = True
+) -> None:
+    """:func:`tally.counts.bucket_of` of scores in [0, 1], given negated, into ``out``.
 
-    ``floor(s·B)`` is the truncation of ``s·B ≥ 0``; the edge correction for ``B`` not a
-    power of two is :func:`~tally.counts.bucket_of`'s.
+    ``floor(s·B)`` is the truncation of ``s·B = (−s)·(−B) ≥ 0`` (negation is exact);
+    the edge correction for ``B`` not a power of two is :func:`~tally.counts.bucket_of`'s.
+    Only a score of 1 lands past the last bucket: ``top=False`` says there is none.
     """
-    np.multiply(s, float(buckets), out=scratch)
+    np.multiply(minus_s, -float(buckets), out=scratch)
     out[...] = scratch  # float -> int truncates: floor for s·B >= 0
     if buckets & (buckets - 1):
+        s = np.negative(minus_s, out=scratch)
         out -= s < out / buckets
         out += s >= (out + 1) / buckets
-    np.minimum(out, buckets - 1, out=out)
+    if top:
+        np.minimum(out, buckets - 1, out=out)
 
 
 def batch_rows(
@@ -194,64 +254,94 @@ def batch_rows(
     layout: Layout,
     work: Workspace | None = None,
 ) -> Rows:
-    """Validate one batch's rows for one score column and compute what each row adds."""
-    (y_buffer, s_buffer, *_), _, _ = (work := work or Workspace()).get(len(labels))
-    y, y_null = _float64(labels, y_buffer)
-    s, s_null = _float64(scores, s_buffer)
+    """Validate one batch's rows for one score column and compute what each row adds.
+
+    Most batches have no invalid row, and their scores are inside ``[ε, 1 − ε]``: the
+    minima and maxima say so, and skip the per-row checks, the clip and the clamp of
+    the last bucket. On 8M rows of the benchmark, counting (reading aside) took 17.5 ms
+    per million rows, against 20.7 before these shortcuts and the negated scores.
+    """
+    (minus_s_buffer, loss, sqerr, scratch), cell, flag = (work := work or Workspace()).get(
+        len(labels)
+    )
+    y, y_null = _labels(labels)
+    minus_s, s_null = _minus_float64(scores, minus_s_buffer)
     w = _float64(weights)[0] if weights is not None else None
-    invalid, reason = invalid_reasons(y, y_null, s, s_null, w)
-    invalid_weight = None
-    if w is not None:
-        wi = w[invalid]
-        invalid_weight = np.where(np.isfinite(wi), wi, 0.0)
+    extremes = _extremes(minus_s)
     rows: np.ndarray | None = None
-    if len(invalid):
-        keep = np.ones(len(s), bool)
+    invalid = reason = np.zeros(0, np.int64)
+    invalid_weight = np.zeros(0) if w is not None else None
+    if not _all_valid(y, extremes, w):
+        invalid, reason = invalid_reasons(y, y_null, minus_s, s_null, w)
+        if w is not None:
+            wi = w[invalid]
+            invalid_weight = np.where(np.isfinite(wi), wi, 0.0)
+        keep = np.ones(len(minus_s), bool)
         keep[invalid] = False
         rows = np.flatnonzero(keep)
-        y, s = y[rows], s[rows]
+        y, minus_s = y[rows], minus_s[rows]
         w = w[rows] if w is not None else None
-    (*_, loss, sqerr, scratch), cell, flag = work.get(len(s))
-    bucket_into(s, layout.buckets, cell, scratch)
+        extremes = _extremes(minus_s)
+    (*_, loss, sqerr, scratch), cell, flag = work.get(len(minus_s))
+    low, high = -extremes[1], -extremes[0]  # of the valid scores
+    bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
     cell *= len(layout.thresholds) + 1
     for t in layout.thresholds:
-        np.greater_equal(s, t, out=flag)
+        np.less_equal(minus_s, -t, out=flag)  # s >= t
         cell += flag
     np.equal(y, 1, out=flag)
     positives = np.flatnonzero(flag)
-    _log_loss(s, positives, loss)
-    np.subtract(s, y, out=sqerr)
-    np.multiply(sqerr, sqerr, out=sqerr)
-    values = {"wy": y, "w_loss": loss, "w_sqerr": sqerr, "w_score": s}
+    by_label = _ByLabel(positives, flag)
+    clipped = minus_s
+    if low < LOG_LOSS_EPS or high > 1.0 - LOG_LOSS_EPS:
+        clipped = np.clip(minus_s, -(1.0 - LOG_LOSS_EPS), -LOG_LOSS_EPS, out=scratch)
+    by_label.fill(loss, clipped, _ln_p_label0, _ln_p_label1)
+    by_label.fill(sqerr, minus_s, _sqerr_label0, _sqerr_label1)
+    values = {"wy": y, "w_loss": loss, "w_sqerr": sqerr, "w_score": minus_s}
     if w is not None:
         loss *= w
         sqerr *= w
-        values |= {"wy": w * y, "w_score": w * s, "w": w}
+        values |= {"wy": w * y, "w_score": w * minus_s, "w": w}
     return Rows(cell, values, positives, rows, reason, invalid_weight, invalid)
 
 
-def _log_loss(s: np.ndarray, positives: np.ndarray, out: np.ndarray) -> None:
-    """Per-row log loss into ``out``: ``−ln p`` for label 1, ``−ln(1 − p)`` (as
-    ``−log1p(−p)``) for label 0, ``p`` the score clipped to ``[ε, 1 − ε]``.
+# Per-row values by label, of ``m`` = the negated (clipped) score ``−p``: ``−loss`` is
+# ``ln p`` for label 1 and ``ln(1 − p) = log1p(−p)`` for label 0 (as the Spark SQL count
+# table computes it); the squared error is ``p²`` or ``(1 − p)²``, of the unclipped score.
 
-    The function of the majority label runs over all rows in place, the other over
-    its rows only: ``where=``-masked ufuncs took 9.6 ms per million rows, this 3.4.
-    """
-    np.maximum(s, LOG_LOSS_EPS, out=out)
-    np.minimum(out, 1.0 - LOG_LOSS_EPS, out=out)
-    if 2 * len(positives) <= len(s):
-        minority = positives
-        fixed = -np.log(out[minority])
-        np.negative(out, out=out)
-        np.log1p(out, out=out)
-    else:
-        negatives = np.ones(len(s), bool)
-        negatives[positives] = False
-        minority = np.flatnonzero(negatives)
-        fixed = -np.log1p(-out[minority])
-        np.log(out, out=out)
-    np.negative(out, out=out)
-    out[minority] = fixed
+
+def _ln_p_label0(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.log1p(m, out=out)
+
+
+def _ln_p_label1(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.log(np.negative(m, out=out), out=out)
+
+
+def _sqerr_label0(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.multiply(m, m, out=out)
+
+
+def _sqerr_label1(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    one_minus_p = np.add(m, 1.0, out=out)
+    return np.multiply(one_minus_p, one_minus_p, out=one_minus_p)
+
+
+class _ByLabel:
+    """Fills per-row values that depend on the label: the majority label's function
+    over all rows in place, then the minority's over its rows only (``where=``-masked
+    ufuncs took 9.6 ms per million rows for the log loss, this 3.4)."""
+
+    def __init__(self, positives: np.ndarray, is_positive: np.ndarray) -> None:
+        self.majority_positive = 2 * len(positives) > len(is_positive)
+        self.minority = (
+            np.flatnonzero(~is_positive) if self.majority_positive else positives
+        )
+
+    def fill(self, out: np.ndarray, m: np.ndarray, label0: object, label1: object) -> None:
+        major, minor = (label1, label0) if self.majority_positive else (label0, label1)
+        major(m, out)  # type: ignore[operator]
+        out[self.minority] = minor(m[self.minority])  # type: ignore[operator]
 
 
 class CellSums:
@@ -287,7 +377,8 @@ class CellSums:
             if name == "wy" and not self.layout.weighted:  # labels are 0/1: add 1 per positive
                 np.add.at(total.reshape(-1), index[rows.positives], 1.0)
             else:
-                np.add.at(total.reshape(-1), index, rows.values[name])
+                add = np.subtract if name in NEGATED else np.add
+                add.at(total.reshape(-1), index, rows.values[name])
 
     def __getstate__(self) -> dict:
         """Only the non-empty cells travel (a task's table is mostly empty cells)."""
@@ -588,6 +679,8 @@ def _sparse_cells(
     n = np.bincount(inverse, minlength=len(unique))
     names = ("w", *SUMS) if layout.weighted else SUMS
     sums = {name: np.bincount(inverse, rows.values[name], len(unique)) for name in names}
+    for name in NEGATED:
+        np.negative(sums[name], out=sums[name])
     slot, cell = np.divmod(unique, layout.cells)
     out = []
     bounds = np.flatnonzero(np.diff(slot)) + 1
