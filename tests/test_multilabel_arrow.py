@@ -145,3 +145,21 @@ def test_boolean_labels_and_decimal_scores_count_as_numbers(spark):
     )
     got = _groups(df, _plan())[("s1", "ALL")]
     assert got.same_counts(count_multilabel(labels, scores, CLASSES, 64, THRESHOLDS))
+
+
+@pytest.mark.parametrize("cardinality", [3, 200])  # code space below and above the rows
+def test_slice_groups_give_each_row_its_values(cardinality):
+    import pyarrow as pa
+
+    from tally.spark.multilabel_arrow import slice_groups
+
+    rng = np.random.default_rng(5)
+    n = 2_000
+    a = [None if i % 13 == 0 else f"a{v}" for i, v in enumerate(rng.integers(0, cardinality, n))]
+    b = rng.integers(0, cardinality, n)
+    batch = pa.RecordBatch.from_pydict(
+        {"a": pa.array(a, pa.string()).dictionary_encode(), "b": pa.array(b, pa.int32())}
+    )
+    groups, values = slice_groups(batch, ["a", "b"])
+    assert [values[g] for g in groups] == [(x, str(y)) for x, y in zip(a, b, strict=True)]
+    assert len(set(values)) == len(values) == len(set(zip(a, b.tolist(), strict=True)))
