@@ -207,6 +207,106 @@ def test_an_input_that_changes_between_passes_fails(spark):
         refine_histogram(df, plan, "score", other)
 
 
+
+# The arrow reader's passes (tally.spark.refine_arrow): Parquet files read by pyarrow.
+
+
+def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **options):
+    """Pass 1 and the refinement passes as the job runs them on Parquet files (arrow
+    reader), over 3 files of 700-row row groups read in several byte ranges."""
+    import pyarrow.parquet as pq
+
+    from tally.config import InputConfig
+    from tally.spark.counting import ALL_ROWS, count_tables
+    from tally.spark.direct import direct_source
+
+    columns = {
+        "label": pa.array(label, pa.float64(), from_pandas=False),
+        "score": pa.array(score, pa.float64(), from_pandas=False),
+    }
+    if weight is not None:
+        columns["weight"] = pa.array(weight, pa.float64(), from_pandas=False)
+    table = pa.table(columns)
+    path = tmp_path / "rows"
+    path.mkdir()
+    bounds = np.linspace(0, table.num_rows, 4).astype(int)
+    for i in range(3):
+        part = table.slice(bounds[i], bounds[i + 1] - bounds[i])
+        pq.write_table(part, path / f"part-{i}.parquet", row_group_size=700)
+    weight_column = "weight" if weight is not None else None
+    plan = CountPlan("label", ("score",), buckets, (), weight=weight_column)
+    df = spark.read.parquet(str(path))
+    direct = direct_source(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+    tables = count_tables(df, plan, direct)
+    try:
+        counts = tables.groups(plan)[("score", ALL_ROWS)]
+    finally:
+        tables.release()
+    flat = refine_histogram(df, plan, "score", counts, direct=direct, **options)
+    return flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
+
+
+@pytest.mark.parametrize("kind", ["all_ties", "last_bit", "mixed"])
+def test_arrow_reader_passes_give_the_numpy_reference_bins(spark, spark_conf, tmp_path, kind):
+    label, score = adversarial(kind, seed=8)
+    with spark_conf(spark__sql__files__maxPartitionBytes="20k"):  # several tasks
+        flat, metrics = exact_from_files(spark, tmp_path, label, score, buckets=16)
+    y, s, _ = valid_rows(label, score)
+    reference = refine_arrays(y, s, 16)
+    assert flat.passes == reference.passes > 1
+    for field in ("pos", "neg", "single_valued", "low", "high"):
+        assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
+
+
+def test_arrow_reader_passes_on_weighted_peaked_scores_equal_scikit_learn(spark, tmp_path):
+    rng = np.random.default_rng(21)
+    y, s = ctr_like(30_000, seed=21)
+    weight = rng.exponential(2.0, y.size)
+    label, score, w = y.tolist(), s.tolist(), weight.tolist()
+    w[:3] = [None, -1.0, float("inf")]  # invalid weights: rows skipped
+    flat, metrics = exact_from_files(spark, tmp_path, label, score, 64, weight=w)
+    yv, sv, wv = valid_rows(label, score, w)
+    assert flat.pos.dtype == np.float64 and flat.passes > 1
+    assert metrics["roc_auc_error_bound"] == 0.0 and flat.ap_exact
+    expected = roc_auc_score(yv, sv, sample_weight=wv)
+    assert metrics["roc_auc"] == pytest.approx(expected, abs=1e-9, rel=0)
+    expected_ap = average_precision_score(yv, sv, sample_weight=wv)
+    assert metrics["pr_auc"] == pytest.approx(expected_ap, abs=1e-9, rel=0)
+
+
+def test_step_tables_walk_rows_as_the_numpy_reference_does():
+    """Table look-ups and the reference's sorted search move every row the same way."""
+    from tally.metrics.exact import Step, walk
+    from tally.spark.refine_arrow import StepTables
+
+    rng = np.random.default_rng(4)
+    s = np.concatenate([rng.random(5_000), [0.0, 1.0, 0.5]])
+    buckets = 8
+    first = Step(  # buckets 1, 3, 6 split in 10, bucket 4 passed on, the rest dropped
+        parent=np.array([6, 1, 4, 3]),
+        split=np.array([True, True, False, True]),
+        lo=np.array([0.75, 0.125, 0.5, 0.375]),
+        hi=np.array([0.8, 0.25, 0.625, 0.5]),
+        base=np.array([100, 110, 7, 120]),
+        resolution=10,
+    )
+    second = Step(  # some sub-bins of the first step split again, node 7 passed on
+        parent=np.array([113, 7, 101, 125]),
+        split=np.array([True, False, True, True]),
+        lo=np.array([0.16, 0.5, 0.755, 0.4]),
+        hi=np.array([0.2, 0.625, 0.76, 0.44]),
+        base=np.array([200, 300, 210, 220]),
+        resolution=4,
+    )
+    for steps in ([first], [first, second]):
+        rows, node = StepTables(steps).walk(s, buckets)
+        ref_rows, ref_node = walk(s, buckets, steps)
+        assert rows.size > 100
+        np.testing.assert_array_equal(rows, ref_rows)
+        np.testing.assert_array_equal(node, ref_node)
+
 # Pure numpy (no Spark): the refinement loop on many small adversarial inputs.
 
 

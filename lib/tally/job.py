@@ -34,7 +34,7 @@ from tally.spark.counting import (
     count_tables,
 )
 from tally.spark.counts_store import COUNTS_SCHEMA, Layout, read_window, write_counts
-from tally.spark.direct import direct_source
+from tally.spark.direct import DirectSource, direct_source
 from tally.spark.progress import log_progress
 from tally.spark.refine import exact_auc_metrics, refine_histogram
 from tally.spark.results import (
@@ -131,7 +131,7 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
             merged = tables.merged_counts()
             overall = groups[(plan.scores[0], ALL_ROWS)]
             _check_invalid(groups, plan, config.on_invalid)
-            extra = extra_metrics(df, plan, config, groups)
+            extra = extra_metrics(df, plan, config, groups, direct)
         rows = metric_rows(groups, merged, config.metrics, run_date, config.model, extra=extra)
         curves = all_curve_rows(groups, config.metrics, run_date, config.model)
         write_counts(
@@ -170,9 +170,15 @@ def check_output_tables(spark: SparkSession, config: JobConfig) -> None:
 
 
 def extra_metrics(
-    df: DataFrame, plan: CountPlan, config: JobConfig, groups: Mapping[tuple[str, str], CountsOf]
+    df: DataFrame,
+    plan: CountPlan,
+    config: JobConfig,
+    groups: Mapping[tuple[str, str], CountsOf],
+    direct: DirectSource | None = None,
 ) -> dict[tuple[str, str], list[MetricValue]]:
     """Metrics that need more than the count table: exact AUC, paired comparisons, groups.
+
+    ``direct``: the arrow reader's files, which the exact-AUC passes then read too.
 
     Keyed by (score column, slice); a paired comparison of ``a`` and ``b`` is keyed by
     the score column ``"a vs b"`` (:func:`comparison_name`).
@@ -190,6 +196,7 @@ def extra_metrics(
                 refine_ap=options.auc_tolerance == 0,
                 max_passes=options.auc_max_passes,
                 cell_budget=options.auc_cell_budget,
+                direct=direct,
             )
             log.info(
                 "%s: exact AUC after %d pass(es), %d bins, bound %.3g",

@@ -203,13 +203,14 @@ def tally_ctr_exact(ctx: Context) -> Metrics:
         label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
     )
     df = ctx.session().read.parquet(str(ctx.binary.path))
-    tables = count_tables(df, plan, _direct(ctx, df, plan, ctx.binary.path, "auto"))
+    direct = _direct(ctx, df, plan, ctx.binary.path, "auto")
+    tables = count_tables(df, plan, direct)
     try:
         counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
     finally:
         tables.release()
     binary_metrics(counts)
-    flat = refine_histogram(df, plan, "ctr_score", counts)
+    flat = refine_histogram(df, plan, "ctr_score", counts, direct=direct)  # type: ignore[arg-type]
     out: Metrics = {"rows": float(counts.count), "passes": float(flat.passes)}
     for m in exact_auc_metrics(flat):
         out[f"{m.metric}[ctr_score]"] = m.value

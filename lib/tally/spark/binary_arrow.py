@@ -178,6 +178,22 @@ def invalid_reasons(
     return bad, found
 
 
+def valid_rows(
+    labels: pa.Array, scores: pa.Array, weights: pa.Array | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The valid rows of one batch, by the checks of :func:`invalid_reasons`: whether
+    each has label 1, its score (float64) and its weight (None unweighted)."""
+    y, y_null = _labels(labels)
+    minus_s, s_null = _minus_float64(scores, np.empty(len(scores)))
+    w = _float64(weights)[0] if weights is not None else None
+    if not _all_valid(y, _extremes(minus_s), w):
+        keep = np.ones(len(minus_s), bool)
+        keep[invalid_reasons(y, y_null, minus_s, s_null, w)[0]] = False
+        y, minus_s = y[keep], minus_s[keep]
+        w = w[keep] if w is not None else None
+    return y == 1, np.negative(minus_s, out=minus_s), w
+
+
 @dataclass
 class Rows:
     """The valid rows of one batch for one score column, ready to add into cells.

@@ -517,6 +517,63 @@ def count_direct(
     return counted.groupBy(*keys).agg(*sums), width
 
 
+def _pass_cells(
+    ids: Iterator[int],
+    tasks: tuple[tuple[Split, ...], ...],
+    columns: Mapping[str, str],
+    buckets: int,
+    steps: object,
+    weighted: bool,
+) -> Iterator[object]:
+    """The RDD function of :func:`collect_refinement_pass`: task ids in, one
+    :class:`~tally.spark.refine_arrow.PassCells` per task out."""
+    from tally.spark.refine_arrow import PassCells, StepTables
+
+    tables = StepTables(steps.value)  # type: ignore[attr-defined]
+    first, end = tables.node_range()
+    for task in ids:
+        cells = PassCells(first, end - first, weighted)
+        for split in tasks[task]:
+            for batch in read_split(split, columns, ()):
+                cells.add(batch, tables, buckets)
+        yield cells
+
+
+def collect_refinement_pass(
+    spark: SparkSession,
+    source: DirectSource,
+    plan: CountPlan,
+    score_column: str,
+    steps: Sequence[object],
+) -> object:
+    """One refinement pass of exact AUC (:mod:`tally.spark.refine_arrow`) over the
+    rows read by ``source``: the :class:`~tally.metrics.exact.Cells` of ``steps``.
+
+    The steps (up to ``cell_budget`` entries each) go to the executors as a broadcast
+    variable; ``treeReduce`` adds the tasks' per-node sums there.
+    """
+    from tally.spark.refine_arrow import PassCells
+
+    columns = {"y": plan.label, "s0": score_column}
+    if plan.weight:
+        columns["w"] = plan.weight
+    shared = spark.sparkContext.broadcast(list(steps))
+    try:
+        run = partial(
+            _pass_cells,
+            tasks=source.tasks,
+            columns=columns,
+            buckets=plan.buckets,
+            steps=shared,
+            weighted=plan.weight is not None,
+        )
+        tasks = len(source.tasks)
+        ids = spark.sparkContext.parallelize(range(tasks), tasks)
+        return ids.mapPartitions(run).treeReduce(PassCells.merge, depth=2).cells()
+    finally:
+        shared.destroy()
+
+
 def stored_strings(source: DirectSource, names: Sequence[str]) -> list[str]:
     """The string columns among ``names`` in the first file (read dictionary-encoded)."""
     if not names:

@@ -6,9 +6,11 @@ further pass here is one Spark SQL aggregation over the same input that splits
 only the bins still carrying error into sub-bins; the loop, the formulas and why
 bins of equal scores are exact are in :mod:`tally.metrics.exact`.
 
-One pass, in SQL terms: valid rows (:func:`~tally.spark.counting.invalid_reason_code`
-is null) get their pass-1 bucket (:func:`~tally.spark.counting.bucket_column`) as
-node id; each :class:`~tally.metrics.exact.Step` is a broadcast equi-join of the
+Under the arrow reader a pass reads the files with pyarrow and walks each row in
+numpy instead (:mod:`tally.spark.refine_arrow`). One pass, in SQL terms: valid rows
+(:func:`~tally.spark.counting.invalid_reason_code` is null) get their pass-1 bucket
+(:func:`~tally.spark.counting.bucket_column`) as node id; each
+:class:`~tally.metrics.exact.Step` is a broadcast equi-join of the
 node id with a small table ``(parent, split, lo, hi, base)`` (one match at most)
 that keeps ``lo <= s <= hi`` and moves the row to node ``base + j`` with
 ``j = min(floor((s − lo) / (hi − lo) · R), R − 1)`` (:func:`sub_bin_column`), or to
@@ -52,6 +54,7 @@ from tally.spark.counting import (
     invalid_reason_code,
     score_value,
 )
+from tally.spark.direct import DirectSource, collect_refinement_pass
 from tally.spark.names import column
 
 __all__ = [
@@ -79,6 +82,7 @@ def refine_histogram(
     refine_ap: bool = True,
     max_passes: int = DEFAULT_MAX_PASSES,
     cell_budget: int = DEFAULT_CELL_BUDGET,
+    direct: DirectSource | None = None,
 ) -> FlatHistogram:
     """Refine the pass-1 histogram ``counts`` of ``score_column`` until the metrics are exact.
 
@@ -90,7 +94,10 @@ def refine_histogram(
     precision is exact, when the bound is at most ``tolerance`` and
     ``refine_ap`` is False, or after ``max_passes`` passes over the input, pass 1
     included (``max_passes=1``: nothing is read, the bucketed histogram is returned).
-    At most ``cell_budget`` cells reach the driver per pass.
+    At most ``cell_budget`` cells reach the driver per pass. With ``direct`` (the
+    arrow reader's files of ``df``, :func:`tally.spark.direct.direct_source`), the
+    passes read those files with pyarrow (:mod:`tally.spark.refine_arrow`) instead of
+    joining in Spark SQL; the cells are the same.
 
     Feed the result to :func:`~tally.metrics.exact.exact_auc_metrics` (``roc_auc``,
     ``roc_auc_error_bound``, ``pr_auc``), or directly to
@@ -126,6 +133,8 @@ def refine_histogram(
         return spark.createDataFrame(arrow)
 
     def run_pass(steps: Sequence[Step]) -> Cells:
+        if direct is not None:
+            return collect_refinement_pass(spark, direct, plan, score_column, steps)
         current = rows
         for step in steps:
             table = F.broadcast(table_of(step))
