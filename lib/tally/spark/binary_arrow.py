@@ -37,8 +37,9 @@ This module is numpy + pyarrow only; the batches come from
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -178,20 +179,48 @@ def invalid_reasons(
     return bad, found
 
 
+class _Checked(NamedTuple):
+    """One batch's rows for one score column after the validity checks."""
+
+    y: np.ndarray  # labels of the valid rows (their own type, or float64)
+    minus_s: np.ndarray  # their negated scores, float64
+    w: np.ndarray | None  # their weights (weighted only)
+    rows: np.ndarray | None  # their rows in the batch; None when all rows are valid
+    invalid: np.ndarray  # rows of the batch that are invalid
+    reason: np.ndarray  # the first problem of each (index into INVALID_REASONS)
+    invalid_weight: np.ndarray | None  # their finite weights, 0 for others (weighted)
+
+
+def _check(
+    labels: pa.Array, scores: pa.Array, weights: pa.Array | None, out: np.ndarray
+) -> _Checked:
+    """The validity checks of :func:`invalid_reasons`, per row only where the batch's
+    extremes say some row fails (:func:`_all_valid`); ``out`` takes the negated scores."""
+    y, y_null = _labels(labels)
+    minus_s, s_null = _minus_float64(scores, out)
+    w = _float64(weights)[0] if weights is not None else None
+    none = np.zeros(0, np.int64)
+    if _all_valid(y, _extremes(minus_s), w):
+        return _Checked(y, minus_s, w, None, none, none, None if w is None else np.zeros(0))
+    invalid, reason = invalid_reasons(y, y_null, minus_s, s_null, w)
+    invalid_weight = None
+    if w is not None:
+        wi = w[invalid]
+        invalid_weight = np.where(np.isfinite(wi), wi, 0.0)
+    keep = np.ones(len(minus_s), bool)
+    keep[invalid] = False
+    rows = np.flatnonzero(keep)
+    w = w[rows] if w is not None else None
+    return _Checked(y[rows], minus_s[rows], w, rows, invalid, reason, invalid_weight)
+
+
 def valid_rows(
     labels: pa.Array, scores: pa.Array, weights: pa.Array | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The valid rows of one batch, by the checks of :func:`invalid_reasons`: whether
+    """The valid rows of one batch (the checks of :func:`invalid_reasons`): whether
     each has label 1, its score (float64) and its weight (None unweighted)."""
-    y, y_null = _labels(labels)
-    minus_s, s_null = _minus_float64(scores, np.empty(len(scores)))
-    w = _float64(weights)[0] if weights is not None else None
-    if not _all_valid(y, _extremes(minus_s), w):
-        keep = np.ones(len(minus_s), bool)
-        keep[invalid_reasons(y, y_null, minus_s, s_null, w)[0]] = False
-        y, minus_s = y[keep], minus_s[keep]
-        w = w[keep] if w is not None else None
-    return y == 1, np.negative(minus_s, out=minus_s), w
+    checked = _check(labels, scores, weights, np.empty(len(scores)))
+    return checked.y == 1, np.negative(checked.minus_s), checked.w
 
 
 @dataclass
@@ -302,24 +331,10 @@ def batch_rows(
     of 50 values, whose tables no longer fit in cache, 62 and then 46.
     """
     (minus_s_buffer, _), *_ = (work := work or Workspace()).get(len(labels))
-    y, y_null = _labels(labels)
-    minus_s, s_null = _minus_float64(scores, minus_s_buffer)
-    w = _float64(weights)[0] if weights is not None else None
+    y, minus_s, w, rows, invalid, reason, invalid_weight = _check(
+        labels, scores, weights, minus_s_buffer
+    )
     extremes = _extremes(minus_s)
-    rows: np.ndarray | None = None
-    invalid = reason = np.zeros(0, np.int64)
-    invalid_weight = np.zeros(0) if w is not None else None
-    if not _all_valid(y, extremes, w):
-        invalid, reason = invalid_reasons(y, y_null, minus_s, s_null, w)
-        if w is not None:
-            wi = w[invalid]
-            invalid_weight = np.where(np.isfinite(wi), wi, 0.0)
-        keep = np.ones(len(minus_s), bool)
-        keep[invalid] = False
-        rows = np.flatnonzero(keep)
-        y, minus_s = y[rows], minus_s[rows]
-        w = w[rows] if w is not None else None
-        extremes = _extremes(minus_s)
     (_, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(minus_s))
     low, high = -extremes[1], -extremes[0]  # of the valid scores
     bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
@@ -370,6 +385,10 @@ def _sqerr_label1(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.multiply(one_minus_p, one_minus_p, out=one_minus_p)
 
 
+#: One of the functions above: per-row values of ``m`` (into ``out`` when given).
+PerRow = Callable[..., np.ndarray]
+
+
 class _ByLabel:
     """Fills per-row values that depend on the label: the majority label's function
     over all rows in place, then the minority's over its rows only (``where=``-masked
@@ -381,10 +400,10 @@ class _ByLabel:
             np.flatnonzero(~is_positive) if self.majority_positive else positives
         )
 
-    def fill(self, out: np.ndarray, m: np.ndarray, label0: object, label1: object) -> None:
+    def fill(self, out: np.ndarray, m: np.ndarray, label0: PerRow, label1: PerRow) -> None:
         major, minor = (label1, label0) if self.majority_positive else (label0, label1)
-        major(m, out)  # type: ignore[operator]
-        out[self.minority] = minor(m[self.minority])  # type: ignore[operator]
+        major(m, out)
+        out[self.minority] = minor(m[self.minority])
 
 
 class CellSums:

@@ -56,8 +56,12 @@ from pyspark.sql import types as T
 from tally.errors import InputError
 
 if TYPE_CHECKING:
+    from pyspark import Broadcast
+
     from tally.config import InputConfig
+    from tally.metrics.exact import Cells, Step
     from tally.spark.counting import CountPlan
+    from tally.spark.refine_arrow import PassCells
 
 log = logging.getLogger(__name__)
 
@@ -522,14 +526,14 @@ def _pass_cells(
     tasks: tuple[tuple[Split, ...], ...],
     columns: Mapping[str, str],
     buckets: int,
-    steps: object,
+    steps: Broadcast,
     weighted: bool,
-) -> Iterator[object]:
+) -> Iterator[PassCells]:
     """The RDD function of :func:`collect_refinement_pass`: task ids in, one
     :class:`~tally.spark.refine_arrow.PassCells` per task out."""
     from tally.spark.refine_arrow import PassCells, StepTables
 
-    tables = StepTables(steps.value)  # type: ignore[attr-defined]
+    tables = StepTables(steps.value)
     first, end = tables.node_range()
     for task in ids:
         cells = PassCells(first, end - first, weighted)
@@ -544,8 +548,8 @@ def collect_refinement_pass(
     source: DirectSource,
     plan: CountPlan,
     score_column: str,
-    steps: Sequence[object],
-) -> object:
+    steps: Sequence[Step],
+) -> Cells:
     """One refinement pass of exact AUC (:mod:`tally.spark.refine_arrow`) over the
     rows read by ``source``: the :class:`~tally.metrics.exact.Cells` of ``steps``.
 

@@ -10,9 +10,10 @@ pass is tested against) and adds it into dense per-node sums (:class:`PassCells`
 ``treeReduce`` adds the tasks' sums on the executors; one set, at most
 ``cell_budget`` non-empty nodes, reaches the driver. numpy + pyarrow only.
 
-Why: the SQL pass is a chain of broadcast joins over every row, one per step. On the
-benchmark's 20M rows a pass took about 9 s that way (see README, Exact AUC); here
-every step is one look-up in a dense table of its parent ids.
+Why: the SQL pass is a chain of broadcast joins over every row, one per step; here
+every step is one look-up in a dense table of its parent ids. On the benchmark's 20M
+rows (``ctr_score``, 7 passes in all) exact mode took 42.7 s with the SQL passes and
+15.0 s with these (README, Exact AUC).
 """
 
 from __future__ import annotations
