@@ -282,6 +282,30 @@ def _padded(values: Iterable[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where a plot's data area lies in the SVG, and the data ranges it shows."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    def x(self, value: float) -> float:
+        lo, hi = self.x_range
+        return self.left + (value - lo) / (hi - lo) * self.width
+
+    def y(self, value: float) -> float:
+        lo, hi = self.y_range
+        return self.bottom - (value - lo) / (hi - lo) * self.height
+
+
 def svg_plot(
     series: Sequence[Series],
     *,
@@ -304,68 +328,87 @@ def svg_plot(
     makes the plot area square (its height then follows from ``width``).
     """
     all_points = [p for s in series for p in s.points]
-    xr = x_range or _padded(x for x, _ in all_points)
-    yr = y_range or _padded(y for _, y in all_points)
     left, right, top = 62, 14, 30
-    legend_h = 18 * len(legend)
-    bottom = 46 + (legend_h + 6 if legend else 0)
+    bottom = 46 + (18 * len(legend) + 6 if legend else 0)
     plot_w = width - left - right
-    plot_h = height - top - bottom
-    if square:  # a square plot area as wide as ``width`` allows; the height follows
-        plot_h = plot_w
-        height = top + plot_h + bottom
-    x0, y0 = left, top
-
-    def sx(x: float) -> float:
-        return x0 + (x - xr[0]) / (xr[1] - xr[0]) * plot_w
-
-    def sy(y: float) -> float:
-        return y0 + plot_h - (y - yr[0]) / (yr[1] - yr[0]) * plot_h
-
-    def inside(x: float, y: float) -> bool:
-        return math.isfinite(x) and math.isfinite(y)
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_esc(title)}"><title>{_esc(title)}</title>',
-        f'<text x="{x0 + plot_w / 2:.1f}" y="18" class="ptitle" text-anchor="middle">'
-        f"{_esc(title)}</text>",
-        f'<rect x="{x0}" y="{y0}" width="{plot_w}" height="{plot_h}" class="frame"/>',
-    ]
-    yt = nice_ticks(*yr)
-    for t in yt:
-        y = sy(t)
-        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x0 + plot_w}" y2="{y:.1f}" class="grid"/>')
-        out.append(
-            f'<text x="{x0 - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
-            f"{_esc(_tick_label(t, yt))}</text>"
-        )
+    plot_h = plot_w if square else height - top - bottom
+    height = top + plot_h + bottom
+    frame = _Frame(
+        left=left,
+        top=top,
+        width=plot_w,
+        height=plot_h,
+        x_range=x_range or _padded(x for x, _ in all_points),
+        y_range=y_range or _padded(y for _, y in all_points),
+    )
     if x_ticks is None:
-        xt = nice_ticks(*xr)
-        x_ticks = [(t, _tick_label(t, xt)) for t in xt]
-    for t, text in x_ticks:
-        x = sx(t)
-        out.append(f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + plot_h}" class="grid"/>')
+        ticks = nice_ticks(*frame.x_range)
+        x_ticks = [(t, _tick_label(t, ticks)) for t in ticks]
+    return "".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{_esc(title)}"><title>{_esc(title)}</title>',
+            f'<text x="{left + plot_w / 2:.1f}" y="18" class="ptitle" text-anchor="middle">'
+            f"{_esc(title)}</text>",
+            f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="frame"/>',
+            *_grid_and_ticks(frame, x_ticks),
+            *_axis_labels(frame, x_label, y_label),
+            *_clipped_series(frame, series),
+            *_legend(frame, legend),
+            "</svg>",
+        ]
+    )
+
+
+def _grid_and_ticks(frame: _Frame, x_ticks: Sequence[tuple[float, str]]) -> list[str]:
+    """Horizontal grid lines with y tick labels, then vertical ones with ``x_ticks``."""
+    out = []
+    y_ticks = nice_ticks(*frame.y_range)
+    right = frame.left + frame.width
+    for t in y_ticks:
+        y = frame.y(t)
+        out.append(f'<line x1="{frame.left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" class="grid"/>')
         out.append(
-            f'<text x="{x:.1f}" y="{y0 + plot_h + 16}" class="tick" text-anchor="middle">'
+            f'<text x="{frame.left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
+            f"{_esc(_tick_label(t, y_ticks))}</text>"
+        )
+    for t, text in x_ticks:
+        x = frame.x(t)
+        out.append(
+            f'<line x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{frame.bottom}" class="grid"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{frame.bottom + 16}" class="tick" text-anchor="middle">'
             f"{_esc(text)}</text>"
         )
-    out.append(
-        f'<text x="{x0 + plot_w / 2:.1f}" y="{y0 + plot_h + 34}" class="axis" '
-        f'text-anchor="middle">{_esc(x_label)}</text>'
-    )
-    out.append(
-        f'<text transform="translate(14 {y0 + plot_h / 2:.1f}) rotate(-90)" class="axis" '
-        f'text-anchor="middle">{_esc(y_label)}</text>'
-    )
+    return out
+
+
+def _axis_labels(frame: _Frame, x_label: str, y_label: str) -> list[str]:
+    """The x label under the tick labels and the y label turned along the left edge."""
+    return [
+        f'<text x="{frame.left + frame.width / 2:.1f}" y="{frame.bottom + 34}" class="axis" '
+        f'text-anchor="middle">{_esc(x_label)}</text>',
+        f'<text transform="translate(14 {frame.top + frame.height / 2:.1f}) rotate(-90)" '
+        f'class="axis" text-anchor="middle">{_esc(y_label)}</text>',
+    ]
+
+
+def _clipped_series(frame: _Frame, series: Sequence[Series]) -> list[str]:
+    """Each series as a polyline and/or markers, clipped to the data area.
+
+    Points with a non-finite coordinate are left out; a series of one point is a marker.
+    """
     clip = f"clip{next(_clip_ids)}"
-    out.append(
-        f'<clipPath id="{clip}"><rect x="{x0}" y="{y0}" width="{plot_w}" '
-        f'height="{plot_h}"/></clipPath><g clip-path="url(#{clip})">'
-    )
+    out = [
+        f'<clipPath id="{clip}"><rect x="{frame.left}" y="{frame.top}" width="{frame.width}" '
+        f'height="{frame.height}"/></clipPath><g clip-path="url(#{clip})">'
+    ]
     for s in series:
-        pts = [(sx(x), sy(y)) for x, y in s.points if inside(x, y)]
+        pts = [
+            (frame.x(x), frame.y(y)) for x, y in s.points if math.isfinite(x) and math.isfinite(y)
+        ]
         if s.line and len(pts) > 1:
             dash = ' stroke-dasharray="5 4"' if s.dashed else ""
             coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
@@ -378,9 +421,15 @@ def svg_plot(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{s.color}"/>' for x, y in pts
             )
     out.append("</g>")
-    legend_y = y0 + plot_h + 46
+    return out
+
+
+def _legend(frame: _Frame, legend: Sequence[tuple[str | None, str, bool]]) -> list[str]:
+    """One line per entry under the x label: a swatch (none when the colour is None), text."""
+    out = []
+    x0 = frame.left
     for i, (color, text, dashed) in enumerate(legend):
-        ly = legend_y + 18 * i + 8
+        ly = frame.bottom + 46 + 18 * i + 8
         dash = ' stroke-dasharray="5 4"' if dashed else ""
         if color is not None:  # None: a line of text under the entry above
             out.append(
@@ -388,8 +437,7 @@ def svg_plot(
                 f'stroke-width="2.5"{dash}/>'
             )
         out.append(f'<text x="{x0 + 28}" y="{ly}" class="legend">{_esc(text)}</text>')
-    out.append("</svg>")
-    return "".join(out)
+    return out
 
 
 # --------------------------------------------------------------------------- sections
