@@ -15,6 +15,8 @@ from typing import Any
 
 JSON_NAME = "benchmarks.json"
 MD_NAME = "benchmarks.md"
+#: Everything from this line on in benchmarks.md is written by hand and kept by :func:`write`.
+HAND_WRITTEN_MARKER = "<!-- Hand-written from here on"
 
 Payload = dict[str, Any]
 
@@ -313,5 +315,15 @@ def write(out_dir: Path, section: str, data: Payload) -> tuple[Path, Path]:
         payload = {}
     payload[section] = data
     json_path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
-    md_path.write_text(render(payload))
+    md_path.write_text(render(payload) + hand_written_part(md_path))
     return json_path, md_path
+
+
+def hand_written_part(md_path: Path) -> str:
+    """The part of ``md_path`` from :data:`HAND_WRITTEN_MARKER` on, after a blank line; or ''."""
+    try:
+        text = md_path.read_text()
+    except OSError:
+        return ""
+    start = text.find(HAND_WRITTEN_MARKER)
+    return "" if start < 0 else "\n" + text[start:]
