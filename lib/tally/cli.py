@@ -1,7 +1,10 @@
-"""The ``tally`` command: ``evaluate``, ``sql``, ``rollup``, ``report`` and ``demo-data``.
+"""The ``tally`` command: ``evaluate``, ``check``, ``sql``, ``rollup``, ``report``, ``demo-data``.
 
 Failures a user can cause end with one line on stderr (``tally: error: ...``)
-and a non-zero exit code; config problems are found before Spark starts.
+and a non-zero exit code; config problems are found before Spark starts. A
+failed check (exit 6) prints one ``tally: check failed: ...`` line per check.
+Spark's own log shows errors only; ``--verbose`` (or ``TALLY_SPARK_LOG_LEVEL=warn``)
+shows its warnings too (conf/log4j2.properties).
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from tally.errors import ConfigError, TallyError
+from tally.checks import Outcome
+from tally.errors import ChecksFailedError, ConfigError, TallyError
 
 log = logging.getLogger("tally")
 
@@ -21,27 +26,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tally", description="Evaluate model scores on Spark from mergeable count tables."
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show Spark's warnings too (sets {SPARK_LOG_LEVEL}=warn; default: errors only)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("evaluate", help="run an evaluation job and write its metrics")
-    ev.add_argument("--config", required=True, help="job config (YAML)")
-    ev.add_argument("--run-date", required=True, help="partition to (re)write, YYYY-MM-DD")
-    ev.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set metrics.buckets=1024 (repeatable)",
+    ev = sub.add_parser(
+        "evaluate", parents=[common], help="run an evaluation job and write its metrics"
     )
+    _job_arguments(ev, "partition to (re)write, YYYY-MM-DD")
 
-    sql = sub.add_parser("sql", help="run a SQL query against the catalog and print the rows")
+    chk = sub.add_parser(
+        "check",
+        parents=[common],
+        help="re-evaluate the config's checks from stored results (no input read); exit 6 "
+        "when one fails",
+    )
+    _job_arguments(chk, "run date whose checks to (re)evaluate, YYYY-MM-DD")
+
+    sql = sub.add_parser(
+        "sql", parents=[common], help="run a SQL query against the catalog and print the rows"
+    )
     sql.add_argument("query")
     sql.add_argument("--format", choices=("table", "csv"), default="table")
     sql.add_argument("--max-rows", type=int, default=1000, help="print at most this many rows")
 
     roll = sub.add_parser(
-        "rollup", help="metrics over a date range from stored counts (no rescan of the input)"
+        "rollup",
+        parents=[common],
+        help="metrics over a date range from stored counts (no rescan of the input)",
     )
     roll.add_argument("--model", required=True)
     roll.add_argument("--from", dest="start", required=True, help="first run date, YYYY-MM-DD")
@@ -60,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     rep = sub.add_parser(
-        "report", help="write a self-contained HTML report of one model and run date"
+        "report",
+        parents=[common],
+        help="write a self-contained HTML report of one model and run date",
     )
     rep.add_argument("--model", help="model to report on (default: the --config file's model)")
     rep.add_argument("--run-date", required=True, help="run date to report on, YYYY-MM-DD")
@@ -71,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="HTML file to write (default: reports/<model>-<run date>.html)"
     )
     rep.add_argument(
-        "--config", help="take the model, output.table and output.curves_table from it"
+        "--config", help="take the model and the output tables (results, curves, checks) from it"
     )
     rep.add_argument("--results-table", help="default: output.table or tally.metrics")
     rep.add_argument("--curves-table", help="default: output.curves_table or tally.curves")
+    rep.add_argument("--checks-table", help="default: output.checks_table or tally.checks")
     rep.add_argument("--score-column", help="only this score column (default: all of them)")
 
     demo = sub.add_parser("demo-data", help="write the deterministic demo dataset (Parquet)")
@@ -87,6 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _job_arguments(parser: argparse.ArgumentParser, run_date_help: str) -> None:
+    """``--config``, ``--run-date`` and ``--set`` of ``evaluate`` and ``check``."""
+    parser.add_argument("--config", required=True, help="job config (YAML)")
+    parser.add_argument("--run-date", required=True, help=run_date_help)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set metrics.buckets=1024 (repeatable)",
+    )
+
+
+#: Environment variable read by conf/log4j2.properties: the lowest level of Spark's
+#: JVM log that reaches the console (``error`` when unset).
+SPARK_LOG_LEVEL = "TALLY_SPARK_LOG_LEVEL"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -94,9 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if getattr(args, "verbose", False):
+        os.environ[SPARK_LOG_LEVEL] = "warn"  # read by the JVM that PySpark starts
+    else:
+        logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO on closing a connection
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "sql":
             return _sql(args)
         if args.command == "rollup":
@@ -104,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         return _demo_data(args)
+    except ChecksFailedError as exc:
+        for line in exc.failures:
+            print(f"tally: check failed: {line}", file=sys.stderr)
+        return exc.exit_code
     except TallyError as exc:
         print(f"tally: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -134,8 +182,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from tally.config import load_config, parse_run_date
+
+    config = load_config(args.config, args.overrides)  # before Spark starts
+    run_date = parse_run_date(args.run_date)
+    if not config.checks:
+        raise ConfigError(f"config {args.config} has no checks")
+
+    from tally.spark.checks_table import raise_on_failure, write_outcomes
+    from tally.spark.session import get_spark, prepare_local_environment
+
+    prepare_local_environment()
+    outcomes = write_outcomes(get_spark("tally-check"), config, run_date)
+    _print_outcomes(outcomes)
+    raise_on_failure(config, outcomes)
+    return 0
+
+
+def _print_outcomes(outcomes: Sequence[Outcome]) -> None:
+    header = ["score_column", "slice", "check", "value", "limit", "passed", "message"]
+    cells = [
+        [o.score_column, o.slice, o.check, *(_format_value(v) for v in (o.value, o.limit)),
+         str(o.passed).lower(), o.message or ""]
+        for o in outcomes
+    ]
+    _print_table(header, cells)
+
+
 def _rollup(args: argparse.Namespace) -> int:
-    from tally.config import DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, load_config, parse_run_date
+    from tally.config import (
+        DEFAULT_COUNTS_TABLE,
+        DEFAULT_OUTPUT_TABLE,
+        check_table_name,
+        load_config,
+        parse_run_date,
+    )
 
     start, end = parse_run_date(args.start), parse_run_date(args.end)
     counts_table, output_table, options = DEFAULT_COUNTS_TABLE, DEFAULT_OUTPUT_TABLE, None
@@ -143,8 +225,9 @@ def _rollup(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         counts_table, output_table = config.output.counts_table, config.output.table
         options = config.metrics
-    counts_table = args.counts_table or counts_table
-    output_table = None if args.no_write else (args.output_table or output_table)
+    counts_table = check_table_name(args.counts_table or counts_table, "--counts-table")
+    output_table = check_table_name(args.output_table or output_table, "--output-table")
+    output_table = None if args.no_write else output_table
 
     from tally.job import rollup
     from tally.spark.session import get_spark, prepare_local_environment
@@ -163,27 +246,37 @@ def _rollup(args: argparse.Namespace) -> int:
     shown = [
         [r[0], r[1], r[2], r[4], r[5], r[6]] for r in rows if not args.slice or r[1] in args.slice
     ]
-    _print_table(header, [["" if v is None else _format_value(v) for v in r] for r in shown])
+    _print_table(header, [[_format_value(v) for v in r] for r in shown])
     where = f"; written to {output_table}" if output_table else ""
     log.info("rollup of %s from %s to %s: %d metrics%s", args.model, start, end, len(rows), where)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tally.config import DEFAULT_CURVES_TABLE, DEFAULT_OUTPUT_TABLE, load_config, parse_run_date
+    from tally.config import (
+        DEFAULT_CHECKS_TABLE,
+        DEFAULT_CURVES_TABLE,
+        DEFAULT_OUTPUT_TABLE,
+        check_table_name,
+        load_config,
+        parse_run_date,
+    )
 
     run_date = parse_run_date(args.run_date)  # arguments are checked before Spark starts
     if args.days < 1:
         raise ConfigError(f"--days must be at least 1, got {args.days}")
     model, results_table, curves_table = args.model, DEFAULT_OUTPUT_TABLE, DEFAULT_CURVES_TABLE
+    checks_table = DEFAULT_CHECKS_TABLE
     if args.config:
         config = load_config(args.config)
         model = model or config.model
         results_table, curves_table = config.output.table, config.output.curves_table
+        checks_table = config.output.checks_table
     if not model:
         raise ConfigError("tally report needs --model (or --config, whose model it takes)")
-    results_table = args.results_table or results_table
-    curves_table = args.curves_table or curves_table
+    results_table = check_table_name(args.results_table or results_table, "--results-table")
+    curves_table = check_table_name(args.curves_table or curves_table, "--curves-table")
+    checks_table = check_table_name(args.checks_table or checks_table, "--checks-table")
 
     from tally.report import build_report, default_report_path, write_report
     from tally.spark.session import get_spark, prepare_local_environment
@@ -197,6 +290,7 @@ def _report(args: argparse.Namespace) -> int:
         run_date,
         days=args.days,
         score_column=args.score_column,
+        checks_table=checks_table,
     )
     path = write_report(args.out or default_report_path(model, run_date), page)
     log.info("report of %s on %s from %s and %s", model, run_date, results_table, curves_table)
@@ -225,7 +319,7 @@ def _sql(args: argparse.Namespace) -> int:
     except (AnalysisException, ParseException) as exc:
         raise TallyError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
     header = df.columns
-    cells = [["" if v is None else _format_value(v) for v in row] for row in rows]
+    cells = [[_format_value(v) for v in row] for row in rows]
     if args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(header)
@@ -236,6 +330,8 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _format_value(value: object) -> str:
+    if value is None:
+        return ""
     return repr(value) if isinstance(value, float) else str(value)
 
 

@@ -12,6 +12,10 @@ Example::
     metrics: {buckets: 65536, thresholds: [0.5]}
     output: {table: tally.metrics}
     on_invalid: skip                             # or fail
+    checks: [{metric: roc_auc, min: 0.8}]        # gates: see tally.checks_config
+
+Table names (``output.*``, ``input.table``) are ``[catalog.][db.]table`` with parts
+of letters, digits and underscores, or backquoted (a backquote inside doubled).
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from tally.checks import Check
 from tally.errors import ConfigError
 
 MAX_BUCKETS = 1 << 22  # 4,194,304 buckets: two int64 arrays of 32 MiB each
@@ -35,6 +40,10 @@ DEFAULT_BUCKETS = 1 << 16
 DEFAULT_OUTPUT_TABLE = "tally.metrics"
 DEFAULT_COUNTS_TABLE = "tally.counts"
 DEFAULT_CURVES_TABLE = "tally.curves"
+DEFAULT_CHECKS_TABLE = "tally.checks"
+#: ``[catalog.][db.]table``: parts of letters, digits and ``_``, or backquoted (``` `` ``` inside)
+_NAME_PART = r"(?:[A-Za-z0-9_]+|`(?:[^`]|``)+`)"
+TABLE_NAME = re.compile(rf"{_NAME_PART}(?:\.{_NAME_PART}){{0,2}}")
 DEFAULT_MAX_SLICES = 1000
 MAX_CLASSES = 10_000
 #: multi-label default: buckets per class so that K × B stays at most 2**20 cells
@@ -89,11 +98,12 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """The results table and the stored count tables (both created on first run)."""
+    """The results, counts, curves and checks tables (each created on first use)."""
 
     table: str = DEFAULT_OUTPUT_TABLE
     counts_table: str = DEFAULT_COUNTS_TABLE
     curves_table: str = DEFAULT_CURVES_TABLE
+    checks_table: str = DEFAULT_CHECKS_TABLE
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,8 @@ class JobConfig:
     score_transform: str = "none"
     #: group metrics (gauc, ois_f1) over this key column, or None
     group_key: str | None = None
+    #: gates on this run's metrics, evaluated after the results are written
+    checks: tuple[Check, ...] = ()
 
 
 # Allowed keys per section; a key missing here is "unknown" and gets a suggestion.
@@ -133,6 +145,7 @@ _TOP_KEYS = (
     "compare",
     "score_transform",
     "groups",
+    "checks",
 )
 TASKS = ("binary", "multilabel", "multiclass")
 _INPUT_KEYS = ("path", "format", "table", "options", "reader")
@@ -150,7 +163,7 @@ _METRICS_KEYS = (
     "auc_cell_budget",
 )
 _GROUPS_KEYS = ("key",)
-_OUTPUT_KEYS = ("table", "counts_table", "curves_table")
+_OUTPUT_KEYS = ("table", "counts_table", "curves_table", "checks_table")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
@@ -228,7 +241,7 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         raise ConfigError("missing required key 'groups.key'")
     if group_key is not None and task != "binary":
         raise ConfigError(f"groups (gauc, ois_f1) are for task binary, not {task}")
-    return JobConfig(
+    config = JobConfig(
         model=model,
         task=task,
         classes=classes,
@@ -243,6 +256,9 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         score_transform=score_transform,
         group_key=group_key,
     )
+    from tally.checks_config import parse_checks  # it checks against the parsed config
+
+    return replace(config, checks=parse_checks(raw.get("checks"), config))
 
 
 def parse_run_date(text: str) -> dt.date:
@@ -258,7 +274,7 @@ def parse_run_date(text: str) -> dt.date:
 def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
     _check_keys(raw, _INPUT_KEYS, "input.")
     path = _optional_str(raw, "path", "input.path", None)
-    table = _optional_str(raw, "table", "input.table", None)
+    table = _optional_table(raw, "table", "input.table", None)
     if (path is None) == (table is None):
         raise ConfigError("input needs exactly one of input.path or input.table")
     options = raw.get("options", {})
@@ -477,14 +493,36 @@ def _int_between(raw: Mapping[str, Any], key: str, default: int, low: int, high:
 def _parse_output(raw: Mapping[str, Any]) -> OutputConfig:
     _check_keys(raw, _OUTPUT_KEYS, "output.")
     return OutputConfig(
-        table=_optional_str(raw, "table", "output.table", DEFAULT_OUTPUT_TABLE),
-        counts_table=_optional_str(
+        table=_optional_table(raw, "table", "output.table", DEFAULT_OUTPUT_TABLE),
+        counts_table=_optional_table(
             raw, "counts_table", "output.counts_table", DEFAULT_COUNTS_TABLE
         ),
-        curves_table=_optional_str(
+        curves_table=_optional_table(
             raw, "curves_table", "output.curves_table", DEFAULT_CURVES_TABLE
         ),
+        checks_table=_optional_table(
+            raw, "checks_table", "output.checks_table", DEFAULT_CHECKS_TABLE
+        ),
     )
+
+
+def check_table_name(value: str, name: str) -> str:
+    """``value`` if it is a table name (:data:`TABLE_NAME`), else a ConfigError naming ``name``.
+
+    Names are never pasted into SQL, but a value such as ``t; DROP TABLE t`` is
+    refused here, before Spark starts, rather than by Spark's parser mid-run.
+    """
+    if not TABLE_NAME.fullmatch(value):
+        raise ConfigError(
+            f"'{name}' must be a table name [catalog.][db.]table of letters, digits and "
+            f"underscores (or a `backquoted` part), got {value!r}"
+        )
+    return value
+
+
+def _optional_table(raw: Mapping[str, Any], key: str, name: str, default: str | None) -> str | None:
+    value = _optional_str(raw, key, name, default)
+    return value if value is None else check_table_name(value, name)
 
 
 def _section(raw: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str, Any]:
