@@ -242,6 +242,35 @@ def test_unknown_model_date_or_table_raises(spark, tables):
     assert f"The curves table {DB}.no_curves does not exist" in page
 
 
+def test_checks_of_the_run_open_the_page_failed_first(spark, tables):
+    from tally.checks import Outcome
+    from tally.spark.checks_table import write_checks
+
+    checks = f"{DB}.checks"
+    outcomes = [
+        Outcome("score", "ALL", "roc_auc >= 0.5", "roc_auc", 0.81, None, 0.5, True),
+        Outcome("score_b", "country=<b>", "roc_auc drop <= 0.01 vs the previous night", "roc_auc",
+                0.7712, 0.8, 0.79, False, "baseline 0.8, change -0.0288"),
+    ]
+    write_checks(spark, checks, MODEL, DAY, outcomes)
+    page = build_report(spark, RESULTS, CURVES, MODEL, DAY, checks_table=checks)
+    section = page.split('<section class="checks">')[1].split("</section>")[0]
+    assert "<h2>Checks: 1 passed, 1 failed</h2>" in section
+    rows = re.findall(r'<tr data-check-passed="(true|false)">', section)
+    assert rows == ["false", "true"]  # failed first
+    assert "country=&lt;b&gt;" in section and "<b>" not in section
+    assert 'data-value="0.7712"' in section and 'data-value="0.79"' in section
+    assert "baseline 0.8, change -0.0288" in section
+    assert page.index('<section class="checks">') < page.index("data-score-column")
+    only_b = build_report(spark, RESULTS, CURVES, MODEL, DAY, score_column="score_b",
+                          checks_table=checks)
+    assert "Checks: 0 passed, 1 failed" in only_b
+    for other in (f"{DB}.no_checks", None):  # no table, or none asked for: no section
+        assert 'class="checks"' not in build_report(
+            spark, RESULTS, CURVES, MODEL, DAY, checks_table=other
+        )
+
+
 def test_svg_helpers():
     assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert nice_ticks(0.871, 0.889) == [0.875, 0.88, 0.885]

@@ -5,7 +5,8 @@ scan): for each score column a headline table, the ROC curve (AUC ± its error
 bound and the DeLong CI), the precision-recall curve, the reliability diagram
 (with ECE/MCE), the thresholded metrics, the slices from worst ROC AUC, and the
 trend of the headline metrics over the last ``days`` days of nightly runs
-(``window_days = 1``).
+(``window_days = 1``). When the checks table has rows for the run, the page opens
+with them: failed first, each value against its limit.
 
 Plots are inline SVG drawn here (no plotting library, no JavaScript, no external
 resource), so the file opens anywhere and can be mailed or archived as is.
@@ -29,6 +30,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tally.checks import Outcome
 from tally.errors import InputError
 
 ALL_ROWS = "ALL"
@@ -188,6 +190,26 @@ def load_report_data(
         for (name, curve), points in raw.items():
             scores[name].curves[curve] = [(x, y) for _, x, y in sorted(points)]
     return [scores[name] for name in sorted(scores)], notes
+
+
+def load_checks(
+    spark: SparkSession,
+    checks_table: str,
+    model: str,
+    run_date: dt.date,
+    score_column: str | None = None,
+) -> list[Outcome]:
+    """The run's rows of the checks table, failed first; none when the table is missing."""
+    table = _table(spark, checks_table)
+    if table is None:
+        return []
+    rows = table.filter((F.col("model") == F.lit(model)) & (F.col("run_date") == F.lit(run_date)))
+    if score_column is not None:
+        rows = rows.filter(F.col("score_column") == F.lit(score_column))
+    fields = ("score_column", "slice", "check", "metric", "value", "baseline", "limit", "passed",
+              "message")
+    outcomes = [Outcome(**{f: r[f] for f in fields}) for r in rows.select(*fields).collect()]
+    return sorted(outcomes, key=lambda o: (o.passed, o.score_column, o.slice, o.check))
 
 
 # --------------------------------------------------------------------------- formatting
@@ -593,6 +615,28 @@ def _slice_table(data: ScoreData) -> str:
     )
 
 
+def _checks_section(outcomes: Sequence[Outcome]) -> str:
+    """The checks of the run, failed first: outcome, where, rule, value against limit."""
+    failed = sum(not o.passed for o in outcomes)
+    head = "<th></th><th>score column</th><th>slice</th><th>check</th>" + "".join(
+        f'<th class="num">{h}</th>' for h in ("value", "limit", "baseline")
+    )
+    body = []
+    for o in outcomes:
+        status = '<td class="passed">passed</td>' if o.passed else '<td class="failed">FAILED</td>'
+        numbers = (_cell(o.metric, Metric(v, "null")) for v in (o.value, o.limit, o.baseline))
+        body.append(
+            f'<tr data-check-passed="{str(o.passed).lower()}">{status}'
+            f"<td>{_esc(o.score_column)}</td><td>{_esc(o.slice)}</td><td>{_esc(o.check)}</td>"
+            f'{"".join(numbers)}<td class="reason">{_esc(o.message or "")}</td></tr>'
+        )
+    return (
+        f'<section class="checks"><h2>Checks: {len(outcomes) - failed} passed, {failed} failed'
+        f'</h2><table class="grid-table"><thead><tr>{head}<th>message</th></tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></section>"
+    )
+
+
 def _date_ticks(first: dt.date, last: dt.date) -> list[tuple[float, str]]:
     span = (last - first).days
     step = max(1, math.ceil(span / 4))
@@ -673,6 +717,7 @@ svg.plot{background:#fff;font-family:inherit}svg .frame{fill:none;stroke:#9aa1a9
 svg .grid{stroke:#eceef1}svg .tick{font-size:11px;fill:#5b6470}
 svg .axis{font-size:12px;fill:#3b4450}svg .ptitle{font-size:13.5px;font-weight:600;
  fill:#1d232b}svg .legend{font-size:12px;fill:#1d232b}
+td.passed{color:#009E73}td.failed{color:#D55E00;font-weight:600}
 """
 
 
@@ -684,16 +729,19 @@ def build_report(
     run_date: dt.date,
     days: int = 30,
     score_column: str | None = None,
+    checks_table: str | None = None,
 ) -> str:
     """The HTML report of ``model`` on ``run_date`` (all score columns, or ``score_column``).
 
     Reads the nightly rows (``window_days = 1``) of the two tables; the trend
     covers the ``days`` days ending on ``run_date``. Missing curves or null
     metrics show a note; no rows at all raise :class:`~tally.errors.InputError`.
+    The run's checks (from ``checks_table``, when given and holding rows) come first.
     """
     scores, notes = load_report_data(
         spark, results_table, curves_table, model, run_date, days, score_column
     )
+    checks = load_checks(spark, checks_table, model, run_date, score_column) if checks_table else []
     title = f"Tally report — {model} — {run_date}"
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     names = ", ".join(s.name for s in scores)
@@ -703,7 +751,9 @@ def build_report(
         f"{_esc(names)}; generated {_esc(generated)}. Hover a number for its exact value "
         "(or, when null, the reason)."
     )
-    body = "".join(_score_section(s, run_date, days) for s in scores)
+    body = (_checks_section(checks) if checks else "") + "".join(
+        _score_section(s, run_date, days) for s in scores
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -736,6 +786,7 @@ __all__ = [
     "build_report",
     "default_report_path",
     "format_value",
+    "load_checks",
     "load_report_data",
     "nice_ticks",
     "slice_order",
