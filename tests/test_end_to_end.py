@@ -150,4 +150,10 @@ def test_failures_exit_non_zero_and_write_nothing(workspace):
                               "--set", "on_invalid=fail")
     assert invalid.returncode == 4
     assert "null_score=3" in invalid.stderr
+    nowhere = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", "2026-11-24",
+                              "--set", "input.path=no/such/folder")
+    assert nowhere.returncode == 3
+    assert "tally: error: cannot read input path no/such/folder" in nowhere.stderr
+    for done in (missing, invalid, nowhere):  # Spark's own warnings and Java traces stay quiet
+        assert "at org.apache" not in done.stderr and " WARN " not in done.stderr
     assert metrics_of(workspace, "2026-11-24") == {}

@@ -125,6 +125,20 @@ def _job_arguments(parser: argparse.ArgumentParser, run_date_help: str) -> None:
 SPARK_LOG_LEVEL = "TALLY_SPARK_LOG_LEVEL"
 
 
+def _quiet_pyspark_loggers() -> None:
+    """Keep PySpark's Python-side logs of Spark internals off stderr (``--verbose`` keeps them).
+
+    A failed query is logged by PySpark as one JSON line holding the Java stack trace
+    before the exception reaches Tally, which reports it in one line; py4j logs at
+    INFO when it closes its connection.
+    """
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -134,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if getattr(args, "verbose", False):
         os.environ[SPARK_LOG_LEVEL] = "warn"  # read by the JVM that PySpark starts
-    else:
-        logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO on closing a connection
+    elif args.command != "demo-data":
+        _quiet_pyspark_loggers()
     try:
         if args.command == "evaluate":
             return _evaluate(args)
