@@ -312,17 +312,6 @@ def test_checks_must_be_a_list_of_mappings():
         parse_config({**BASE, "checks": [{"metric": "roc_auc", "min": 0.5}, "roc_auc > 0.5"]})
 
 
-@pytest.mark.parametrize(
-    ("section", "key"),
-    [("output", "table"), ("output", "counts_table"), ("output", "curves_table"),
-     ("output", "checks_table"), ("input", "table")],
-)
-def test_table_names_holding_sql_are_config_errors(section, key):
-    raw = {**BASE, section: {key: "tally.metrics; DROP TABLE tally.metrics"}}
-    with pytest.raises(ConfigError, match=rf"'{section}\.{key}' must be a table name"):
-        parse_config(raw)
-
-
 def test_table_names_may_be_qualified_or_backquoted():
     for name in ("metrics", "tally.metrics", "spark_catalog.tally.metrics", "db.`odd name; x`"):
         assert parse_config({**BASE, "output": {"checks_table": name}}).output.checks_table == name

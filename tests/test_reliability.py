@@ -35,7 +35,7 @@ import tally.spark.tables
 from conftest import write_spark_conf
 from tally.config import parse_config
 from tally.counts import BinaryCounts, count_binary
-from tally.errors import InputError, OutputError, TallyError
+from tally.errors import ConfigError, OutputError
 from tally.job import evaluate
 from tally.metrics.binary import binary_metrics
 from tally.spark.counting import CountPlan, collect_count_groups, count_table
@@ -600,33 +600,26 @@ def test_model_name_with_sql_is_stored_verbatim_and_drops_nothing(spark, tmp_pat
 
 @pytest.mark.parametrize(
     "key",
-    ["output.table", "output.counts_table", "output.curves_table", "input.table"],
+    [
+        "output.table",
+        "output.counts_table",
+        "output.curves_table",
+        "output.checks_table",
+        "input.table",
+    ],
 )
-def test_table_names_with_sql_fail_cleanly_and_execute_nothing(spark, tmp_path, key):
+def test_table_names_with_sql_are_config_errors_before_anything_runs(key):
+    """``db.t; DROP TABLE db.victim; --`` is not a table name: refused when the config is read
+    (exit 2, naming the key), so no Spark statement ever sees it."""
     db = "tally_evil_table"
-    paths = _inputs(tmp_path, {"ok": 5})
-    evaluate(spark, job_config(paths["ok"], db, "victim"), DAY1)
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {db}.victim (a INT) USING parquet")
     evil = f"{db}.t; DROP TABLE {db}.victim; --"
     section, name = key.split(".")
-    if section == "input":
-        cfg = job_config("unused", db, "m", input={"table": evil})
-    else:
-        cfg = job_config(
-            paths["ok"],
-            db,
-            "m",
-            output=output(db, **{name: evil}),
-        )
-    with pytest.raises((AnalysisException, TallyError)) as failure:
-        evaluate(spark, cfg, DAY2)
-    if section == "input":
-        assert isinstance(failure.value, InputError)
-        assert evil in str(failure.value)
-    assert spark.catalog.tableExists(f"{db}.victim")
-    assert spark.catalog.tableExists(f"{db}.metrics")
-    assert metric_values(spark, f"{db}.metrics", DAY1, "victim")[("ALL", "count", None)] == 5
-    assert not [t for t in spark.catalog.listTables(db) if "drop" in t.name.lower()]
+    with pytest.raises(ConfigError, match=rf"'{key}' must be a table name") as failure:
+        if section == "input":
+            job_config("unused", db, "m", input={"table": evil})
+        else:
+            job_config("unused", db, "m", output=output(db, **{name: evil}))
+    assert failure.value.exit_code == 2 and evil in str(failure.value)
 
 
 def test_quoted_table_name_holding_sql_is_only_a_name(spark, tmp_path):

@@ -24,6 +24,7 @@ from tally.metrics.binary import binary_metrics
 from tally.metrics.curves import calibration_points, roc_pr_curves
 from tally.metrics.multiclass import confusion_cells, multiclass_metrics
 from tally.metrics.multilabel import multilabel_metrics
+from tally.spark.checks_table import run_checks
 from tally.spark.compare import compare_columns
 from tally.spark.counting import (
     ALL_ROWS,
@@ -139,6 +140,7 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         )
         write_results(spark, config.output.table, rows)
         write_curves(spark, config.output.curves_table, curves)
+        run_checks(spark, config, run_date)  # last: a failed check raises (exit 6)
     finally:
         if tables is not None:
             tables.release()
