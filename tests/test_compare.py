@@ -26,8 +26,9 @@ from tally.metrics.inference import (
     paired_sums_numpy,
     placement_values,
 )
+from tally.plan import CountPlan
 from tally.spark.compare import COMPARISON_METRICS, compare_columns
-from tally.spark.counting import CountPlan, count_binary_df
+from tally.spark.counting import count_binary_df
 
 # --- the per-row reference -------------------------------------------------------------------
 

@@ -23,9 +23,12 @@ from tally.config import ConfigError, InputConfig, parse_config
 from tally.counts import bucket_of
 from tally.errors import InputError
 from tally.job import evaluate
+from tally.kernels import binary as binary_arrow
+from tally.kernels.buckets import bucket_into
+from tally.kernels.cells import BinaryLayout
 from tally.metrics.binary import binary_metrics
-from tally.spark import binary_arrow
-from tally.spark.counting import ALL_ROWS, CountPlan, count_tables
+from tally.plan import ALL_ROWS, CountPlan
+from tally.spark.counting import count_tables
 from tally.spark.direct import Split, direct_source, plan_tasks, read_split, row_groups_in
 
 THRESHOLDS = (0.3, 0.5)
@@ -277,7 +280,7 @@ def test_dense_tables_that_overflow_give_the_same_cells(rows):
         )
         for b in rows.to_batches(max_chunksize=4_000)
     ]
-    layout = binary_arrow.Layout(BUCKETS, THRESHOLDS, weighted=False)
+    layout = BinaryLayout(BUCKETS, THRESHOLDS, weighted=False)
 
     def cells(dense_max_cells: int) -> pd.DataFrame:
         out = binary_arrow.count_partition(
@@ -400,11 +403,11 @@ def test_bucket_into_equals_bucket_of():
         edges = np.arange(buckets + 1) / buckets
         s = np.concatenate([rng.random(5_000), edges, np.nextafter(edges, -1)[1:], [0.0, 1.0]])
         out, scratch = np.empty(len(s), np.int64), np.empty(len(s))
-        binary_arrow.bucket_into(-s, buckets, out, scratch)  # takes the negated scores
+        bucket_into(-s, buckets, out, scratch)  # takes the negated scores
         np.testing.assert_array_equal(out, bucket_of(s, buckets))
         below_one = s[s < 1.0]  # no score of 1: the last bucket needs no clamp
         out, scratch = out[: len(below_one)], scratch[: len(below_one)]
-        binary_arrow.bucket_into(-below_one, buckets, out, scratch, top=False)
+        bucket_into(-below_one, buckets, out, scratch, top=False)
         np.testing.assert_array_equal(out, bucket_of(below_one, buckets))
 
 
@@ -425,7 +428,7 @@ def test_batches_without_invalid_rows_add_what_scikit_learn_computes(
     s = rng.random(n).astype(np.float32).astype(np.float64)
     if ends:
         s[:50], s[50:100] = 0.0, 1.0
-    layout = binary_arrow.Layout(buckets, thresholds, weighted=False)
+    layout = BinaryLayout(buckets, thresholds, weighted=False)
     totals = binary_arrow.TaskTotals(1, layout)
     for start in range(0, n, 7_000):
         part = slice(start, start + 7_000)

@@ -10,8 +10,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from tally.counts import count_binary
 from tally.errors import InputError
 from tally.metrics.binary import roc_auc
-from tally.metrics.exact import exact_auc_metrics, exact_bound, refine_arrays
-from tally.spark.counting import CountPlan, count_binary_df
+from tally.metrics.exact import RefineOptions, exact_auc_metrics, exact_bound, refine_arrays
+from tally.plan import CountPlan
+from tally.spark.counting import count_binary_df
 from tally.spark.refine import refine_histogram
 
 TOL = 1e-12
@@ -35,7 +36,7 @@ def exact(spark, label, score, buckets, weight=None, partitions=1, **options):
     weight_column = "weight" if weight is not None else None
     plan = CountPlan("label", ("score",), buckets, (), weight=weight_column)
     counts = count_binary_df(df, "label", "score", buckets, (), weight_column)
-    flat = refine_histogram(df, plan, "score", counts, **options)
+    flat = refine_histogram(df, plan, "score", counts, RefineOptions(**options))
     return counts, flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
 
 
@@ -217,7 +218,8 @@ def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **opti
     import pyarrow.parquet as pq
 
     from tally.config import InputConfig
-    from tally.spark.counting import ALL_ROWS, count_tables
+    from tally.plan import ALL_ROWS
+    from tally.spark.counting import count_tables
     from tally.spark.direct import direct_source
 
     columns = {
@@ -242,7 +244,7 @@ def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **opti
         counts = tables.groups(plan)[("score", ALL_ROWS)]
     finally:
         tables.release()
-    flat = refine_histogram(df, plan, "score", counts, direct=direct, **options)
+    flat = refine_histogram(df, plan, "score", counts, RefineOptions(**options), direct=direct)
     return flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
 
 
@@ -278,8 +280,8 @@ def test_arrow_reader_passes_on_weighted_peaked_scores_equal_scikit_learn(spark,
 
 def test_step_tables_walk_rows_as_the_numpy_reference_does():
     """Table look-ups and the reference's sorted search move every row the same way."""
+    from tally.kernels.refine import StepTables
     from tally.metrics.exact import Step, walk
-    from tally.spark.refine_arrow import StepTables
 
     rng = np.random.default_rng(4)
     s = np.concatenate([rng.random(5_000), [0.0, 1.0, 0.5]])
@@ -337,7 +339,7 @@ def test_numpy_refinement_equals_scikit_learn_and_bounds_hold():
         buckets = int(rng.choice([1, 3, 16, 100]))
         budget = int(rng.choice([2, 8, 1 << 20]))
         passes = int(rng.choice([1, 2, 10]))
-        flat = refine_arrays(y, s, buckets, w, cell_budget=budget, max_passes=passes)
+        flat = refine_arrays(y, s, buckets, w, RefineOptions(cell_budget=budget, max_passes=passes))
         metrics = {m.metric: m.value for m in exact_auc_metrics(flat)}
         tol = TOL if w is None else 1e-9
         auc = roc_auc_score(y, s, sample_weight=w)
@@ -352,7 +354,7 @@ def test_numpy_refinement_equals_scikit_learn_and_bounds_hold():
 
 def test_numpy_reference_counts_like_pass_one():
     y, s = ctr_like(5000, seed=1)
-    flat = refine_arrays(y, s, 64, max_passes=1)
+    flat = refine_arrays(y, s, 64, options=RefineOptions(max_passes=1))
     assert np.array_equal(flat.pos, count_binary(y, s, 64, ()).pos)
 
 

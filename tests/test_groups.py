@@ -24,7 +24,7 @@ from tally.metrics.groups import (
     group_metric_values,
     group_sums,
 )
-from tally.spark.counting import ALL_ROWS, CountPlan
+from tally.plan import ALL_ROWS, CountPlan
 from tally.spark.groups import group_metrics
 
 KEY = "user`id"  # a backtick in the name: identifiers must be quoted

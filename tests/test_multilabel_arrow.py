@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from tally.counts_multi import count_multilabel
-from tally.spark.counting import CountPlan, _labelled, collect_count_groups
+from tally.plan import CountPlan
+from tally.spark.counting import _labelled, collect_count_groups
 from tally.spark.multilabel_arrow import count_multilabel as count_multilabel_arrow
 
 CLASSES = ("a", "b", "c")
@@ -151,7 +152,7 @@ def test_boolean_labels_and_decimal_scores_count_as_numbers(spark):
 def test_slice_groups_give_each_row_its_values(cardinality):
     import pyarrow as pa
 
-    from tally.spark.multilabel_arrow import slice_groups
+    from tally.kernels.slices import slice_groups
 
     rng = np.random.default_rng(5)
     n = 2_000

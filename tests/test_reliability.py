@@ -38,7 +38,8 @@ from tally.counts import BinaryCounts, count_binary
 from tally.errors import ConfigError, OutputError
 from tally.job import evaluate
 from tally.metrics.binary import binary_metrics
-from tally.spark.counting import CountPlan, collect_count_groups, count_table
+from tally.plan import CountPlan
+from tally.spark.counting import collect_count_groups, count_table
 from tally.spark.tables import OVERWRITE_MODE
 
 BIN = Path(sys.executable).parent
@@ -130,8 +131,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tally.config import InputConfig
-from tally.spark.binary_arrow import TaskTotals
-from tally.spark.counting import CountPlan, collect_count_groups, count_table, decode_count_groups
+from tally.kernels.binary import TaskTotals
+from tally.plan import CountPlan
+from tally.spark.counting import collect_count_groups, count_table, decode_count_groups
 from tally.spark.direct import direct_source, task_totals
 from tally.spark.results import PARTITION_COLUMNS, RESULTS_SCHEMA, write_results
 from tally.spark.tables import replace_partitions

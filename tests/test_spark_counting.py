@@ -13,7 +13,8 @@ from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 from tally.counts import count_binary
 from tally.errors import InputError
 from tally.metrics.binary import binary_metrics
-from tally.spark.counting import CountPlan, count_binary_df, count_table
+from tally.plan import CountPlan
+from tally.spark.counting import count_binary_df, count_table
 
 BUCKETS = 1024
 THRESHOLDS = (0.25, 0.5, 0.5 + 1e-9, 0.9)

@@ -21,7 +21,8 @@ from tally.config import parse_config
 from tally.counts_multi import argmax_predictions, count_multiclass, count_multilabel
 from tally.errors import InputError
 from tally.job import evaluate
-from tally.spark.counting import CountPlan, collect_count_groups, count_table
+from tally.plan import CountPlan
+from tally.spark.counting import collect_count_groups, count_table
 
 CLASSES = ("cat", "dog", "bird", "fish")
 K = len(CLASSES)

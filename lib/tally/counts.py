@@ -17,8 +17,9 @@ weighted; ``rows`` and ``invalid`` still count rows. Without one, counts are
 int64. Addition is the only operation (:meth:`BinaryCounts.merge`),
 so the result does not depend on how rows were split into partitions, in which
 order parts were added, or whether a task was retried. This module is pure
-numpy: :func:`count_binary` is the in-memory reference of what the Spark side
-computes per partition.
+numpy: :func:`count_binary` is the in-memory reference of what the readers
+compute per partition, with the rules of :mod:`tally.kernels` (validity, buckets,
+threshold sides).
 """
 
 from __future__ import annotations
@@ -28,21 +29,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Reasons a row is skipped, in the order they are checked (the first one wins).
-INVALID_REASONS: tuple[str, ...] = (
-    "null_label",
-    "null_score",
-    "nan_score",
-    "infinite_score",
-    "score_out_of_range",
-    "invalid_label",
-    "null_weight",
-    "invalid_weight",
-)
+from tally.kernels.buckets import bucket_of, predicted_positive
+from tally.kernels.cells import LOG_LOSS_EPS
+from tally.kernels.validity import INVALID_REASONS, invalid_reason
 
-#: Clip for log loss, as scikit-learn's ``log_loss`` does for float64 scores.
-LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
-
+__all__ = [
+    "INVALID_REASONS",
+    "LOG_LOSS_EPS",
+    "BinaryCounts",
+    "bucket_of",
+    "count_binary",
+    "invalid_reason",
+]
 
 @dataclass(frozen=True)
 class BinaryCounts:
@@ -165,56 +163,6 @@ class BinaryCounts:
         )
 
 
-def bucket_of(scores: np.ndarray, buckets: int) -> np.ndarray:
-    """Bucket index of scores in [0, 1], as int64: the number of edges ``k / B`` (k ≥ 1) ≤ score.
-
-    That is ``min(floor(score · B), B − 1)`` in exact arithmetic. In float64,
-    ``score · B`` can round across an edge when ``B`` is not a power of two
-    (``0.29 · 100 = 28.999…``), so the index is corrected by one where it disagrees
-    with the comparison ``score >= k / B``: bucket ``b`` then holds exactly the
-    scores with ``b / B <= score < (b + 1) / B``, which the bucket-boundary
-    metrics (``best_f1_threshold``) rely on.
-    """
-    s = np.asarray(scores, np.float64)
-    index = np.floor(s * buckets).astype(np.int64)
-    if not is_power_of_two(buckets):  # for powers of two s·B is exact
-        index -= s < index / buckets
-        index += s >= (index + 1) / buckets
-    return np.minimum(index, buckets - 1)
-
-
-def is_power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
-
-
-def invalid_reason(
-    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """Index into :data:`INVALID_REASONS` of each row's first problem, or -1 when valid.
-
-    Arrays are float64 and NaN in ``labels`` or ``weights`` stands for null. A null
-    score cannot be told from a NaN score in a numpy array: NaN counts as
-    ``nan_score`` here (the Spark path tells them apart).
-    """
-    labels = np.asarray(labels, np.float64)
-    scores = np.asarray(scores, np.float64)
-    w = np.ones_like(labels) if weights is None else np.asarray(weights, np.float64)
-    reason = np.full(labels.shape, -1, np.int64)
-    checks = [
-        np.isnan(labels),
-        np.zeros(labels.shape, bool),
-        np.isnan(scores),
-        np.isinf(scores),
-        (scores < 0) | (scores > 1),
-        (labels != 0) & (labels != 1),
-        np.isnan(w),
-        np.isinf(w) | (w < 0),
-    ]
-    for code in range(len(checks) - 1, -1, -1):
-        reason[checks[code]] = code
-    return reason
-
-
 def count_binary(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -244,11 +192,11 @@ def count_binary(
         return np.bincount(bucket[mask], weights=w[mask], minlength=buckets)
 
     def at_or_above(mask: np.ndarray) -> np.ndarray:
-        sums = [np.sum(w[mask & (s >= t)]) for t in thresholds]
+        sums = [np.sum(w[mask & predicted_positive(s, t)]) for t in thresholds]
         return np.array(sums, np.float64 if weights is not None else np.int64)
 
     def below(mask: np.ndarray) -> np.ndarray:
-        sums = [np.sum(w[mask & (s < t)]) for t in thresholds]
+        sums = [np.sum(w[mask & ~predicted_positive(s, t)]) for t in thresholds]
         return np.array(sums, np.float64 if weights is not None else np.int64)
 
     return BinaryCounts(

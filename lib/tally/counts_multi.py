@@ -20,8 +20,8 @@ As for :class:`~tally.counts.BinaryCounts`, addition is the only operation
 (``merge``), so results do not depend on partitioning or order. Tables may hold
 int64 counts or float64 sums (weighted rows); nothing here assumes either.
 :func:`count_multilabel` and :func:`count_multiclass` are the in-memory
-references of what the Spark side computes per partition; their rows are
-assumed valid (invalid rows are counted on the Spark side).
+references of what the readers compute per partition; their rows are assumed
+valid (the readers count invalid rows, by the reasons of :mod:`tally.kernels.validity`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tally.counts import bucket_of
+from tally.kernels.buckets import bucket_of, predicted_positive
+from tally.kernels.validity import MULTICLASS_INVALID_REASONS, MULTILABEL_INVALID_REASONS
+
+__all__ = [
+    "MULTICLASS_INVALID_REASONS",
+    "MULTILABEL_INVALID_REASONS",
+    "MulticlassCounts",
+    "MultilabelCounts",
+    "argmax_predictions",
+    "count_multiclass",
+    "count_multilabel",
+    "top_k_hits",
+]
 
 
 def _check_classes(classes: Sequence[str]) -> tuple[str, ...]:
@@ -234,7 +246,7 @@ def count_multilabel(
     neg = np.bincount(cell[~positive], minlength=k * buckets).reshape(k, buckets)
     tp, fp, fn, exact = [], [], [], []
     for t in thresholds:
-        predicted = s >= t
+        predicted = predicted_positive(s, t)
         tp.append(np.sum(predicted & positive, axis=0))
         fp.append(np.sum(predicted & ~positive, axis=0))
         fn.append(np.sum(~predicted & positive, axis=0))
@@ -409,32 +421,3 @@ def count_multiclass(
     return MulticlassCounts(
         classes=names, confusion=confusion, top_k_hits=hits, rows=int(y.shape[0]), invalid={}
     )
-
-
-#: Why a multi-label row is skipped, in the order checked (the first one wins).
-MULTILABEL_INVALID_REASONS: tuple[str, ...] = (
-    "null_labels",
-    "null_scores",
-    "wrong_length",
-    "null_label",
-    "invalid_label",
-    "null_score",
-    "nan_score",
-    "infinite_score",
-    "score_out_of_range",
-    "null_weight",
-    "invalid_weight",
-)
-
-#: Why a multiclass row (or, for pixel arrays, a pixel) is skipped, in the order checked.
-MULTICLASS_INVALID_REASONS: tuple[str, ...] = (
-    "null_label",
-    "label_out_of_range",
-    "null_prediction",
-    "prediction_out_of_range",
-    "null_scores",
-    "wrong_length",
-    "invalid_score",
-    "null_weight",
-    "invalid_weight",
-)

@@ -16,26 +16,17 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from tally.config import InputConfig, JobConfig, MetricsConfig
-from tally.counts import BinaryCounts
-from tally.counts_multi import MulticlassCounts, MultilabelCounts
 from tally.errors import InputError, InvalidRowsError
 from tally.metrics import MetricValue
-from tally.metrics.binary import binary_metrics
-from tally.metrics.curves import calibration_points, roc_pr_curves
-from tally.metrics.multiclass import confusion_cells, multiclass_metrics
-from tally.metrics.multilabel import multilabel_metrics
+from tally.metrics.exact import RefineOptions
+from tally.plan import ALL_ROWS, CountPlan
 from tally.spark.checks_table import run_checks
+from tally.spark.columns import check_array_widths, check_columns
 from tally.spark.compare import compare_columns
-from tally.spark.counting import (
-    ALL_ROWS,
-    CountPlan,
-    CountsOf,
-    check_columns,
-    collect_count_groups,
-    count_tables,
-)
+from tally.spark.counting import collect_count_groups, count_tables
 from tally.spark.counts_store import COUNTS_SCHEMA, Layout, read_window, write_counts
 from tally.spark.direct import DirectSource, direct_source
+from tally.spark.groups import group_metrics
 from tally.spark.progress import log_progress
 from tally.spark.refine import exact_auc_metrics, refine_histogram
 from tally.spark.results import (
@@ -48,6 +39,7 @@ from tally.spark.results import (
     write_results,
 )
 from tally.spark.tables import check_schema
+from tally.tasks import Counts, GroupKey, Task, task_of
 
 #: Extra metrics per (score column, slice) that replace or add to the count-table metrics.
 Extra = Mapping[tuple[str, str], list[MetricValue]]
@@ -120,10 +112,7 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
     check_columns(df, plan)
     direct = direct_source(spark, df, plan, config.input)
     label = f"evaluate {config.model} {run_date}"
-    if plan.task != "binary":
-        from tally.spark.multi import check_array_width
-
-        check_array_width(df, plan)  # one value read, before the pass
+    check_array_widths(df, plan)  # one value per per-class column, before the pass
     tables = None
     try:
         with log_progress(spark, label, records=direct is None):
@@ -133,8 +122,11 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
             overall = groups[(plan.scores[0], ALL_ROWS)]
             _check_invalid(groups, plan, config.on_invalid)
             extra = extra_metrics(df, plan, config, groups, direct)
-        rows = metric_rows(groups, merged, config.metrics, run_date, config.model, extra=extra)
-        curves = all_curve_rows(groups, config.metrics, run_date, config.model)
+        task = task_of(plan.task)
+        rows = metric_rows(
+            task, groups, merged, config.metrics, run_date, config.model, extra=extra
+        )
+        curves = all_curve_rows(task, groups, config.metrics, run_date, config.model)
         write_counts(
             spark, config.output.counts_table, tables.cells, Layout.of(plan), run_date, config.model
         )
@@ -175,7 +167,7 @@ def extra_metrics(
     df: DataFrame,
     plan: CountPlan,
     config: JobConfig,
-    groups: Mapping[tuple[str, str], CountsOf],
+    groups: Mapping[GroupKey, Counts],
     direct: DirectSource | None = None,
 ) -> dict[tuple[str, str], list[MetricValue]]:
     """Metrics that need more than the count table: exact AUC, paired comparisons, groups.
@@ -188,18 +180,15 @@ def extra_metrics(
     extra: dict[tuple[str, str], list[MetricValue]] = {}
     options = config.metrics
     if options.auc == "exact":
+        refinement = RefineOptions(
+            tolerance=options.auc_tolerance,
+            refine_ap=options.auc_tolerance == 0,
+            max_passes=options.auc_max_passes,
+            cell_budget=options.auc_cell_budget,
+        )
         for score in plan.scores:
-            flat = refine_histogram(
-                df,
-                plan,
-                score,
-                groups[(score, ALL_ROWS)],
-                tolerance=options.auc_tolerance,
-                refine_ap=options.auc_tolerance == 0,
-                max_passes=options.auc_max_passes,
-                cell_budget=options.auc_cell_budget,
-                direct=direct,
-            )
+            counts = groups[(score, ALL_ROWS)]
+            flat = refine_histogram(df, plan, score, counts, refinement, direct=direct)
             log.info(
                 "%s: exact AUC after %d pass(es), %d bins, bound %.3g",
                 score,
@@ -215,8 +204,6 @@ def extra_metrics(
         values = compare_columns(df, plan, first, second, counts=counts)  # type: ignore[arg-type]
         extra[(comparison_name(first, second), ALL_ROWS)] = values
     if config.group_key is not None:
-        from tally.spark.groups import group_metrics
-
         for key, values in group_metrics(df, plan, config.group_key).items():
             if key in groups:  # slices merged into __other__ get no group metrics of their own
                 extra.setdefault(key, []).extend(values)
@@ -260,14 +247,16 @@ def rollup(
     plan = layout.plan()
     groups = collect_count_groups(cells, plan)
     options = options or MetricsConfig()
-    rows = metric_rows(groups, {}, options, end, model, window_days=window_days)
+    task = task_of(plan.task)
+    rows = metric_rows(task, groups, {}, options, end, model, window_days=window_days)
     if results_table is not None:
         write_results(spark, results_table, rows)
     return rows
 
 
 def metric_rows(
-    groups: Mapping[tuple[str, str], CountsOf],
+    task: Task,
+    groups: Mapping[GroupKey, Counts],
     merged: Mapping[str, int],
     options: MetricsConfig,
     run_date: dt.date,
@@ -275,7 +264,7 @@ def metric_rows(
     window_days: int = 1,
     extra: Extra | None = None,
 ) -> list[tuple]:
-    """Result rows for every (score column, slice) group, in a stable order.
+    """Result rows for every (score column, slice) group of ``task``, in a stable order.
 
     ``extra`` metrics replace the count-table metric of the same (metric, threshold,
     class), e.g. the exact ``roc_auc``, or are added; a key that is not a group (a
@@ -286,7 +275,7 @@ def metric_rows(
     keys = sorted({*groups, *extra})
     for score_column, slice_label in keys:
         counts = groups.get((score_column, slice_label))
-        metrics = [] if counts is None else metrics_of(counts, options)
+        metrics = [] if counts is None else task.metrics(counts, options)
         metrics = _with_extra(metrics, extra.get((score_column, slice_label), []))
         if slice_label in merged:
             metrics.append(MetricValue("merged_slice_values", float(merged[slice_label])))
@@ -321,16 +310,19 @@ def _with_extra(metrics: list[MetricValue], extra: list[MetricValue]) -> list[Me
 
 
 def all_curve_rows(
-    groups: Mapping[tuple[str, str], CountsOf],
+    task: Task,
+    groups: Mapping[GroupKey, Counts],
     options: MetricsConfig,
     run_date: dt.date,
     model: str,
     window_days: int = 1,
 ) -> list[tuple]:
-    """ROC, PR and reliability curve rows of every binary (score column, slice) group."""
+    """Curve rows of every (score column, slice) group: ROC, PR and reliability for
+    binary groups (:attr:`tally.tasks.base.Task.curves`), none for the other tasks."""
     rows: list[tuple] = []
     for (score_column, slice_label), counts in sorted(groups.items()):
-        if not isinstance(counts, BinaryCounts):
+        points = task.curves(counts, options)
+        if not points:
             continue
         key = RunKey(
             run_date=run_date,
@@ -339,30 +331,12 @@ def all_curve_rows(
             slice=slice_label,
             window_days=window_days,
         )
-        points = roc_pr_curves(counts.pos, counts.neg) + calibration_points(
-            counts.pos, counts.neg, counts.score_sum, options.calibration_bins
-        )
         rows.extend(curve_rows(key, points))
     return rows
 
 
-def metrics_of(counts: CountsOf, options: MetricsConfig) -> list[MetricValue]:
-    """Every metric of one group's counts, for its task."""
-    if isinstance(counts, MultilabelCounts):
-        return multilabel_metrics(counts)
-    if isinstance(counts, MulticlassCounts):
-        cells = [MetricValue("confusion", v, class_=c) for c, v in confusion_cells(counts)]
-        return [*multiclass_metrics(counts), *cells]
-    return binary_metrics(
-        counts,
-        beta=options.beta,
-        ci_level=options.ci_level,
-        calibration_bins=options.calibration_bins,
-    )
-
-
 def _check_invalid(
-    groups: Mapping[tuple[str, str], CountsOf], plan: CountPlan, on_invalid: str
+    groups: Mapping[GroupKey, Counts], plan: CountPlan, on_invalid: str
 ) -> None:
     for score in plan.scores:
         counts = groups[(score, ALL_ROWS)]

@@ -8,25 +8,24 @@ lists them in the order of the table, each with ``what``: the sentence the
 report prints about what is timed.
 
 The floors (``floor``, ``floor_multilabel``) are the cost of just reading and
-counting: pyarrow + numpy in one process, no Spark, no validity checks. The
-multi-label rows need Spark multi-label counting (``tally.spark.multi``);
-:func:`tally_multilabel` is the one place to adapt if its API changes, and the
-row reads "not available" while it is missing.
+counting: pyarrow + numpy in one process, no Spark, no validity checks. A method
+that cannot run here (no multi-label dataset, scikit-learn missing) reads "not
+available" in the table.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from tally.bench.data import CLASSES, Dataset
-from tally.counts import bucket_of
+from tally.kernels.buckets import bucket_of
 from tally.metrics.binary import roc_auc
+from tally.plan import ALL_ROWS, CountPlan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +136,7 @@ def _tally_binary(
     reader: str = "auto",
 ) -> Metrics:
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import ALL_ROWS, CountPlan, count_tables
+    from tally.spark.counting import count_tables
 
     plan = CountPlan(
         label="label",
@@ -196,7 +195,7 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
 def tally_ctr_exact(ctx: Context) -> Metrics:
     """``ctr_score`` with ``metrics.auc: exact``: pass one, then the refinement passes."""
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import ALL_ROWS, CountPlan, count_tables
+    from tally.spark.counting import count_tables
     from tally.spark.refine import exact_auc_metrics, refine_histogram
 
     plan = CountPlan(
@@ -218,40 +217,30 @@ def tally_ctr_exact(ctx: Context) -> Metrics:
 
 
 def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
-    """Tally multi-label on Spark: the plug for ``tally.spark.multi``.
+    """Tally multi-label on Spark, as ``tally evaluate`` counts (minus writing the tables).
 
-    Raises :class:`UnavailableError` while Spark multi-label counting is missing (no
-    ``tally.spark.multi`` module, or a ``CountPlan`` without ``task``/``classes``).
-    If its API changes, this function is the one place to adapt.
+    Raises :class:`UnavailableError` without a multi-label dataset.
     """
-    from tally.spark import counting
-
-    plan_fields = {f.name for f in fields(counting.CountPlan)}
-    if importlib.util.find_spec("tally.spark.multi") is None or not {"task", "classes"} <= (
-        plan_fields
-    ):
-        raise UnavailableError(
-            "not yet available: no Spark multi-label counting (tally.spark.multi)"
-        )
     if ctx.multilabel is None:
         raise UnavailableError("no multi-label dataset")
     from tally.metrics.multilabel import multilabel_metrics
+    from tally.spark.counting import count_tables
 
-    plan = counting.CountPlan(
+    plan = CountPlan(
         label="labels",
         scores=("scores",),
         buckets=ctx.buckets,
         thresholds=THRESHOLDS,
-        task="multilabel",  # type: ignore[call-arg]
-        classes=tuple(f"c{k}" for k in range(CLASSES)),  # type: ignore[call-arg]
+        task="multilabel",
+        classes=tuple(f"c{k}" for k in range(CLASSES)),
     )
     df = ctx.session().read.parquet(str(ctx.multilabel.path))
-    tables = counting.count_tables(df, plan, _direct(ctx, df, plan, ctx.multilabel.path, reader))
-    try:  # as `tally evaluate` counts
+    tables = count_tables(df, plan, _direct(ctx, df, plan, ctx.multilabel.path, reader))
+    try:
         groups = tables.groups(plan)
     finally:
         tables.release()
-    counts = groups[("scores", counting.ALL_ROWS)]
+    counts = groups[("scores", ALL_ROWS)]
     values = {m.metric: m.value for m in multilabel_metrics(counts) if m.class_ is None}
     return {"rows": float(counts.rows), "macro_roc_auc": values.get("macro_roc_auc")}
 

@@ -162,7 +162,8 @@ def jvm_gc(spark: SparkSession) -> Callable[[], None]:
 
 def warm_up(spark: SparkSession, ctx: Context) -> None:
     """One small job of each kind before any measurement (JVM start, class loading, codegen)."""
-    from tally.spark.counting import ALL_ROWS, CountPlan, collect_count_groups, count_table
+    from tally.plan import ALL_ROWS, CountPlan
+    from tally.spark.counting import collect_count_groups, count_table
 
     spark.range(1_000_000).selectExpr("sum(id)").collect()
     plan = CountPlan(label="label", scores=("score",), buckets=ctx.buckets, thresholds=(0.5,))

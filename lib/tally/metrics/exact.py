@@ -56,20 +56,23 @@ with more than about ``(max_passes − 1) · cell_budget / 2`` such scores the r
 a smaller bound, not the exact value.
 
 This module is pure numpy: :func:`refine` is the loop, given a function that runs
-one pass; :func:`refine_arrays` runs it on in-memory rows (the reference for the
-Spark passes of :mod:`tally.spark.refine`).
+one pass (a reader's, :mod:`tally.spark.refine`); :func:`refine_arrays` runs it on
+in-memory rows with :func:`tally.kernels.refine.walk`, the reference the readers'
+passes are tested against.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tally.counts import BinaryCounts, bucket_of, count_binary, invalid_reason
+from tally.counts import BinaryCounts, count_binary
 from tally.errors import InputError
+from tally.kernels.refine import Cells, PassRunner, Step, walk
+from tally.kernels.validity import invalid_reason
 from tally.metrics import MetricValue
 from tally.metrics.binary import average_precision, roc_auc
 
@@ -155,59 +158,6 @@ def exact_auc_metrics(flat: FlatHistogram) -> list[MetricValue]:
     return [auc, bound, average_precision(flat.pos, flat.neg)]
 
 
-def sub_bin(s: np.ndarray, lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray:
-    """``min(floor((s − lo) / (hi − lo) · R), R − 1)`` as int64, for ``lo <= s <= hi``, ``lo < hi``.
-
-    The Spark twin is :func:`tally.spark.refine.sub_bin_column` (same operations in
-    the same order, so both give the same index for the same double).
-    """
-    j = np.floor((s - lo) / (hi - lo) * float(resolution)).astype(np.int64)
-    return np.minimum(j, resolution - 1)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One equality look-up of a pass, applied to every row still in it.
-
-    A row whose node id equals ``parent[e]`` moves on to node ``base[e]`` when
-    ``split[e]`` is False (its bin was not refined at this step), else, if
-    ``lo[e] <= s <= hi[e]``, to node ``base[e] + sub_bin(s, lo[e], hi[e], resolution)``.
-    Rows that match no ``parent`` (``parent`` values are unique) drop out of the pass.
-    """
-
-    parent: np.ndarray
-    split: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    base: np.ndarray
-    resolution: int
-
-    @property
-    def size(self) -> int:
-        return int(self.parent.shape[0])
-
-
-@dataclass(frozen=True)
-class Cells:
-    """What one pass returns per non-empty node of its last step, sorted by node id."""
-
-    node: np.ndarray
-    pos: np.ndarray
-    neg: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    rows: np.ndarray
-
-    def sorted(self) -> Cells:
-        order = np.argsort(self.node, kind="stable")
-        return Cells(*(getattr(self, f)[order] for f in self.__dataclass_fields__))
-
-
-#: Runs one pass over the valid rows: start from node id = pass-1 bucket, apply the
-#: steps in order, and return per final node id the sums of :class:`Cells`.
-PassRunner = Callable[[Sequence[Step]], Cells]
-
-
 @dataclass(frozen=True)
 class _Split:
     """The bins refined at one pass: ids, ranges, and where their children's ids start."""
@@ -248,14 +198,35 @@ def first_pass(counts: BinaryCounts) -> FlatHistogram:
     )
 
 
+@dataclass(frozen=True)
+class RefineOptions:
+    """When refinement passes stop and how much one may hold (``metrics.auc_*`` in the config).
+
+    Passes stop when the AUC bound is 0 and (``refine_ap``) average precision is exact,
+    when the bound is at most ``tolerance`` and ``refine_ap`` is False, or after
+    ``max_passes`` passes over the input, pass 1 included (1: nothing is read, the
+    bucketed histogram is returned). At most ``cell_budget`` cells reach the driver
+    per pass.
+    """
+
+    tolerance: float = 0.0
+    refine_ap: bool = True
+    max_passes: int = DEFAULT_MAX_PASSES
+    cell_budget: int = DEFAULT_CELL_BUDGET
+
+    def __post_init__(self) -> None:
+        if self.max_passes < 1:
+            raise ValueError(f"max_passes must be at least 1, got {self.max_passes}")
+        if self.cell_budget < 2:
+            raise ValueError(f"cell_budget must be at least 2, got {self.cell_budget}")
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance must be at least 0, got {self.tolerance}")
+
+
 def refine(
     counts: BinaryCounts,
     run_pass: PassRunner,
-    *,
-    tolerance: float = 0.0,
-    refine_ap: bool = True,
-    max_passes: int = DEFAULT_MAX_PASSES,
-    cell_budget: int = DEFAULT_CELL_BUDGET,
+    options: RefineOptions = RefineOptions(),
     label: str = "exact auc",
 ) -> FlatHistogram:
     """Refine the bins of pass 1 (``counts``) with passes of ``run_pass`` (module docstring).
@@ -264,73 +235,103 @@ def refine(
     previous one counted (the input changed between passes: it must read the same
     rows each time).
     """
-    if max_passes < 1:
-        raise ValueError(f"max_passes must be at least 1, got {max_passes}")
-    if cell_budget < 2:
-        raise ValueError(f"cell_budget must be at least 2, got {cell_budget}")
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be at least 0, got {tolerance}")
-    flat = first_pass(counts)
-    pos, neg, single, low, high = flat.pos, flat.neg, flat.single_valued, flat.low, flat.high
-    node = np.arange(counts.buckets, dtype=np.int64)  # each bin's id, unique over all passes
-    # Every node ever made (ids ascending): its parent and the pass that made it.
-    known_id, known_parent = node.copy(), np.full(counts.buckets, -1, np.int64)
-    known_pass = np.ones(counts.buckets, np.int64)
-    splits: dict[int, _Split] = {}
-    next_id = counts.buckets
-    passes = 1
-
-    def current() -> FlatHistogram:
-        return FlatHistogram(pos, neg, single, passes, low, high)
-
-    while passes < max_passes:
-        bound = exact_bound(current())
-        want = needs_auc_refinement(pos, neg, single)
-        ap_want = needs_ap_refinement(pos, neg, single) if refine_ap else np.zeros_like(want)
-        if bound <= tolerance and not ap_want.any():
-            break
-        chosen = np.flatnonzero(want | ap_want)
+    bins = _Bins(counts)
+    while bins.passes < options.max_passes:
+        chosen = bins_to_refine(bins.histogram(), options, label)
         if chosen.size == 0:
             break
-        limit = cell_budget // 2
-        if chosen.size > limit:
-            log.warning(
-                "%s: %d bins need refinement, refining the %d carrying the most AUC error "
-                "this pass (cell_budget %d)",
-                label, chosen.size, limit, cell_budget,
-            )
-            p, n = pos[chosen].astype(np.float64), neg[chosen].astype(np.float64)
-            chosen = np.sort(chosen[np.lexsort((-p, -p * n))[:limit]])
-        passes += 1
+        split = bins.split(chosen, options.cell_budget)
+        cells = run_pass(bins.steps()).sorted()
+        bins.replace(chosen, split, cells, label)
+        after = bins.histogram()
+        log.info(
+            "%s: pass %d refined %d bins (R=%d) into %d, %d rows matched, AUC bound %.3g%s",
+            label, bins.passes, chosen.size, split.resolution, cells.node.shape[0],
+            int(cells.rows.sum()), exact_bound(after),
+            f", average precision {'exact' if after.ap_exact else 'not yet exact'}"
+            if options.refine_ap else "",
+        )
+    return bins.histogram()
+
+
+def bins_to_refine(flat: FlatHistogram, options: RefineOptions, label: str) -> np.ndarray:
+    """Indices of the bins of ``flat`` the next pass refines; empty when passes stop.
+
+    At most ``cell_budget // 2``: when more need it, those carrying the most AUC error
+    (``p_b · n_b``) go first and the others wait for a later pass (a warning says so).
+    """
+    pos, neg, single = flat.pos, flat.neg, flat.single_valued
+    want = needs_auc_refinement(pos, neg, single)
+    ap_want = needs_ap_refinement(pos, neg, single) if options.refine_ap else np.zeros_like(want)
+    if exact_bound(flat) <= options.tolerance and not ap_want.any():
+        return np.zeros(0, np.int64)
+    chosen = np.flatnonzero(want | ap_want)
+    limit = options.cell_budget // 2
+    if chosen.size > limit:
+        log.warning(
+            "%s: %d bins need refinement, refining the %d carrying the most AUC error "
+            "this pass (cell_budget %d)",
+            label, chosen.size, limit, options.cell_budget,
+        )
+        p, n = pos[chosen].astype(np.float64), neg[chosen].astype(np.float64)
+        chosen = np.sort(chosen[np.lexsort((-p, -p * n))[:limit]])
+    return chosen
+
+
+class _Bins:
+    """The bins so far, in score order, and every node id ever made, across passes."""
+
+    def __init__(self, counts: BinaryCounts) -> None:
+        flat = first_pass(counts)
+        self.pos, self.neg, self.single = flat.pos, flat.neg, flat.single_valued
+        self.low, self.high = flat.low, flat.high
+        self.node = np.arange(counts.buckets, dtype=np.int64)  # unique over all passes
+        # Every node ever made (ids ascending): its parent and the pass that made it.
+        self.known_id = self.node.copy()
+        self.known_parent = np.full(counts.buckets, -1, np.int64)
+        self.known_pass = np.ones(counts.buckets, np.int64)
+        self.splits: dict[int, _Split] = {}
+        self.next_id = counts.buckets
+        self.passes = 1
+
+    def histogram(self) -> FlatHistogram:
+        return FlatHistogram(self.pos, self.neg, self.single, self.passes, self.low, self.high)
+
+    def split(self, chosen: np.ndarray, cell_budget: int) -> _Split:
+        """Start the next pass: the bins ``chosen`` get ``R = max(2, budget // m)`` ids each."""
+        self.passes += 1
         resolution = max(2, cell_budget // chosen.size)
-        split = _Split(node[chosen], low[chosen], high[chosen], resolution, next_id)
-        splits[passes] = split
-        next_id += chosen.size * resolution
-        cells = run_pass(_steps(splits, passes, known_id, known_parent, known_pass)).sorted()
-        interval, sub = np.divmod(cells.node - split.offset, resolution)
-        _check_cells(cells, interval, split, pos[chosen], neg[chosen], label)
-        # Splice: every bin keeps its place, a refined bin gives way to its sub-bins.
-        kept = np.ones(pos.shape[0], bool)
+        split = _Split(
+            self.node[chosen], self.low[chosen], self.high[chosen], resolution, self.next_id
+        )
+        self.splits[self.passes] = split
+        self.next_id += chosen.size * resolution
+        return split
+
+    def steps(self) -> list[Step]:
+        """The look-ups of the current pass (:func:`_steps`)."""
+        return _steps(self.splits, self.passes, self.known_id, self.known_parent, self.known_pass)
+
+    def replace(self, chosen: np.ndarray, split: _Split, cells: Cells, label: str) -> None:
+        """Put the sub-bins ``cells`` of the refined bins ``chosen`` in their place."""
+        interval, sub = np.divmod(cells.node - split.offset, split.resolution)
+        _check_cells(cells, interval, split, self.pos[chosen], self.neg[chosen], label)
+        # Every bin keeps its place, a refined bin gives way to its sub-bins.
+        kept = np.ones(self.pos.shape[0], bool)
         kept[chosen] = False
         where = np.concatenate([np.flatnonzero(kept), chosen[interval]])
         within = np.concatenate([np.full(int(kept.sum()), -1, np.int64), sub])
         order = np.lexsort((within, where))
-        pos, neg = _splice(pos, cells.pos, kept, order), _splice(neg, cells.neg, kept, order)
-        low, high = _splice(low, cells.low, kept, order), _splice(high, cells.high, kept, order)
-        single = _splice(single, cells.low == cells.high, kept, order)
-        node = _splice(node, cells.node, kept, order)
-        known_id = np.concatenate([known_id, cells.node])
-        known_parent = np.concatenate([known_parent, split.parent[interval]])
-        known_pass = np.concatenate([known_pass, np.full(cells.node.shape[0], passes)])
-        after = current()
-        log.info(
-            "%s: pass %d refined %d bins (R=%d) into %d, %d rows matched, AUC bound %.3g%s",
-            label, passes, chosen.size, resolution, cells.node.shape[0],
-            int(cells.rows.sum()), exact_bound(after),
-            f", average precision {'exact' if after.ap_exact else 'not yet exact'}"
-            if refine_ap else "",
-        )
-    return current()
+        self.pos = _splice(self.pos, cells.pos, kept, order)
+        self.neg = _splice(self.neg, cells.neg, kept, order)
+        self.low = _splice(self.low, cells.low, kept, order)
+        self.high = _splice(self.high, cells.high, kept, order)
+        self.single = _splice(self.single, cells.low == cells.high, kept, order)
+        self.node = _splice(self.node, cells.node, kept, order)
+        self.known_id = np.concatenate([self.known_id, cells.node])
+        self.known_parent = np.concatenate([self.known_parent, split.parent[interval]])
+        made = np.full(cells.node.shape[0], self.passes)
+        self.known_pass = np.concatenate([self.known_pass, made])
 
 
 def _splice(old: np.ndarray, new: np.ndarray, kept: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -404,37 +405,14 @@ def _check_cells(
         )
 
 
-def walk(s: np.ndarray, buckets: int, steps: Sequence[Step]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (indices into ``s``) still in the pass after ``steps``, and their final node ids."""
-    node = bucket_of(s, buckets)
-    rows = np.arange(s.shape[0])
-    for step in steps:
-        order = np.argsort(step.parent)
-        parent = step.parent[order]
-        at = np.minimum(np.searchsorted(parent, node), max(step.size - 1, 0))
-        match = parent[at] == node if step.size else np.zeros(node.shape, bool)
-        rows, e = rows[match], order[at[match]]
-        sr = s[rows]
-        split = step.split[e]
-        inside = ~split | ((step.lo[e] <= sr) & (sr <= step.hi[e]))
-        rows, e, sr, split = rows[inside], e[inside], sr[inside], split[inside]
-        j = sub_bin(sr, step.lo[e], step.hi[e], step.resolution)
-        node = np.where(split, step.base[e] + j, step.base[e])
-    return rows, node
-
-
 def refine_arrays(
     labels: np.ndarray,
     scores: np.ndarray,
     buckets: int,
     weights: np.ndarray | None = None,
-    *,
-    tolerance: float = 0.0,
-    refine_ap: bool = True,
-    max_passes: int = DEFAULT_MAX_PASSES,
-    cell_budget: int = DEFAULT_CELL_BUDGET,
+    options: RefineOptions = RefineOptions(),
 ) -> FlatHistogram:
-    """:func:`refine` on in-memory rows: the numpy reference of :mod:`tally.spark.refine`.
+    """:func:`refine` on in-memory rows: the numpy reference of the Spark passes.
 
     Same validity rules as :func:`~tally.counts.count_binary` (invalid rows are skipped).
     """
@@ -468,11 +446,4 @@ def refine_arrays(
             rows=np.diff(np.r_[starts, rows.shape[0]]),
         )
 
-    return refine(
-        counts,
-        run_pass,
-        tolerance=tolerance,
-        refine_ap=refine_ap,
-        max_passes=max_passes,
-        cell_budget=cell_budget,
-    )
+    return refine(counts, run_pass, options)

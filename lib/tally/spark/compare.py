@@ -53,13 +53,9 @@ from pyspark.sql import functions as F
 from tally.counts import BinaryCounts
 from tally.metrics import MetricValue
 from tally.metrics.inference import PairedSums, auc_comparison, placement_values
-from tally.spark.counting import (
-    CountPlan,
-    bucket_column,
-    check_columns,
-    invalid_reason_code,
-    score_value,
-)
+from tally.plan import CountPlan
+from tally.spark.columns import check_columns
+from tally.spark.counting import bucket_column, invalid_reason_code, score_value
 from tally.spark.names import column
 
 log = logging.getLogger(__name__)

@@ -24,104 +24,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from tally.counts import INVALID_REASONS, LOG_LOSS_EPS, BinaryCounts, is_power_of_two
-from tally.errors import InputError
+from tally.counts import BinaryCounts
+from tally.kernels.buckets import is_power_of_two
+from tally.kernels.cells import LOG_LOSS_EPS
+from tally.kernels.validity import INVALID_REASONS
+from tally.plan import (
+    ALL_ROWS,
+    COUNT_SCHEMA,
+    NULL_VALUE,
+    OTHER_VALUE,
+    SUM_COLUMNS,
+    CountPlan,
+)
+from tally.spark.columns import check_columns
 from tally.spark.names import column
+from tally.tasks import Counts, decode_groups
 
 if TYPE_CHECKING:
     from tally.spark.direct import DirectSource
-
-#: The decoded counts of one (score column, slice) group, whatever the task.
-CountsOf = Any
-
-LABEL_TYPES = (T.NumericType, T.BooleanType)
-NUMERIC_TYPES = (T.NumericType,)
-ALL_ROWS = "ALL"
-OTHER_VALUE = "__other__"
-NULL_VALUE = "null"
-
-#: Columns of the count table, in order (the stored counts table adds run keys).
-COUNT_COLUMNS = ("score_column", "slice", "cell", "n", "w", "wy", "w_loss", "w_sqerr", "w_score")
-COUNT_SCHEMA = (
-    "score_column string, slice string, cell long, n long, w double, wy double, "
-    "w_loss double, w_sqerr double, w_score double"
-)
-
-
-@dataclass(frozen=True)
-class CountPlan:
-    """What one pass counts: columns, slice specs, histogram and thresholds."""
-
-    label: str
-    scores: tuple[str, ...]
-    buckets: int
-    thresholds: tuple[float, ...]
-    weight: str | None = None
-    slices: tuple[tuple[str, ...], ...] = ()
-    max_slices_per_spec: int = 1000
-    task: str = "binary"  # binary | multilabel | multiclass
-    classes: tuple[str, ...] = ()
-    top_k: tuple[int, ...] = ()
-    #: multiclass only: what ``scores`` holds — "prediction" (int class), "scores"
-    #: (array of K scores, prediction = argmax) or "pixels" (arrays of labels/predictions)
-    multiclass_input: str = "prediction"
-    #: binary only: "sigmoid" evaluates ``1 / (1 + exp(-score))`` (scores are logits)
-    score_transform: str = "none"
-
-    @property
-    def needed_columns(self) -> list[str]:
-        names = [self.label, *self.scores]
-        if self.weight:
-            names.append(self.weight)
-        for spec in self.slices:
-            names.extend(spec)
-        return list(dict.fromkeys(names))
-
-
-def check_columns(df: DataFrame, plan: CountPlan) -> None:
-    """Fail before scanning when a column is missing or of a type that cannot be evaluated."""
-    fields = {f.name: f.dataType for f in df.schema.fields}
-    if plan.task == "binary":
-        wanted = [("label", plan.label, LABEL_TYPES, "numeric or boolean")]
-        wanted += [("score", s, NUMERIC_TYPES, "numeric") for s in plan.scores]
-    else:
-        from tally.spark.multi import column_roles
-
-        wanted = column_roles(plan)
-    if plan.weight:
-        wanted.append(("weight", plan.weight, NUMERIC_TYPES, "numeric"))
-    wanted += [("slice", c, (T.DataType,), "") for spec in plan.slices for c in spec]
-    for role, name, allowed, kind in wanted:
-        if name not in fields:
-            available = ", ".join(fields) or "(none)"
-            raise InputError(f"{role} column '{name}' not found in input; columns: {available}")
-        if not _has_type(fields[name], allowed):
-            raise InputError(
-                f"{role} column '{name}' has type {fields[name].simpleString()}, expected {kind}"
-            )
-    for spec in plan.slices:
-        for c in spec:
-            if isinstance(fields[c], (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
-                raise InputError(
-                    f"slice column '{c}' has type {fields[c].simpleString()}; "
-                    "slice columns must be strings, numbers, booleans or dates"
-                )
-
-
-def _has_type(data_type: T.DataType, allowed: tuple) -> bool:
-    """``allowed`` holds DataType classes, or ("array", element classes) for arrays."""
-    if allowed and allowed[0] == "array":
-        return isinstance(data_type, T.ArrayType) and isinstance(data_type.elementType, allowed[1])
-    return isinstance(data_type, allowed)
 
 
 def invalid_reason_code(label: Column, score: Column, weight: Column | None) -> Column:
@@ -274,10 +201,6 @@ def _binary_cells(rows: DataFrame, plan: CountPlan, keys: Sequence[str]) -> Data
     return table
 
 
-#: The sums of a count-table cell (besides its keys).
-SUM_COLUMNS = ("n", "w", "wy", "w_loss", "w_sqerr", "w_score")
-
-
 def nested_slice_columns(plan: CountPlan) -> tuple[str, ...] | None:
     """The columns of the widest slice spec when every spec uses only its columns, else None.
 
@@ -388,12 +311,7 @@ def _merge_rare_slices(
         "score_index",
         "spec",
         "cell",
-        "n",
-        "w",
-        "wy",
-        "w_loss",
-        "w_sqerr",
-        "w_score",
+        *SUM_COLUMNS,
         *(
             F.when((F.col("spec") == 0) | F.col("kept").isNotNull(), F.col(v))
             .when(F.lit(j) < spec_width[F.col("spec")], F.lit(OTHER_VALUE))
@@ -448,7 +366,7 @@ class CountTables:
             self.frame = self.spark.createDataFrame(self.collected, schema=COUNT_SCHEMA)
         return self.frame
 
-    def groups(self, plan: CountPlan) -> dict[tuple[str, str], CountsOf]:
+    def groups(self, plan: CountPlan) -> dict[tuple[str, str], Counts]:
         """The cells decoded per (score column, slice): :func:`collect_count_groups`."""
         if self.collected is not None:
             return decode_count_groups(self.collected, plan)
@@ -531,60 +449,11 @@ def _labelled(table: DataFrame, plan: CountPlan) -> DataFrame:
         score_name.alias("score_column"),
         _slice_label(plan).alias("slice"),
         "cell",
-        "n",
-        "w",
-        "wy",
-        "w_loss",
-        "w_sqerr",
-        "w_score",
+        *SUM_COLUMNS,
     )
 
 
-def decode_binary_counts(
-    cells: dict[str, np.ndarray], buckets: int, thresholds: Sequence[float], weighted: bool
-) -> BinaryCounts:
-    """Decode one (score column, slice) group of the count table into :class:`BinaryCounts`."""
-    thresholds = tuple(sorted(thresholds))
-    cells_per_bucket = len(thresholds) + 1
-    cell = np.asarray(cells["cell"], np.int64)
-    n = np.asarray(cells["n"], np.int64)
-    w = np.asarray(cells["w"], np.float64)
-    wy = np.asarray(cells["wy"], np.float64)
-    valid = cell >= 0
-    bucket, above = np.divmod(cell[valid], cells_per_bucket)
-    pos_cell, neg_cell = wy[valid], w[valid] - wy[valid]
-    if not weighted:  # unweighted sums are exact integers in float64 (< 2**53)
-        pos_cell, neg_cell = np.rint(pos_cell).astype(np.int64), np.rint(neg_cell).astype(np.int64)
-    dtype = pos_cell.dtype
-    pos, neg = np.zeros(buckets, dtype), np.zeros(buckets, dtype)
-    np.add.at(pos, bucket, pos_cell)
-    np.add.at(neg, bucket, neg_cell)
-    score_sum = np.zeros(buckets, np.float64)
-    np.add.at(score_sum, bucket, np.asarray(cells["w_score"], np.float64)[valid])
-    tp_at = np.array([pos_cell[above > j].sum() for j in range(len(thresholds))], dtype)
-    fp_at = np.array([neg_cell[above > j].sum() for j in range(len(thresholds))], dtype)
-    fn_at = np.array([pos_cell[above <= j].sum() for j in range(len(thresholds))], dtype)
-    tn_at = np.array([neg_cell[above <= j].sum() for j in range(len(thresholds))], dtype)
-    invalid = dict.fromkeys(INVALID_REASONS, 0)
-    for c, rows in zip(cell[~valid], n[~valid], strict=True):
-        invalid[INVALID_REASONS[-1 - int(c)]] += int(rows)
-    return BinaryCounts(
-        pos=pos,
-        neg=neg,
-        thresholds=thresholds,
-        tp_at=tp_at,
-        fp_at=fp_at,
-        log_loss_sum=float(np.nansum(np.asarray(cells["w_loss"], np.float64)[valid])),
-        squared_error_sum=float(np.nansum(np.asarray(cells["w_sqerr"], np.float64)[valid])),
-        invalid=invalid,
-        score_sum=score_sum,
-        rows=int(n[valid].sum()),
-        fn_at=fn_at,
-        tn_at=tn_at,
-    )
-
-
-def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, str], CountsOf]:
+def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, str], Counts]:
     """Bring the count table to the driver (Arrow) and decode it per (score column, slice).
 
     Values are :class:`BinaryCounts`, or multi-label / multiclass counts for those tasks.
@@ -592,31 +461,9 @@ def collect_count_groups(table: DataFrame, plan: CountPlan) -> dict[tuple[str, s
     return decode_count_groups(table.toArrow(), plan)
 
 
-def decode_count_groups(table: pa.Table, plan: CountPlan) -> dict[tuple[str, str], CountsOf]:
+def decode_count_groups(table: pa.Table, plan: CountPlan) -> dict[tuple[str, str], Counts]:
     """Decode a count table already on the driver per (score column, slice)."""
-    frame = table.to_pandas()
-    weighted = plan.weight is not None
-    if plan.task == "binary":
-
-        def decode(cells: dict[str, np.ndarray]) -> CountsOf:
-            return decode_binary_counts(cells, plan.buckets, plan.thresholds, weighted)
-
-        empty = BinaryCounts.empty(plan.buckets, plan.thresholds)
-    else:
-        from tally.spark.multi import decoder, empty_counts
-
-        def decode(cells: dict[str, np.ndarray]) -> CountsOf:
-            return decoder(plan)(cells, plan, weighted)
-
-        empty = empty_counts(plan)
-    groups: dict[tuple[str, str], CountsOf] = {}
-    for (score_column, slice_label), cells in frame.groupby(["score_column", "slice"], sort=True):
-        groups[(score_column, slice_label)] = decode(
-            {c: cells[c].to_numpy() for c in COUNT_COLUMNS[2:]}
-        )
-    for score in plan.scores:  # an empty input still has its ALL group
-        groups.setdefault((score, ALL_ROWS), empty)
-    return groups
+    return decode_groups(table, plan)
 
 
 def count_binary_df(

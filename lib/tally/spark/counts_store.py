@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tally.errors import InputError
-from tally.spark.counting import COUNT_COLUMNS, CountPlan
+from tally.plan import COUNT_COLUMNS, SUM_COLUMNS, CountPlan
 from tally.spark.tables import replace_partitions
 
 COUNTS_SCHEMA = T.StructType(
@@ -148,8 +148,7 @@ def read_window(
             f"(buckets/thresholds/weights), cannot add them: {detail}"
         )
     summed = stored.groupBy("score_column", "slice", "cell").agg(
-        F.sum("n").alias("n"),
-        *(F.sum(c).alias(c) for c in ("w", "wy", "w_loss", "w_sqerr", "w_score")),
+        *(F.sum(c).alias(c) for c in SUM_COLUMNS),
     )
     return (
         summed.select(*COUNT_COLUMNS),

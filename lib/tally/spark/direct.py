@@ -53,15 +53,25 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from tally.config import InputConfig
 from tally.errors import InputError
+from tally.kernels import binary as binary_kernels
+from tally.kernels import multilabel as multilabel_kernels
+from tally.kernels.cells import BinaryLayout, MultilabelLayout
+from tally.kernels.refine import Cells, PassCells, Step, StepTables
+from tally.kernels.slices import add_value_rows, slice_value_rows
+from tally.plan import (
+    OTHER_VALUE,
+    SUM_COLUMNS,
+    CountPlan,
+    cell_keys_schema,
+    kept_values,
+    slice_label,
+)
+from tally.spark.names import quote_identifier, split_table_name
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
-
-    from tally.config import InputConfig
-    from tally.metrics.exact import Cells, Step
-    from tally.spark.counting import CountPlan
-    from tally.spark.refine_arrow import PassCells
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +193,6 @@ def _check_format(spark: SparkSession, source: InputConfig) -> None:
 
 
 def _quoted(table: str) -> str:
-    from tally.spark.names import quote_identifier, split_table_name
-
     return ".".join(quote_identifier(p) for p in split_table_name(table))
 
 
@@ -384,8 +392,6 @@ def _value_rows(
     spec_columns: Sequence[Sequence[str]],
 ) -> Iterator[list]:
     """The RDD function of the first pass over sliced inputs: rows per slice value."""
-    from tally.spark.binary_arrow import slice_value_rows
-
     for task in ids:
         batches = (b for split in tasks[task] for b in read_split(split, columns, strings))
         yield slice_value_rows(batches, spec_columns)
@@ -406,20 +412,10 @@ def collect_binary(
     :data:`~tally.spark.binary_arrow.TASK_MAX_CELLS` return None (Spark SQL adds up
     their per-task cells instead: :func:`count_direct`).
     """
-    from tally.spark.binary_arrow import (
-        OTHER_VALUE,
-        TASK_MAX_CELLS,
-        Layout,
-        TaskTotals,
-        add_value_rows,
-        kept_values,
-        slice_label,
-    )
-
-    layout = Layout(plan.buckets, tuple(plan.thresholds), plan.weight is not None)
+    layout = BinaryLayout.of(plan)
     _, slice_columns, spec_columns = _input_columns(plan)
     strings = stored_strings(source, slice_columns)
-    if layout.cells * len(plan.scores) > TASK_MAX_CELLS:
+    if layout.cells * len(plan.scores) > binary_kernels.TASK_MAX_CELLS:
         return None
     ids = spark.sparkContext.parallelize(range(len(source.tasks)), len(source.tasks))
     kept: list[list[tuple]] = []
@@ -439,12 +435,13 @@ def collect_binary(
             if len(values) > len(kept[-1]):
                 merged[slice_label(spec, (OTHER_VALUE,) * len(spec))] = len(values) - len(kept[-1])
         slots = 1 + sum(len(values) + 1 for values in kept)
-        if slots * layout.cells * len(plan.scores) > TASK_MAX_CELLS:
+        if slots * layout.cells * len(plan.scores) > binary_kernels.TASK_MAX_CELLS:
             log.info(
                 "slices keep %d values: per-task cells are added up by Spark SQL", slots - 1
             )
             return None
-    totals = task_totals(spark, source, plan, kept).treeReduce(TaskTotals.merge, depth=2)
+    totals = task_totals(spark, source, plan, kept)
+    totals = totals.treeReduce(binary_kernels.TaskTotals.merge, depth=2)
     return totals.table(plan.scores, plan.slices), merged
 
 
@@ -454,19 +451,15 @@ def collect_multilabel(
     """The multi-label count table of an unsliced ``plan`` read by ``source``, on the
     driver (per-task dense tables added by ``treeReduce``); None with slices or when a
     task's dense table would pass ``multilabel_arrow.DENSE_MAX_CELLS``."""
-    from tally.spark import multilabel_arrow as ml
-
-    layout = ml.Layout(
-        len(plan.classes), plan.buckets, tuple(plan.thresholds), plan.weight is not None
-    )
-    if plan.slices or layout.size * len(plan.scores) > ml.DENSE_MAX_CELLS:
+    layout = MultilabelLayout.of(plan)
+    if plan.slices or layout.size * len(plan.scores) > multilabel_kernels.DENSE_MAX_CELLS:
         return None
     columns, _, _ = _input_columns(plan)
-    empty = ml.TaskTotals(len(plan.scores), layout)
+    empty = multilabel_kernels.TaskTotals(len(plan.scores), layout)
     count = partial(_task_totals, tasks=source.tasks, columns=columns, strings=(), empty=empty)
     tasks = len(source.tasks)
     totals = spark.sparkContext.parallelize(range(tasks), tasks).mapPartitions(count)
-    return totals.treeReduce(ml.TaskTotals.merge, depth=2).table(plan.scores)
+    return totals.treeReduce(multilabel_kernels.TaskTotals.merge, depth=2).table(plan.scores)
 
 
 def task_totals(
@@ -474,11 +467,8 @@ def task_totals(
 ) -> RDD:
     """One :class:`~tally.spark.binary_arrow.TaskTotals` per task; ``kept``: the values
     each slice spec keeps (the others count as ``__other__``)."""
-    from tally.spark.binary_arrow import Layout, TaskTotals
-
-    layout = Layout(plan.buckets, tuple(plan.thresholds), plan.weight is not None)
     columns, slice_columns, spec_columns = _input_columns(plan)
-    empty = TaskTotals(len(plan.scores), layout, spec_columns, kept)
+    empty = binary_kernels.TaskTotals(len(plan.scores), BinaryLayout.of(plan), spec_columns, kept)
     strings = stored_strings(source, slice_columns)
     count = partial(
         _task_totals, tasks=source.tasks, columns=columns, strings=strings, empty=empty
@@ -492,26 +482,21 @@ def count_direct(
 ) -> tuple[DataFrame, int]:
     """The aggregated cells (keys score_index, spec, v0…, cell) of the input read by
     ``source``, and the slice width: the arrow reader's twin of Spark SQL counting."""
-    from tally.spark import binary_arrow, multilabel_arrow
-
-    width = max((len(spec) for spec in plan.slices), default=0)
+    width = plan.slice_width
     columns, slice_columns, spec_columns = _input_columns(plan)
     strings = stored_strings(source, slice_columns)
     options = {"scores": len(plan.scores), "spec_columns": spec_columns, "width": width}
-    weighted = plan.weight is not None
     if plan.task == "binary":
-        layout = binary_arrow.Layout(plan.buckets, tuple(plan.thresholds), weighted)
-        count = partial(binary_arrow.count_partition, layout=layout, **options)
-        schema = binary_arrow.output_schema(width)
-        sums = [F.sum(c).alias(c) for c in ("n", "w", "wy", "w_loss", "w_sqerr", "w_score")]
+        layout = BinaryLayout.of(plan)
+        count = partial(binary_kernels.count_partition, layout=layout, **options)
+        summed = SUM_COLUMNS
     else:
-        layout = multilabel_arrow.Layout(
-            len(plan.classes), plan.buckets, tuple(plan.thresholds), weighted
-        )
-        count = partial(multilabel_arrow.count_partition, layout=layout, **options)
-        schema = multilabel_arrow.output_schema(width)
-        sums = [F.sum(c).alias(c) for c in ("n", "w", "wy")]
-        sums += [F.lit(0.0).alias(c) for c in ("w_loss", "w_sqerr", "w_score")]
+        layout = MultilabelLayout.of(plan)
+        count = partial(multilabel_kernels.count_partition, layout=layout, **options)
+        summed = ("n", "w", "wy")
+    schema = cell_keys_schema(width, summed)
+    sums = [F.sum(c).alias(c) for c in summed]
+    sums += [F.lit(0.0).alias(c) for c in SUM_COLUMNS if c not in summed]
     run = partial(
         _run_tasks, tasks=source.tasks, columns=columns, strings=strings, count=count
     )
@@ -530,9 +515,7 @@ def _pass_cells(
     weighted: bool,
 ) -> Iterator[PassCells]:
     """The RDD function of :func:`collect_refinement_pass`: task ids in, one
-    :class:`~tally.spark.refine_arrow.PassCells` per task out."""
-    from tally.spark.refine_arrow import PassCells, StepTables
-
+    :class:`~tally.kernels.refine.PassCells` per task out."""
     tables = StepTables(steps.value)
     first, end = tables.node_range()
     for task in ids:
@@ -556,8 +539,6 @@ def collect_refinement_pass(
     The steps (up to ``cell_budget`` entries each) go to the executors as a broadcast
     variable; ``treeReduce`` adds the tasks' per-node sums there.
     """
-    from tally.spark.refine_arrow import PassCells
-
     columns = {"y": plan.label, "s0": score_column}
     if plan.weight:
         columns["w"] = plan.weight

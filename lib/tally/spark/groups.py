@@ -47,11 +47,10 @@ from pyspark.sql import types as T
 from tally.errors import InputError
 from tally.metrics import MetricValue
 from tally.metrics.groups import GroupSums, group_metric_values
+from tally.plan import ALL_ROWS, CountPlan
+from tally.spark.columns import check_columns
 from tally.spark.counting import (
-    ALL_ROWS,
-    CountPlan,
     _slice_label,
-    check_columns,
     invalid_reason_code,
     score_slice_combos,
     score_value,

@@ -23,84 +23,14 @@ Cells sum ``n`` (rows), ``w`` (weights) and ``wy`` (weighted labels).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import numpy as np
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from tally.counts_multi import (
-    MULTICLASS_INVALID_REASONS,
-    MULTILABEL_INVALID_REASONS,
-    MulticlassCounts,
-    MultilabelCounts,
-)
-from tally.errors import InputError
+from tally.kernels.cells import top_k_cell
+from tally.kernels.validity import MULTICLASS_INVALID_REASONS
+from tally.plan import CountPlan
 from tally.spark.names import column
-
-if TYPE_CHECKING:
-    from tally.spark.counting import CountPlan
-
-ROW_CELL = -100
-
-
-def exact_match_cell(j: int) -> int:
-    """Cell counting rows whose K predictions at threshold j all equal their labels."""
-    return -101 - j
-
-
-def top_k_cell(k: int) -> int:
-    """Cell counting rows whose true class is among the k highest scores."""
-    return -100 - k
-
-
-INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-NUMERIC = (T.NumericType,)
-LABEL_ELEMENT = (T.NumericType, T.BooleanType)
-
-
-def column_roles(plan: CountPlan) -> list[tuple[str, str, tuple, str]]:
-    """(role, column, allowed types, description) of every input column of a multi task."""
-    roles: list[tuple[str, str, tuple, str]] = []
-    if plan.task == "multilabel":
-        roles.append(("labels", plan.label, ("array", LABEL_ELEMENT), "array of 0/1"))
-        roles += [("scores", s, ("array", NUMERIC), "array of numbers") for s in plan.scores]
-    elif plan.multiclass_input == "pixels":
-        roles.append(("labels", plan.label, ("array", INTEGRAL), "array of class indices"))
-        roles += [
-            ("predictions", s, ("array", INTEGRAL), "array of class indices") for s in plan.scores
-        ]
-    else:
-        roles.append(("label", plan.label, INTEGRAL, "integer class index"))
-        if plan.multiclass_input == "scores":
-            roles += [("scores", s, ("array", NUMERIC), "array of numbers") for s in plan.scores]
-        else:
-            roles += [("prediction", s, INTEGRAL, "integer class index") for s in plan.scores]
-    return roles
-
-
-def check_array_width(df: DataFrame, plan: CountPlan) -> None:
-    """Fail when the first non-null array of a K-wide column does not hold K values.
-
-    Multi-label labels and scores, and multiclass score arrays, must have one value per
-    configured class. A row of another length is an invalid row (``wrong_length``), but
-    when the *first* non-null array already disagrees, the config's ``classes`` is
-    almost surely wrong for this input: fail naming both numbers instead of skipping
-    every row. Reads one value (``limit(1)``), not the input.
-    """
-    k = len(plan.classes)
-    names = [role[1] for role in column_roles(plan) if role[0] in ("labels", "scores")]
-    if plan.multiclass_input == "pixels":
-        return
-    for name in names:
-        first = df.where(column(name).isNotNull()).select(F.size(column(name))).limit(1).collect()
-        if first and first[0][0] != k:
-            raise InputError(
-                f"column '{name}' holds arrays of {first[0][0]} values (first non-null row) "
-                f"but classes lists {k}; fix 'classes' or the column"
-            )
 
 
 def label_column(plan: CountPlan) -> Column:
@@ -232,86 +162,3 @@ def aggregate_multi(expanded: DataFrame, plan: CountPlan, width: int) -> DataFra
         F.lit(0.0).alias("w_sqerr"),
         F.lit(0.0).alias("w_score"),
     )
-
-
-def _as_counts(values: np.ndarray, weighted: bool) -> np.ndarray:
-    return values.astype(np.float64) if weighted else np.rint(values).astype(np.int64)
-
-
-def _invalid_counts(cell: np.ndarray, n: np.ndarray, reasons: tuple[str, ...]) -> dict[str, int]:
-    invalid = dict.fromkeys(reasons, 0)
-    for c, rows in zip(cell, n, strict=True):
-        if -len(reasons) <= c < 0:
-            invalid[reasons[-1 - int(c)]] += int(rows)
-    return invalid
-
-
-def decode_multilabel(
-    cells: dict[str, np.ndarray], plan: CountPlan, weighted: bool
-) -> MultilabelCounts:
-    """Decode one (score column, slice) group into :class:`MultilabelCounts`."""
-    k, b, t = len(plan.classes), plan.buckets, len(plan.thresholds)
-    cell = np.asarray(cells["cell"], np.int64)
-    n = np.asarray(cells["n"], np.int64)
-    w = _as_counts(np.asarray(cells["w"], np.float64), weighted)
-    wy = _as_counts(np.asarray(cells["wy"], np.float64), weighted)
-    valid = cell >= 0
-    klass, rest = np.divmod(cell[valid], b * (t + 1))
-    bucket, above = np.divmod(rest, t + 1)
-    pos_cell, neg_cell = wy[valid], w[valid] - wy[valid]
-    pos, neg = np.zeros((k, b), pos_cell.dtype), np.zeros((k, b), pos_cell.dtype)
-    np.add.at(pos, (klass, bucket), pos_cell)
-    np.add.at(neg, (klass, bucket), neg_cell)
-    tp_at, fp_at = np.zeros((t, k), pos.dtype), np.zeros((t, k), pos.dtype)
-    for j in range(t):
-        np.add.at(tp_at[j], klass[above > j], pos_cell[above > j])
-        np.add.at(fp_at[j], klass[above > j], neg_cell[above > j])
-    fn_at = pos.sum(axis=1)[None, :] - tp_at
-    exact = np.array([w[cell == exact_match_cell(j)].sum() for j in range(t)], pos.dtype)
-    return MultilabelCounts(
-        classes=plan.classes,
-        thresholds=plan.thresholds,
-        pos=pos,
-        neg=neg,
-        tp_at=tp_at,
-        fp_at=fp_at,
-        fn_at=fn_at,
-        exact_match_at=exact,
-        rows=int(n[cell == ROW_CELL].sum()),
-        invalid=_invalid_counts(cell, n, MULTILABEL_INVALID_REASONS),
-    )
-
-
-def decode_multiclass(
-    cells: dict[str, np.ndarray], plan: CountPlan, weighted: bool
-) -> MulticlassCounts:
-    """Decode one (score column, slice) group into :class:`MulticlassCounts`."""
-    k = len(plan.classes)
-    cell = np.asarray(cells["cell"], np.int64)
-    n = np.asarray(cells["n"], np.int64)
-    w = _as_counts(np.asarray(cells["w"], np.float64), weighted)
-    valid = cell >= 0
-    confusion = np.zeros(k * k, w.dtype)
-    np.add.at(confusion, cell[valid], w[valid])
-    hits = {top: w[cell == top_k_cell(top)].sum().item() for top in plan.top_k}
-    return MulticlassCounts(
-        classes=plan.classes,
-        confusion=confusion.reshape(k, k),
-        top_k_hits=hits,
-        rows=int(n[valid].sum()),
-        invalid=_invalid_counts(cell, n, MULTICLASS_INVALID_REASONS),
-    )
-
-
-def decoder(plan: CountPlan) -> Callable:
-    """The decode function of the plan's task."""
-    return decode_multilabel if plan.task == "multilabel" else decode_multiclass
-
-
-def empty_counts(plan: CountPlan) -> MultilabelCounts | MulticlassCounts:
-    """The counts of no rows for the plan's task."""
-    if plan.task == "multilabel":
-        return MultilabelCounts.empty(
-            plan.classes, plan.buckets, plan.thresholds, reasons=MULTILABEL_INVALID_REASONS
-        )
-    return MulticlassCounts.empty(plan.classes, ks=plan.top_k, reasons=MULTICLASS_INVALID_REASONS)

@@ -37,23 +37,17 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from tally.counts import BinaryCounts
+from tally.kernels.refine import Cells, Step
 from tally.metrics.exact import (
-    DEFAULT_CELL_BUDGET,
-    DEFAULT_MAX_PASSES,
-    Cells,
     FlatHistogram,
-    Step,
+    RefineOptions,
     exact_auc_metrics,
     exact_bound,
     refine,
 )
-from tally.spark.counting import (
-    CountPlan,
-    bucket_column,
-    check_columns,
-    invalid_reason_code,
-    score_value,
-)
+from tally.plan import CountPlan
+from tally.spark.columns import check_columns
+from tally.spark.counting import bucket_column, invalid_reason_code, score_value
 from tally.spark.direct import DirectSource, collect_refinement_pass
 from tally.spark.names import column
 
@@ -77,11 +71,8 @@ def refine_histogram(
     plan: CountPlan,
     score_column: str,
     counts: BinaryCounts,
+    options: RefineOptions | None = None,
     *,
-    tolerance: float = 0.0,
-    refine_ap: bool = True,
-    max_passes: int = DEFAULT_MAX_PASSES,
-    cell_budget: int = DEFAULT_CELL_BUDGET,
     direct: DirectSource | None = None,
 ) -> FlatHistogram:
     """Refine the pass-1 histogram ``counts`` of ``score_column`` until the metrics are exact.
@@ -172,12 +163,5 @@ def refine_histogram(
             rows=get("rows", np.int64),
         )
 
-    return refine(
-        counts,
-        run_pass,
-        tolerance=tolerance,
-        refine_ap=refine_ap,
-        max_passes=max_passes,
-        cell_budget=cell_budget,
-        label=f"exact auc of {score_column}",
-    )
+    label = f"exact auc of {score_column}"
+    return refine(counts, run_pass, options or RefineOptions(), label=label)

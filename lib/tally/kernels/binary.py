@@ -1,10 +1,9 @@
-"""Binary count tables counted with numpy from Arrow batches (the ``arrow`` reader).
+"""Binary count tables counted with numpy from Arrow batches (:mod:`tally.kernels.batches`).
 
-Same cells as the Spark SQL count table (:mod:`tally.spark.counting`): a valid row
-adds to cell ``bucket·(T+1) + above`` (``above``: how many thresholds ``t`` have
-``score >= t``), an invalid row to cell ``−(1 + reason)``, the first failed check
-of :data:`~tally.counts.INVALID_REASONS` naming the reason. Each cell sums ``n``
-(rows), ``w`` (weights; ``n`` unweighted), ``wy`` (weighted positives), ``w_loss``
+A valid row adds to cell ``bucket·(T+1) + above`` (:class:`~tally.kernels.cells.BinaryLayout`),
+an invalid row to cell ``−(1 + reason)``, the first failed check of
+:func:`~tally.kernels.validity.binary_invalid_rows` naming the reason. Each cell sums
+``n`` (rows), ``w`` (weights; ``n`` unweighted), ``wy`` (weighted positives), ``w_loss``
 (weighted log loss, the score clipped to ``[ε, 1 − ε]``), ``w_sqerr`` (weighted
 ``(score − label)²``) and ``w_score`` (weighted scores). An invalid cell carries
 ``n`` and ``w`` (null, NaN and ±inf weights add 0); its other sums are 0: only its
@@ -29,10 +28,9 @@ scores are negated as they are converted to float64 (``−score`` and ``−loss`
 cost nothing, and each row holds the negatives of what it adds), a batch whose minima
 and maxima show no invalid row and no score outside ``[ε, 1 − ε]`` skips the per-row
 checks, the clip and the clamp of the last bucket, and four sums are added in two
-complex pairs (see :class:`Rows`). Cells are bit-identical either way.
-
-This module is numpy + pyarrow only; the batches come from
-:mod:`tally.spark.direct`, which reads the Parquet files in the Python workers.
+complex pairs (see :class:`Rows`). Cells are bit-identical either way. The
+measurements behind these choices: docs/benchmarks.md, "Design measurements behind
+the code".
 """
 
 from __future__ import annotations
@@ -45,8 +43,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tally.counts import INVALID_REASONS, LOG_LOSS_EPS
-from tally.spark.multilabel_arrow import slice_groups
+from tally.kernels.batches import LABEL, WEIGHT, score_column
+from tally.kernels.buckets import bucket_into
+from tally.kernels.cells import LOG_LOSS_EPS, BinaryLayout, invalid_cell
+from tally.kernels.slices import slice_groups
+from tally.kernels.validity import INVALID_REASONS, binary_all_valid, binary_invalid_rows
+from tally.plan import COUNT_COLUMNS, OTHER_VALUE, SUM_COLUMNS, slice_label
 
 #: Most cells a task holds per (score column, slice spec): 2^23 cells are 40 bytes each
 #: (n and four sums; 48 weighted), about 336 MB, e.g. 64 slice values at 2^16 buckets
@@ -54,30 +56,7 @@ from tally.spark.multilabel_arrow import slice_groups
 DENSE_MAX_CELLS = 1 << 23
 
 #: The sums of a cell besides ``n`` and ``w``, in output order.
-SUMS = ("wy", "w_loss", "w_sqerr", "w_score")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What a cell id means: ``bucket·(T+1) + above`` for ``B`` buckets, ``T`` thresholds."""
-
-    buckets: int
-    thresholds: tuple[float, ...]
-    weighted: bool
-
-    @property
-    def cells(self) -> int:
-        """Valid cells per (score column, slice): ``B·(T+1)``."""
-        return self.buckets * (len(self.thresholds) + 1)
-
-
-def output_schema(width: int) -> str:
-    """The per-task count table: keys, then ``n`` and the sums (as the SQL path's)."""
-    values = "".join(f"v{j} string, " for j in range(width))
-    return (
-        f"score_index int, spec int, {values}cell long, n long, w double, wy double, "
-        "w_loss double, w_sqerr double, w_score double"
-    )
+SUMS = SUM_COLUMNS[2:]
 
 
 def _float64(
@@ -120,65 +99,6 @@ def _extremes(a: np.ndarray) -> tuple[float, float]:
     return (float(a.min()), float(a.max())) if len(a) else (0.0, 0.0)
 
 
-def _all_valid(y: np.ndarray, minus_s: tuple[float, float], w: np.ndarray | None) -> bool:
-    """Whether no row has a problem, from minima and maxima where that suffices.
-
-    ``minus_s`` is the extremes of the negated scores (NaN when any score is null or
-    NaN, which fails the test). Labels must be 0 or 1: integer and boolean labels by
-    their extremes, others value by value. Weights in ``[0, +inf)``.
-    """
-    low, high = minus_s
-    if not (low >= -1.0 and high <= 0.0):
-        return False
-    if y.dtype.kind in "biu":
-        if len(y) and not (y.min() >= 0 and y.max() <= 1):
-            return False
-    elif not ((y == 0) | (y == 1)).all():
-        return False
-    if w is not None and len(w):
-        return bool(w.min() >= 0 and w.max() < np.inf)
-    return True
-
-
-def invalid_reasons(
-    y: np.ndarray,
-    y_null: np.ndarray | None,
-    minus_s: np.ndarray,
-    s_null: np.ndarray | None,
-    w: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The invalid rows and each one's first problem (index into INVALID_REASONS).
-
-    The checks, in order (as :func:`tally.spark.counting.invalid_reason_code`): null
-    label, null score, NaN score, ±inf score, score outside [0, 1], label other than
-    0/1, null or NaN weight, negative or +inf weight. Nulls are NaN in ``y``,
-    ``minus_s`` (the negated scores) and ``w``. One combined test finds the rows with
-    any problem; only those are told apart by reason.
-    """
-    ok = (minus_s <= 0) & (minus_s >= -1) & ((y == 0) | (y == 1))
-    if w is not None:
-        ok &= (w >= 0) & (w < np.inf)
-    bad = np.flatnonzero(~ok)
-    found = np.full(len(bad), -1, np.int64)
-    yb, sb = y[bad], -minus_s[bad]
-    label_null = y_null[bad] if y_null is not None else np.zeros(len(bad), bool)
-    score_null = s_null[bad] if s_null is not None else np.zeros(len(bad), bool)
-    checks = [
-        ("null_label", label_null),
-        ("null_score", score_null),
-        ("nan_score", np.isnan(sb) & ~score_null),
-        ("infinite_score", np.isinf(sb)),
-        ("score_out_of_range", (sb < 0) | (sb > 1)),
-        ("invalid_label", (yb != 0) & (yb != 1)),
-    ]
-    if w is not None:
-        wb = w[bad]
-        checks += [("null_weight", np.isnan(wb)), ("invalid_weight", (wb < 0) | (wb == np.inf))]
-    for name, failed in checks:
-        found[(found < 0) & failed] = INVALID_REASONS.index(name)
-    return bad, found
-
-
 class _Checked(NamedTuple):
     """One batch's rows for one score column after the validity checks."""
 
@@ -194,15 +114,16 @@ class _Checked(NamedTuple):
 def _check(
     labels: pa.Array, scores: pa.Array, weights: pa.Array | None, out: np.ndarray
 ) -> _Checked:
-    """The validity checks of :func:`invalid_reasons`, per row only where the batch's
-    extremes say some row fails (:func:`_all_valid`); ``out`` takes the negated scores."""
+    """The validity checks of :func:`~tally.kernels.validity.binary_invalid_rows`, per
+    row only where the batch's extremes say some row fails
+    (:func:`~tally.kernels.validity.binary_all_valid`); ``out`` takes the negated scores."""
     y, y_null = _labels(labels)
     minus_s, s_null = _minus_float64(scores, out)
     w = _float64(weights)[0] if weights is not None else None
     none = np.zeros(0, np.int64)
-    if _all_valid(y, _extremes(minus_s), w):
+    if binary_all_valid(y, _extremes(minus_s), w):
         return _Checked(y, minus_s, w, None, none, none, None if w is None else np.zeros(0))
-    invalid, reason = invalid_reasons(y, y_null, minus_s, s_null, w)
+    invalid, reason = binary_invalid_rows(y, y_null, minus_s, s_null, w)
     invalid_weight = None
     if w is not None:
         wi = w[invalid]
@@ -217,7 +138,8 @@ def _check(
 def valid_rows(
     labels: pa.Array, scores: pa.Array, weights: pa.Array | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The valid rows of one batch (the checks of :func:`invalid_reasons`): whether
+    """The valid rows of one batch (the checks of
+    :func:`~tally.kernels.validity.binary_invalid_rows`): whether
     each has label 1, its score (float64) and its weight (None unweighted)."""
     checked = _check(labels, scores, weights, np.empty(len(scores)))
     return checked.y == 1, np.negative(checked.minus_s), checked.w
@@ -262,10 +184,8 @@ class Rows:
 class Workspace:
     """Buffers reused from batch to batch by one task.
 
-    A fresh numpy temporary the size of a batch costs page faults on every batch:
-    on the benchmark's rows (2^18 a batch), the per-row cell ids, log loss and
-    squared error took 3.0, 3.4 and 1.3 ms per million rows in reused buffers against
-    7.3, 9.6 and 5.3 ms in fresh arrays (``np.add.at`` and the casts are unchanged).
+    A fresh numpy temporary the size of a batch costs page faults on every batch; the
+    per-row cell ids, log loss and squared error are written into these instead.
     """
 
     def __init__(self) -> None:
@@ -295,40 +215,21 @@ class Workspace:
         )
 
 
-def bucket_into(
-    minus_s: np.ndarray, buckets: int, out: np.ndarray, scratch: np.ndarray, top: bool = True
-) -> None:
-    """:func:`tally.counts.bucket_of` of scores in [0, 1], given negated, into ``out``.
-
-    ``floor(s·B)`` is the truncation of ``s·B = (−s)·(−B) ≥ 0`` (negation is exact);
-    the edge correction for ``B`` not a power of two is :func:`~tally.counts.bucket_of`'s.
-    Only a score of 1 lands past the last bucket: ``top=False`` says there is none.
-    """
-    np.multiply(minus_s, -float(buckets), out=scratch)
-    out[...] = scratch  # float -> int truncates: floor for s·B >= 0
-    if buckets & (buckets - 1):
-        s = np.negative(minus_s, out=scratch)
-        out -= s < out / buckets
-        out += s >= (out + 1) / buckets
-    if top:
-        np.minimum(out, buckets - 1, out=out)
-
-
 def batch_rows(
     labels: pa.Array,
     scores: pa.Array,
     weights: pa.Array | None,
-    layout: Layout,
+    layout: BinaryLayout,
     work: Workspace | None = None,
 ) -> Rows:
     """Validate one batch's rows for one score column and compute what each row adds.
 
     Most batches have no invalid row, and their scores are inside ``[ε, 1 − ε]``: the
     minima and maxima say so, and skip the per-row checks, the clip and the clamp of
-    the last bucket. Counting 8M rows of the benchmark (reading aside) took 20.7 ms
-    per million rows before these shortcuts, 17.5 with them and the negated scores,
-    and 15.4 to 16.0 with the complex pairs of :class:`Rows` too; with one slice spec
-    of 50 values, whose tables no longer fit in cache, 62 and then 46.
+    the last bucket. The cell is :meth:`~tally.kernels.cells.BinaryLayout.cell` of
+    :func:`~tally.kernels.buckets.bucket_of` and
+    :func:`~tally.kernels.buckets.thresholds_passed`, computed on the negated scores:
+    ``−s <= −t`` is ``s >= t`` (negation is exact).
     """
     (minus_s_buffer, _), *_ = (work := work or Workspace()).get(len(labels))
     y, minus_s, w, rows, invalid, reason, invalid_weight = _check(
@@ -338,7 +239,7 @@ def batch_rows(
     (_, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(minus_s))
     low, high = -extremes[1], -extremes[0]  # of the valid scores
     bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
-    cell *= len(layout.thresholds) + 1
+    cell *= layout.per_bucket
     for t in layout.thresholds:
         np.less_equal(minus_s, -t, out=flag)  # s >= t
         cell += flag
@@ -391,8 +292,8 @@ PerRow = Callable[..., np.ndarray]
 
 class _ByLabel:
     """Fills per-row values that depend on the label: the majority label's function
-    over all rows in place, then the minority's over its rows only (``where=``-masked
-    ufuncs took 9.6 ms per million rows for the log loss, this 3.4)."""
+    over all rows in place, then the minority's over its rows only (cheaper than
+    ``where=``-masked ufuncs, which pass over every row twice)."""
 
     def __init__(self, positives: np.ndarray, is_positive: np.ndarray) -> None:
         self.majority_positive = 2 * len(positives) > len(is_positive)
@@ -417,7 +318,7 @@ class CellSums:
     :meth:`add` adds to in one pass each (see :class:`Rows`).
     """
 
-    def __init__(self, layout: Layout, max_slots: int) -> None:
+    def __init__(self, layout: BinaryLayout, max_slots: int) -> None:
         self.layout = layout
         self.max_slots = max_slots
         self.slots: dict[tuple, int] = {}
@@ -508,14 +409,14 @@ def _invalid_cells(rows: Rows, groups: np.ndarray | None, values: Sequence[tuple
         g, reason = divmod(k, reasons)
         zero = np.zeros(1)
         columns = {"n": n[i : i + 1], "w": w[i : i + 1], **dict.fromkeys(SUMS, zero)}
-        out.append((values[g], np.array([-1 - reason], np.int64), columns))
+        out.append((values[g], np.array([invalid_cell(reason)], np.int64), columns))
     return out
 
 
 def _batch(
     score_index: int, spec: int, width: int, parts: list[tuple[tuple, np.ndarray, dict]]
 ) -> pa.RecordBatch:
-    """One output batch of the cells ``parts`` (see :func:`output_schema`)."""
+    """One output batch of the cells ``parts`` (:func:`tally.plan.cell_keys_schema`)."""
     sizes = [len(cell) for _, cell, _ in parts]
     total = sum(sizes)
     columns: dict[str, pa.Array] = {
@@ -546,7 +447,7 @@ def count_partition(
     batches: Iterator[pa.RecordBatch],
     scores: int,
     spec_columns: list[list[str]],
-    layout: Layout,
+    layout: BinaryLayout,
     width: int,
     dense_max_cells: int = DENSE_MAX_CELLS,
 ) -> Iterator[pa.RecordBatch]:
@@ -562,10 +463,11 @@ def count_partition(
             for k in range(len(specs))}
     work = Workspace()
     for batch in batches:
-        weights = batch.column("w") if layout.weighted else None
+        weights = batch.column(WEIGHT) if layout.weighted else None
         grouped = [(None, [()])] + [slice_groups(batch, names) for names in spec_columns]
         for i in range(scores):
-            rows = batch_rows(batch.column("y"), batch.column(f"s{i}"), weights, layout, work)
+            labels, scores_i = batch.column(LABEL), batch.column(score_column(i))
+            rows = batch_rows(labels, scores_i, weights, layout, work)
             for k, (groups, values) in enumerate(grouped):
                 held = sums[(i, k)]
                 if held.full(values):
@@ -583,10 +485,6 @@ def count_partition(
             yield _batch(i, k, width, held.emit())
 
 
-#: The value that stands for every value of a slice spec past ``max_slices_per_spec``
-#: (``tally.spark.counting.OTHER_VALUE``).
-OTHER_VALUE = "__other__"
-
 #: Most cells the dense tables of one task of :class:`TaskTotals` may have, over all
 #: score columns and slice specs: 2^23 cells of 40 bytes (48 weighted), about 336 MB
 #: at most, paged in only where rows land. Plans past it go through Spark SQL.
@@ -595,7 +493,8 @@ TASK_MAX_CELLS = 1 << 23
 
 class TaskTotals:
     """A task's dense count tables per (score column, slice spec), added up by a Python
-    reduce (:func:`tally.spark.direct.collect_binary`) instead of Spark SQL.
+    reduce (``treeReduce``: :func:`tally.spark.readers.arrow.run.collect_binary`)
+    instead of Spark SQL.
 
     Spec 0 is ALL. Spec ``k ≥ 1`` keeps the values ``kept[k−1]`` (chosen on the driver
     from every value's row count, as Spark SQL chooses them) and counts all its other
@@ -609,7 +508,7 @@ class TaskTotals:
     def __init__(
         self,
         scores: int,
-        layout: Layout,
+        layout: BinaryLayout,
         spec_columns: Sequence[Sequence[str]] = (),
         kept: Sequence[Collection[tuple]] = (),
     ) -> None:
@@ -627,7 +526,7 @@ class TaskTotals:
         self.invalid_w = {key: np.zeros((slots[key[1]], reasons)) for key in self.sums}
 
     def add(self, batch: pa.RecordBatch) -> None:
-        weights = batch.column("w") if self.layout.weighted else None
+        weights = batch.column(WEIGHT) if self.layout.weighted else None
         grouped: list[tuple[np.ndarray | None, list[tuple]]] = [(None, [()])]
         for names, kept in zip(self.spec_columns, self.kept, strict=True):
             groups, values = slice_groups(batch, names)
@@ -635,7 +534,7 @@ class TaskTotals:
             grouped.append((groups, [v if v in kept else other for v in values]))
         for i in range(self.scores):
             rows = batch_rows(
-                batch.column("y"), batch.column(f"s{i}"), weights, self.layout, self.work
+                batch.column(LABEL), batch.column(score_column(i)), weights, self.layout, self.work
             )
             for k, (groups, values) in enumerate(grouped):
                 held = self.sums[(i, k)]
@@ -670,7 +569,7 @@ class TaskTotals:
         return self
 
     def table(self, score_names: Sequence[str], slices: Sequence[Sequence[str]]) -> pa.Table:
-        """The non-empty cells as a count table (columns of ``COUNT_COLUMNS``); ``slices``
+        """The non-empty cells as a count table (:data:`tally.plan.COUNT_COLUMNS`); ``slices``
         are the specs' column names, for the ``slice`` labels."""
         parts = []
         for (i, k), held in self.sums.items():
@@ -683,7 +582,8 @@ class TaskTotals:
                         "w": self.invalid_w[(i, k)][slot, reasons],
                     }
                     zero = np.zeros(len(reasons))
-                    cells.append((value, -1 - reasons, columns | dict.fromkeys(SUMS, zero)))
+                    invalid = invalid_cell(reasons)
+                    cells.append((value, invalid, columns | dict.fromkeys(SUMS, zero)))
             batch = _batch(i, k, 0, cells)
             labels = [slice_label(slices[k - 1] if k else (), v) for v, _, _ in cells]
             sizes = [len(cell) for _, cell, _ in cells]
@@ -691,58 +591,12 @@ class TaskTotals:
             part_of_row = pa.array(np.repeat(np.arange(len(cells)), sizes))
             label = pa.array(labels, pa.string()).take(part_of_row)
             columns = [names, label, *(batch.column(c) for c in ("cell", "n", "w", *SUMS))]
-            parts.append(pa.Table.from_arrays(columns, names=list(TABLE_COLUMNS)))
+            parts.append(pa.Table.from_arrays(columns, names=list(COUNT_COLUMNS)))
         return pa.concat_tables(parts)
 
 
-def slice_label(columns: Sequence[str], values: tuple) -> str:
-    """``ALL`` for no columns, else ``col=value/col=value`` (None reads ``null``), as
-    ``tally.spark.counting`` labels slices."""
-    if not columns:
-        return "ALL"
-    parts = zip(columns, values, strict=True)
-    return "/".join(f"{c}={'null' if v is None else v}" for c, v in parts)
-
-
-#: Columns of :meth:`TaskTotals.table` (those of ``tally.spark.counting.COUNT_COLUMNS``).
-TABLE_COLUMNS = ("score_column", "slice", "cell", "n", "w", *SUMS)
-
-
-def slice_value_rows(
-    batches: Iterator[pa.RecordBatch], spec_columns: Sequence[Sequence[str]]
-) -> list[dict[tuple, int]]:
-    """Rows per slice value of each spec (every row, invalid ones too, as Spark SQL ranks)."""
-    counts: list[dict[tuple, int]] = [{} for _ in spec_columns]
-    for batch in batches:
-        for names, found in zip(spec_columns, counts, strict=True):
-            groups, values = slice_groups(batch, list(names))
-            rows = np.bincount(groups, minlength=len(values)).tolist()
-            for value, n in zip(values, rows, strict=True):
-                found[value] = found.get(value, 0) + n
-    return counts
-
-
-def add_value_rows(a: list[dict[tuple, int]], b: list[dict[tuple, int]]) -> list[dict[tuple, int]]:
-    """:func:`slice_value_rows` of two sets of rows added (into ``a``)."""
-    for mine, theirs in zip(a, b, strict=True):
-        for value, n in theirs.items():
-            mine[value] = mine.get(value, 0) + n
-    return a
-
-
-def kept_values(rows: dict[tuple, int], limit: int) -> list[tuple]:
-    """The ``limit`` most frequent values, ties by value ascending, nulls first: the order
-    in which ``tally.spark.counting`` keeps a spec's values."""
-
-    def order(item: tuple[tuple, int]) -> tuple:
-        value, n = item
-        return (-n, tuple((v is not None, v or "") for v in value))
-
-    return [value for value, _ in sorted(rows.items(), key=order)[:limit]]
-
-
 def _sparse_cells(
-    rows: Rows, groups: np.ndarray | None, values: Sequence[tuple], layout: Layout
+    rows: Rows, groups: np.ndarray | None, values: Sequence[tuple], layout: BinaryLayout
 ) -> list[tuple[tuple, np.ndarray, dict]]:
     """The valid cells of one batch by (slice value, cell), without dense arrays."""
     group = np.zeros(len(rows.cell), np.int64) if groups is None else groups

@@ -1,31 +1,100 @@
-"""Refinement passes of exact AUC (``metrics.auc: exact``) under the arrow reader.
+"""One refinement pass of exact AUC (``metrics.auc: exact``) in numpy.
 
-The twin of the Spark SQL pass of :mod:`tally.spark.refine`, for inputs the arrow
-reader reads (:mod:`tally.spark.direct`). Each task reads the label, the score and
-the weight of its byte ranges, keeps the valid rows
-(:func:`tally.spark.binary_arrow.valid_rows`: the rules of every count table), walks
-each row from its pass-1 bucket through the pass's steps (:meth:`StepTables.walk`,
-the same moves as :func:`tally.metrics.exact.walk`, the numpy reference the Spark
-pass is tested against) and adds it into dense per-node sums (:class:`PassCells`).
-``treeReduce`` adds the tasks' sums on the executors; one set, at most
-``cell_budget`` non-empty nodes, reaches the driver. numpy + pyarrow only.
-
-Why: the SQL pass is a chain of broadcast joins over every row, one per step; here
-every step is one look-up in a dense table of its parent ids. On the benchmark's 20M
-rows (``ctr_score``, 7 passes in all) exact mode took 42.7 s with the SQL passes and
-15.0 s with these (README, Exact AUC).
+The loop that chooses what to refine is :func:`tally.metrics.exact.refine`; a pass
+takes the valid rows, starts each at its pass-1 bucket and applies the pass's
+:class:`Step` look-ups in order, then sums per final node id (:class:`Cells`).
+:func:`walk` is the reference of those moves, :class:`StepTables` the same moves
+with dense look-up tables (one gather per row per step instead of a search), and
+:class:`PassCells` the per-node sums one task adds its Arrow batches into
+(:mod:`tally.kernels.batches`: ``y``, ``s0``, ``w``); ``treeReduce`` adds the tasks'
+sums. The Spark SQL pass (:mod:`tally.spark.readers.sql.refine`) is a chain of
+broadcast joins doing the same moves, tested against :func:`walk`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from tally.counts import bucket_of
-from tally.metrics.exact import Cells, Step, sub_bin
-from tally.spark.binary_arrow import valid_rows
+from tally.kernels.batches import LABEL, WEIGHT, score_column
+from tally.kernels.binary import valid_rows
+from tally.kernels.buckets import bucket_of
+
+
+def sub_bin(s: np.ndarray, lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray:
+    """``min(floor((s − lo) / (hi − lo) · R), R − 1)`` as int64, for ``lo <= s <= hi``, ``lo < hi``.
+
+    The Spark twin is :func:`tally.spark.rules.sub_bin_column` (same operations in
+    the same order, so both give the same index for the same double).
+    """
+    j = np.floor((s - lo) / (hi - lo) * float(resolution)).astype(np.int64)
+    return np.minimum(j, resolution - 1)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One equality look-up of a pass, applied to every row still in it.
+
+    A row whose node id equals ``parent[e]`` moves on to node ``base[e]`` when
+    ``split[e]`` is False (its bin was not refined at this step), else, if
+    ``lo[e] <= s <= hi[e]``, to node ``base[e] + sub_bin(s, lo[e], hi[e], resolution)``.
+    Rows that match no ``parent`` (``parent`` values are unique) drop out of the pass.
+    """
+
+    parent: np.ndarray
+    split: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    base: np.ndarray
+    resolution: int
+
+    @property
+    def size(self) -> int:
+        return int(self.parent.shape[0])
+
+
+@dataclass(frozen=True)
+class Cells:
+    """What one pass returns per non-empty node of its last step, sorted by node id."""
+
+    node: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    rows: np.ndarray
+
+    def sorted(self) -> Cells:
+        order = np.argsort(self.node, kind="stable")
+        return Cells(*(getattr(self, f)[order] for f in self.__dataclass_fields__))
+
+
+#: Runs one pass over the valid rows: start from node id = pass-1 bucket, apply the
+#: steps in order, and return per final node id the sums of :class:`Cells`.
+PassRunner = Callable[[Sequence[Step]], Cells]
+
+
+def walk(s: np.ndarray, buckets: int, steps: Sequence[Step]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (indices into ``s``) still in the pass after ``steps``, and their final node ids."""
+    node = bucket_of(s, buckets)
+    rows = np.arange(s.shape[0])
+    for step in steps:
+        order = np.argsort(step.parent)
+        parent = step.parent[order]
+        at = np.minimum(np.searchsorted(parent, node), max(step.size - 1, 0))
+        match = parent[at] == node if step.size else np.zeros(node.shape, bool)
+        rows, e = rows[match], order[at[match]]
+        sr = s[rows]
+        split = step.split[e]
+        inside = ~split | ((step.lo[e] <= sr) & (sr <= step.hi[e]))
+        rows, e, sr, split = rows[inside], e[inside], sr[inside], split[inside]
+        j = sub_bin(sr, step.lo[e], step.hi[e], step.resolution)
+        node = np.where(split, step.base[e] + j, step.base[e])
+    return rows, node
+
 
 
 class StepTables:
@@ -49,7 +118,7 @@ class StepTables:
 
     def walk(self, s: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows (indices into ``s``) still in the pass after every step, and their final
-        node ids: :func:`tally.metrics.exact.walk` with table look-ups."""
+        node ids: :func:`walk` with table look-ups."""
         node = bucket_of(s, buckets)
         rows = np.arange(s.shape[0])
         for step, first, entry in zip(self.steps, self.first, self.entry, strict=True):
@@ -102,8 +171,8 @@ class PassCells:
         buckets: int,
     ) -> None:
         """Add the valid rows of ``batch`` (columns ``y``, ``s0``, ``w`` when weighted)."""
-        weights = batch.column("w") if self.weighted else None
-        positive, s, w = valid_rows(batch.column("y"), batch.column("s0"), weights)
+        weights = batch.column(WEIGHT) if self.weighted else None
+        positive, s, w = valid_rows(batch.column(LABEL), batch.column(score_column(0)), weights)
         rows, node = tables.walk(s, buckets)
         at = node - self.first
         sr, yr = s[rows], positive[rows]
