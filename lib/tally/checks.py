@@ -176,7 +176,8 @@ def evaluate_check(
     """
     outcome = _Builder(check, score_column)
     if tonight is None:
-        return outcome.fail(None, f"no results for slice {check.slice} in this run")
+        where = f"slice {check.slice} of {score_column}"
+        return outcome.fail(None, f"no results for {where} in this run")
     if check.bound == "max_ratio":
         return _ratio_outcome(check, outcome, tonight)
     stored = tonight.get(check.key)
