@@ -297,12 +297,19 @@ def test_beta_must_be_positive_number(value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [{"path": "p", "table": "db.t"}, {}, {"format": "csv"}, {"path": None}]
+    "value",
+    [
+        {"path": "p", "table": "db.t"},
+        {},
+        {"format": "csv"},
+        {"path": None},
+        {"path": "p", "query": "SELECT 1"},
+        {"table": "db.t", "query": "SELECT 1"},
+    ],
 )
-def test_input_needs_exactly_one_of_path_or_table(value: dict[str, Any]) -> None:
+def test_input_needs_exactly_one_of_path_table_or_query(value: dict[str, Any]) -> None:
     message = config_error(minimal(input=value))
-    assert "input.path" in message
-    assert "input.table" in message
+    assert "exactly one of input.path, input.table or input.query" in message
 
 
 @pytest.mark.parametrize("value", [5, ""])
@@ -585,3 +592,78 @@ def test_class_list_must_be_nonempty_and_unique(classes, message) -> None:
     }
     with pytest.raises(ConfigError, match=message):
         parse_config(raw)
+
+
+# --- input.where, input.query, input.allow_empty -----------------------------------------
+
+
+def test_where_and_query_are_kept_as_written() -> None:
+    """Placeholders stay in the config; the job renders them for its --run-date."""
+    cfg = parse_config(minimal(input={"path": "p", "where": "ds = '{run_date}'"}))
+    assert cfg.input.where == "ds = '{run_date}'"
+    assert cfg.input.query is None
+    assert cfg.input.allow_empty is False
+    query = "SELECT s.*, l.label FROM s JOIN l USING (request_id) WHERE s.ds = '{run_date-3}'"
+    cfg = parse_config(minimal(input={"query": query, "allow_empty": True}))
+    assert (cfg.input.query, cfg.input.path, cfg.input.table) == (query, None, None)
+    assert cfg.input.allow_empty is True
+    cfg = parse_config(minimal(input={"table": "db.t", "where": "dt = '{run_date_nodash}'"}))
+    assert cfg.input.where == "dt = '{run_date_nodash}'"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "select * from t",
+        "  WITH a AS (SELECT 1 AS x) SELECT * FROM a",
+        "-- last night's rows\nSELECT * FROM t",
+        "/* a comment */ (SELECT * FROM t) UNION ALL (SELECT * FROM u)",
+        "FROM t SELECT *",
+        "VALUES (1, 0.5)",
+        "TABLE db.t",
+    ],
+)
+def test_query_may_start_with_any_reading_keyword(query: str) -> None:
+    assert parse_config(minimal(input={"query": query})).input.query == query
+
+
+@pytest.mark.parametrize(
+    ("raw_input", "message"),
+    [
+        (
+            {"query": "DROP TABLE tally.metrics"},
+            "input.query must be a SELECT (or WITH ... SELECT), got one starting "
+            "'DROP TABLE tally.metrics'",
+        ),
+        ({"query": "-- only a comment"}, "input.query must be a SELECT"),
+        ({"query": "INSERT INTO t SELECT 1"}, "input.query must be a SELECT"),
+        ({"query": "  "}, "'input.query' must not be empty"),
+        ({"query": 5}, "'input.query' must be a string"),
+        ({"path": "p", "where": ""}, "'input.where' must not be empty"),
+        ({"path": "p", "where": ["ds = 1"]}, "'input.where' must be a string"),
+        (
+            {"query": "SELECT * FROM t", "where": "ds = 1"},
+            "input.where filters input.path or input.table; with input.query write the "
+            "condition in the query's WHERE",
+        ),
+        (
+            {"query": "SELECT * FROM t", "reader": "arrow"},
+            "input.reader: arrow reads the files of input.path or input.table",
+        ),
+        ({"path": "p", "allow_empty": "yes"}, "input.allow_empty must be true or false"),
+        ({"path": "p", "wher": "ds = 1"}, "unknown key 'input.wher'; did you mean 'input.where'?"),
+        ({"path": "p", "where": "ds = '{rundate}'"}, "input.where: unknown placeholder {rundate}"),
+        (
+            {"query": "SELECT * FROM t WHERE ds = '{run_date+x}'"},
+            "input.query: malformed placeholder {run_date+x}",
+        ),
+    ],
+)
+def test_bad_where_or_query_is_a_config_error(raw_input: dict[str, Any], message: str) -> None:
+    assert message in config_error(minimal(input=raw_input))
+
+
+def test_override_sets_where_with_placeholders(tmp_path: Path) -> None:
+    path = write(tmp_path, "model: m\ninput: {path: p}\ncolumns: {label: y, score: s}\n")
+    cfg = load_config(path, ["input.where=ds = '{run_date-1}' AND country = 'US'"])
+    assert cfg.input.where == "ds = '{run_date-1}' AND country = 'US'"

@@ -173,9 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from tally.config import load_config, parse_run_date
+    from tally.run_date import render_input
 
     config = load_config(args.config, args.overrides)  # before Spark starts
     run_date = parse_run_date(args.run_date)
+    render_input(config.input, run_date)  # placeholders fail here (exit 2); the job renders
     log.info(
         "config %s: model=%r input=%s columns=%s metrics=%s output=%s on_invalid=%s",
         args.config,

@@ -7,7 +7,7 @@ out-of-range value raises :class:`~tally.errors.ConfigError` naming the key.
 Example::
 
     model: demo
-    input: {path: data/demo, format: parquet}   # or {table: db.name}
+    input: {path: data/demo, format: parquet}   # or {table: db.name}, or {query: SELECT ...}
     columns: {label: label, score: score}
     metrics: {buckets: 65536, thresholds: [0.5]}
     output: {table: tally.metrics}
@@ -34,6 +34,7 @@ import yaml
 
 from tally.checks import Check
 from tally.errors import ConfigError
+from tally.run_date import check_placeholders
 
 MAX_BUCKETS = 1 << 22  # 4,194,304 buckets: two int64 arrays of 32 MiB each
 DEFAULT_BUCKETS = 1 << 16
@@ -57,7 +58,11 @@ SCORE_TRANSFORMS = ("none", "sigmoid")
 
 @dataclass(frozen=True)
 class InputConfig:
-    """Where the scored rows come from: a path with a format, or a catalog table."""
+    """Where the scored rows come from: a path with a format, a catalog table, or a query.
+
+    ``where`` and ``query`` hold run-date placeholders (:mod:`tally.run_date`) as
+    written; the job fills them for its ``--run-date``.
+    """
 
     path: str | None = None
     format: str = "parquet"
@@ -66,6 +71,12 @@ class InputConfig:
     #: who reads the rows: "auto" (arrow where it can, else spark), "spark" (Spark's
     #: reader, Spark SQL counting) or "arrow" (pyarrow in the Python workers; Parquet only)
     reader: str = "auto"
+    #: a Spark SQL predicate on the rows of ``path`` or ``table``, e.g. ``ds = '{run_date}'``
+    where: str | None = None
+    #: a whole Spark SQL SELECT instead of ``path``/``table`` (joins, unions)
+    query: str | None = None
+    #: True: a run whose input holds no rows writes counts of zero; False: InputError (exit 3)
+    allow_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,7 @@ _TOP_KEYS = (
     "checks",
 )
 TASKS = ("binary", "multilabel", "multiclass")
-_INPUT_KEYS = ("path", "format", "table", "options", "reader")
+_INPUT_KEYS = ("path", "format", "table", "query", "where", "options", "reader", "allow_empty")
 _COLUMNS_KEYS = ("label", "score", "weight", "labels", "scores", "prediction", "predictions")
 _METRICS_KEYS = (
     "buckets",
@@ -275,8 +286,22 @@ def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
     _check_keys(raw, _INPUT_KEYS, "input.")
     path = _optional_str(raw, "path", "input.path", None)
     table = _optional_table(raw, "table", "input.table", None)
-    if (path is None) == (table is None):
-        raise ConfigError("input needs exactly one of input.path or input.table")
+    query = _optional_str(raw, "query", "input.query", None)
+    if [path, table, query].count(None) != 2:
+        raise ConfigError("input needs exactly one of input.path, input.table or input.query")
+    where = _optional_str(raw, "where", "input.where", None)
+    if where is not None:
+        if query is not None:
+            raise ConfigError(
+                "input.where filters input.path or input.table; with input.query "
+                "write the condition in the query's WHERE"
+            )
+        check_placeholders(where, "input.where")
+    if query is not None:
+        _check_query(query)
+    allow_empty = raw.get("allow_empty", False)
+    if not isinstance(allow_empty, bool):
+        raise ConfigError(f"input.allow_empty must be true or false, got {allow_empty!r}")
     options = raw.get("options", {})
     if not isinstance(options, Mapping):
         raise ConfigError(f"input.options must be a mapping, got {_type_name(options)}")
@@ -286,15 +311,44 @@ def _parse_input(raw: Mapping[str, Any]) -> InputConfig:
     reader = _optional_str(raw, "reader", "input.reader", "auto")
     if reader not in READERS:
         raise ConfigError(f"input.reader must be one of {list(READERS)}, got {reader!r}")
+    if query is not None and reader == "arrow":
+        raise ConfigError(
+            "input.reader: arrow reads the files of input.path or input.table; "
+            "input.query is read by Spark (reader auto or spark)"
+        )
     return InputConfig(
         path=path,
         table=table,
+        query=query,
+        where=where,
+        allow_empty=allow_empty,
         reader=reader,
         format=_optional_str(raw, "format", "input.format", "parquet"),
         options=MappingProxyType(
             {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
         ),
     )
+
+
+#: First word of ``input.query`` (after comments): statements that only read.
+_QUERY_START = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?P<word>\(|[A-Za-z]+)", re.DOTALL)
+_QUERY_WORDS = ("select", "with", "from", "values", "table", "(")
+
+
+def _check_query(query: str) -> None:
+    """``input.query`` reads: it starts with SELECT, WITH, FROM, VALUES, TABLE or ``(``.
+
+    The job runs it as a subquery (``SELECT * FROM (<query>)``), which Spark's parser
+    refuses for anything that writes; this check only says so before Spark starts.
+    """
+    start = _QUERY_START.match(query)
+    word = start.group("word").lower() if start else ""
+    if word not in _QUERY_WORDS:
+        raise ConfigError(
+            f"input.query must be a SELECT (or WITH ... SELECT), got one starting "
+            f"{query.strip()[:40]!r}"
+        )
+    check_placeholders(query, "input.query")
 
 
 #: Per task: (label key, output key, what a multiclass output holds), in order of preference.
