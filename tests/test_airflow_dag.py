@@ -48,11 +48,16 @@ dag = bag.dags.get("tally_nightly")
 if dag is not None:
     module = next(m for m in list(sys.modules.values())
                   if getattr(m, "__file__", None) == dag.fileloc)
+    try:  # the template context's ``macros`` (Airflow 3)
+        from airflow.sdk.execution_time import macros
+    except ImportError:
+        from airflow import macros
     ds = datetime.fromisoformat(sys.argv[2]).strftime("%Y-%m-%d")
     params = dag.params.dump()
 
     def render(task, value, variables=None, **overrides):
-        context = {"ds": ds, "params": {**params, **overrides}, "var": {"value": variables or {}}}
+        context = {"ds": ds, "macros": macros, "params": {**params, **overrides},
+                   "var": {"value": variables or {}}}
         return task.render_template(value, context)
 
     try:  # what the DAG processor stores for the scheduler and workers (Airflow 3)
@@ -70,7 +75,8 @@ if dag is not None:
         info = tasks[task.task_id] = {
             "type": type(task).__name__, "upstream": sorted(task.upstream_task_ids),
             "downstream": sorted(task.downstream_task_ids), "retries": task.retries,
-            "retry_delay_s": task.retry_delay.total_seconds()}
+            "retry_delay_s": task.retry_delay.total_seconds(),
+            "trigger_rule": getattr(task.trigger_rule, "value", task.trigger_rule)}
         if type(task).__name__ == "SparkSubmitOperator":
             variables = {"tally_py_files": "/variable/tally.zip"}
             info.update(
@@ -81,7 +87,8 @@ if dag is not None:
                 py_files_variable=render(task, task.py_files, variables),
                 py_files_param=render(task, task.py_files, variables, py_files="/param/t.zip"),
                 application=render(task, task.application))
-            task.render_template_fields({"ds": ds, "params": params, "var": {"value": {}}})
+            task.render_template_fields(
+                {"ds": ds, "macros": macros, "params": params, "var": {"value": {}}})
             info["command"] = task._get_hook()._build_spark_submit_command(task.application)
         else:
             info["rendered_command"] = render(task, task.bash_command)
@@ -127,7 +134,10 @@ def load(airflow_python: Path, tmp_path: Path, logical_date: str = "2026-11-22",
 @pytest.fixture(scope="module")
 def default_dag(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return load(airflow_python, tmp_path_factory.mktemp("dagbag"), project_root="/srv/tally",
-                configs="conf/demo.yaml,conf/ctr_v7.yaml,/etc/tally/fraud-v2.yaml")
+                configs="conf/demo.yaml,conf/ctr_v7.yaml,/etc/tally/fraud-v2.yaml@-3")
+
+
+EVALUATES = ["evaluate_ctr_v7", "evaluate_demo", "evaluate_fraud-v2"]
 
 
 def test_dag_imports_without_errors_and_without_spark_or_tally(default_dag):
@@ -139,16 +149,19 @@ def test_dag_imports_without_errors_and_without_spark_or_tally(default_dag):
     assert default_dag["parse_s"] < 10
 
 
-def test_one_evaluate_task_per_config_all_upstream_of_report(default_dag):
+def test_one_evaluate_task_per_config_then_report_and_gate(default_dag):
     tasks = default_dag["tasks"]
-    evaluates = ["evaluate_ctr_v7", "evaluate_demo", "evaluate_fraud-v2"]
-    assert sorted(tasks) == [*evaluates, "report"]
-    assert tasks["report"]["upstream"] == evaluates
-    assert tasks["report"]["downstream"] == []
-    for task_id in evaluates:
+    assert sorted(tasks) == [*EVALUATES, "gate", "report"]
+    for task_id in ("report", "gate"):
+        assert tasks[task_id]["upstream"] == EVALUATES
+        assert tasks[task_id]["downstream"] == []
+    for task_id in EVALUATES:
         assert tasks[task_id]["type"] == "SparkSubmitOperator"
         assert tasks[task_id]["upstream"] == []
-        assert tasks[task_id]["downstream"] == ["report"]
+        assert tasks[task_id]["downstream"] == ["gate", "report"]
+        assert tasks[task_id]["trigger_rule"] == "all_success"
+    assert tasks["report"]["trigger_rule"] == "all_done"  # also after a failed check
+    assert tasks["gate"]["trigger_rule"] == "one_failed"  # fails the DAG run then
 
 
 def test_evaluate_tasks_pass_config_and_templated_run_date(default_dag):
@@ -157,11 +170,18 @@ def test_evaluate_tasks_pass_config_and_templated_run_date(default_dag):
         "--config", "/srv/tally/conf/demo.yaml", "--run-date", "{{ ds }}"]
     assert demo["rendered_args"] == [
         "--config", "/srv/tally/conf/demo.yaml", "--run-date", "2026-11-22"]
-    assert default_dag["tasks"]["evaluate_fraud-v2"]["rendered_args"][1] == (
-        "/etc/tally/fraud-v2.yaml")
     assert demo["conn_id"] == "spark_default"
     assert demo["application"] == "/srv/tally/jobs/evaluate.py"
     assert demo["files"] is None and demo["deploy_mode"] is None
+
+
+def test_a_run_date_offset_evaluates_an_earlier_night(default_dag):
+    fraud = default_dag["tasks"]["evaluate_fraud-v2"]  # configured as fraud-v2.yaml@-3
+    assert fraud["application_args"] == [
+        "--config", "/etc/tally/fraud-v2.yaml", "--run-date", "{{ macros.ds_add(ds, -3) }}"]
+    assert fraud["rendered_args"] == [
+        "--config", "/etc/tally/fraud-v2.yaml", "--run-date", "2026-11-19"]
+    assert fraud["command"][fraud["command"].index("--name") + 1] == "tally-fraud-v2-2026-11-19"
 
 
 def test_paths_come_from_param_then_variable_then_default(default_dag):
@@ -183,21 +203,44 @@ def test_spark_submit_command_line(default_dag):
                             "--config", "/srv/tally/conf/demo.yaml", "--run-date", "2026-11-22"]
 
 
-def test_report_prints_the_run_dates_rows_and_writes_a_page_per_config(default_dag):
+PAGES = (("/srv/tally/conf/demo.yaml", "demo", "2026-11-22"),
+         ("/srv/tally/conf/ctr_v7.yaml", "ctr_v7", "2026-11-22"),
+         ("/etc/tally/fraud-v2.yaml", "fraud-v2", "2026-11-19"))
+
+
+def test_report_prints_the_nights_rows_and_writes_a_page_per_config(default_dag):
     report = default_dag["tasks"]["report"]
     assert report["type"] == "BashOperator"
-    sql, *pages = report["rendered_command"].split(" && ")
+    start, sql, *pages, end = report["rendered_command"].splitlines()
+    assert start == "failed=''"
     assert sql.startswith("tally sql --format table ")
-    assert "FROM tally.metrics WHERE run_date = DATE'2026-11-22'" in sql
+    assert sql.endswith(' || failed="$failed; headline metrics"')
+    # the run dates of the night: ds, and ds - 3 for fraud-v2
+    assert ("FROM tally.metrics WHERE run_date IN (DATE'2026-11-22', DATE'2026-11-19') "
+            in sql)
     assert pages == [
-        f"tally report --config {config} --run-date 2026-11-22 "
-        f"--out '/srv/tally/reports/{stem}-2026-11-22.html'"  # quoted around {{ ds }}
-        for config, stem in (
-            ("/srv/tally/conf/demo.yaml", "demo"),
-            ("/srv/tally/conf/ctr_v7.yaml", "ctr_v7"),
-            ("/etc/tally/fraud-v2.yaml", "fraud-v2"),
-        )
+        f"tally report --config {config} --run-date {date} "
+        f"--out '/srv/tally/reports/{stem}-{date}.html'"  # quoted around the template
+        f' || failed="$failed; page of {stem}"'
+        for config, stem, date in PAGES
     ]
+    assert end.endswith("exit 1; fi")
+
+
+def test_report_writes_every_page_it_can_then_fails_naming_the_others(default_dag, tmp_path):
+    # the rendered script under bash, with a `tally` that fails for ctr_v7 (as when its
+    # evaluate task failed before writing results) and logs every call
+    calls = tmp_path / "calls"
+    (tmp_path / "tally").write_text(
+        f'#!/bin/sh\necho "$1 $3 $5" >> {calls}\ncase "$*" in *ctr_v7*) exit 3;; esac\n')
+    (tmp_path / "tally").chmod(0o755)
+    done = subprocess.run(["bash", "-c", default_dag["tasks"]["report"]["rendered_command"]],
+                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == "report failed: page of ctr_v7\n"
+    assert calls.read_text().splitlines() == [
+        "sql table ", *(f"report {config} {date}" for config, _, date in PAGES)]
 
 
 def test_retries_catchup_and_concurrency(default_dag):
@@ -206,9 +249,11 @@ def test_retries_catchup_and_concurrency(default_dag):
     assert dag["max_active_runs"] == 1
     assert dag["schedule"] == "@daily"
     assert dag["start_date"].startswith("2026-11-01T00:00:00")
-    for task in default_dag["tasks"].values():
-        assert task["retries"] == 2
-        assert task["retry_delay_s"] == 600
+    tasks = default_dag["tasks"]
+    for task_id in [*EVALUATES, "report"]:
+        assert tasks[task_id]["retries"] == 2
+        assert tasks[task_id]["retry_delay_s"] == 600
+    assert tasks["gate"]["retries"] == 0
 
 
 def test_settings_from_environment(airflow_python, tmp_path):
@@ -224,9 +269,10 @@ def test_settings_from_environment(airflow_python, tmp_path):
     assert ctr["rendered_args"] == ["--config", "ctr.yaml", "--run-date", "2026-12-01"]
     assert ctr["py_files"] == "hdfs:///tally/tally.zip"
     assert ctr["retries"] == 5 and got["dag"]["max_active_runs"] == 3
-    page = got["tasks"]["report"]["rendered_command"].split(" && ")[-1]
+    page = got["tasks"]["report"]["rendered_command"].splitlines()[2]
     assert page == ("/opt/tally/venv/bin/tally report --config /jobs/ctr.yaml "
-                    "--run-date 2026-12-01 --out '/data/tally reports/ctr-2026-12-01.html'")
+                    "--run-date 2026-12-01 --out '/data/tally reports/ctr-2026-12-01.html'"
+                    ' || failed="$failed; page of ctr"')
 
 
 def test_duplicate_config_names_are_an_import_error(airflow_python, tmp_path):
@@ -234,3 +280,10 @@ def test_duplicate_config_names_are_an_import_error(airflow_python, tmp_path):
     assert got["dag_ids"] == []
     [error] = got["import_errors"].values()
     assert "config file names must be unique" in error
+
+
+def test_a_run_date_offset_after_the_night_is_an_import_error(airflow_python, tmp_path):
+    got = load(airflow_python, tmp_path, configs="conf/demo.yaml,conf/ctr_v7.yaml@3")
+    assert got["dag_ids"] == []
+    [error] = got["import_errors"].values()
+    assert "TALLY_CONFIGS: 'conf/ctr_v7.yaml@3': after '@' comes the run-date offset" in error

@@ -1,12 +1,24 @@
 """Airflow DAG ``tally_nightly``: evaluate every configured model for the run's date, then report.
 
 One ``SparkSubmitOperator`` per config runs ``jobs/evaluate.py --config <config> --run-date
-{{ ds }}`` with the packaged library (``make package`` -> ``dist/tally-<version>.zip``) on
-``--py-files``; the ``report`` task runs after all of them, prints that date's headline
-metrics with ``tally sql`` and writes one HTML page per config with ``tally report``
-(``<TALLY_REPORTS_DIR>/<config file stem>-<date>.html``). Each run date is its own DAG run
-and each job rewrites only its own ``(run_date, model)`` partition, so retries, reruns and
-backfills (``catchup``) are safe.
+<date>`` with the packaged library (``make package`` -> ``dist/tally-<version>.zip``) on
+``--py-files``. ``<date>`` is ``{{ ds }}``, or ``ds`` minus the config's label delay
+(``conf/fraud_v2.yaml@-3`` in TALLY_CONFIGS: the run for 2026-11-22 evaluates 2026-11-19,
+whose labels have had 3 more days to arrive).
+
+The ``report`` task runs once every evaluate task has finished, whatever its state (trigger
+rule ``all_done``): it prints the headline metrics of the night's run dates with ``tally
+sql`` and writes one HTML page per config with ``tally report``
+(``<TALLY_REPORTS_DIR>/<config file stem>-<date>.html``). So a config whose checks failed
+(exit 6, after its metrics and checks were written) gets its page, failed checks first. A
+page that cannot be written (no results: its evaluate task failed before writing) fails
+``report``, after the other pages. ``gate`` (trigger rule ``one_failed``) fails when an
+evaluate task failed and is skipped otherwise: a DAG run takes the state of its last
+tasks, ``report`` and ``gate``, and without ``gate`` it would turn green under a failed
+evaluate task.
+
+Each run date is its own DAG run and each job rewrites only its own ``(run_date, model)``
+partition, so retries, reruns and backfills (``catchup``) are safe.
 
 Copy this file into the Airflow deployment's dags folder. It imports nothing from Tally or
 Spark and reads no Airflow Variable while it is parsed: parsing stays cheap.
@@ -15,7 +27,8 @@ Settings, from environment variables seen by the DAG processor (they shape the D
 
     TALLY_CONFIGS          config paths, comma-separated; relative ones are resolved against
                            TALLY_PROJECT_ROOT. One task ``evaluate_<file stem>`` per config.
-                           Default: conf/demo.yaml
+                           ``<path>@-<N>``: evaluate the run date ``ds`` minus N days, for
+                           labels that arrive N days late. Default: conf/demo.yaml
     TALLY_PROJECT_ROOT     where the project is deployed on the Airflow workers. Default /opt/tally
     TALLY_SPARK_CONN_ID    Airflow connection of the Spark cluster (master, deploy mode, queue,
                            spark-submit binary). Default spark_default
@@ -29,7 +42,8 @@ Settings, from environment variables seen by the DAG processor (they shape the D
     TALLY_START_DATE       first logical date (YYYY-MM-DD, UTC); catchup runs every date from
                            there. Default 2026-11-01
     TALLY_MAX_ACTIVE_RUNS  DAG runs (dates) at once, e.g. during a backfill. Default 1
-    TALLY_RETRIES          retries of a failed task, 10 minutes apart. Default 2
+    TALLY_RETRIES          retries of a failed evaluate or report task, 10 minutes apart.
+                           Default 2
     TALLY_RESULTS_TABLE    the table ``report`` reads. Default tally.metrics
     TALLY_BIN              the ``tally`` command on the worker, for ``report``. Default tally
     TALLY_REPORTS_DIR      where ``report`` writes the HTML pages, on the worker.
@@ -72,11 +86,27 @@ def _env(name: str, default: str) -> str:
 
 
 PROJECT_ROOT = _env("PROJECT_ROOT", "/opt/tally")
-CONFIGS = [
-    c if c.startswith("/") or "://" in c else f"{PROJECT_ROOT}/{c}"
-    for c in (c.strip() for c in _env("CONFIGS", "conf/demo.yaml").split(","))
-    if c
-]
+
+
+def config_entry(entry: str) -> tuple[str, int]:
+    """``conf/fraud_v2.yaml@-3`` -> (``<root>/conf/fraud_v2.yaml``, -3); without ``@``: 0.
+
+    The offset is the config's run date relative to ``ds``, in days: 0 or negative (a
+    positive one would evaluate a night that is not over yet).
+    """
+    path, at, offset = entry.rpartition("@") if "@" in entry else (entry, "", "0")
+    if at and (not re.fullmatch(r"[+-]?[0-9]+", offset) or int(offset) > 0):
+        raise ValueError(
+            f"TALLY_CONFIGS: {entry!r}: after '@' comes the run-date offset in days, 0 or "
+            "negative, e.g. conf/fraud_v2.yaml@-3 for labels that arrive 3 days late")
+    root_relative = not (path.startswith("/") or "://" in path)
+    return f"{PROJECT_ROOT}/{path}" if root_relative else path, int(offset)
+
+
+#: (config path, run-date offset in days), one per evaluate task
+CONFIG_ENTRIES = [config_entry(entry.strip())
+                  for entry in _env("CONFIGS", "conf/demo.yaml").split(",") if entry.strip()]
+CONFIGS = [config for config, _ in CONFIG_ENTRIES]
 SPARK_CONN_ID = _env("SPARK_CONN_ID", "spark_default")
 DEPLOY_MODE = _env("DEPLOY_MODE", "") or None
 SPARK_CONF: dict[str, str] = json.loads(_env("SPARK_CONF", "{}"))
@@ -96,20 +126,55 @@ REPORT_METRICS = ("count", "invalid_rows", "roc_auc", "roc_auc_error_bound", "pr
                   "log_loss", "brier")
 
 
+def stem_of(config: str) -> str:
+    """``conf/ctr_v7.yaml`` -> ``ctr_v7``, characters a task id cannot hold made ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(config).name.rsplit(".", 1)[0])
+
+
 def task_id_for(config: str) -> str:
     """``conf/ctr_v7.yaml`` -> ``evaluate_ctr_v7``."""
-    stem = PurePosixPath(config).name.rsplit(".", 1)[0]
-    return "evaluate_" + re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
+    return "evaluate_" + stem_of(config)
 
 
-def report_command(config: str) -> str:
-    """``tally report`` of ``config``'s model for the run date, into ``REPORTS_DIR``."""
-    stem = task_id_for(config).removeprefix("evaluate_")
-    out = f"{REPORTS_DIR}/{stem}-{{{{ ds }}}}.html"
+def run_date(offset_days: int) -> str:
+    """The template of the run date a config evaluates: ``ds`` plus ``offset_days``."""
+    return "{{ ds }}" if offset_days == 0 else f"{{{{ macros.ds_add(ds, {offset_days}) }}}}"
+
+
+def report_command(config: str, offset_days: int) -> str:
+    """``tally report`` of ``config``'s model for its run date, into ``REPORTS_DIR``."""
+    date = run_date(offset_days)
+    out = f"{REPORTS_DIR}/{stem_of(config)}-{date}.html"
     return (
-        f"{TALLY_BIN} report --config {shlex.quote(config)} --run-date {{{{ ds }}}} "
+        f"{TALLY_BIN} report --config {shlex.quote(config)} --run-date {date} "
         f"--out {shlex.quote(out)}"
     )
+
+
+def report_script() -> str:
+    """``report``'s bash: the headline rows of the night's run dates, then a page per config.
+
+    Every command runs even when one before it failed (a config without results for its
+    date must not cost the others their page); the script then fails, naming what failed.
+    """
+    offsets = sorted({offset for _, offset in CONFIG_ENTRIES}, reverse=True)
+    headline = (
+        f"{TALLY_BIN} sql --format table "
+        '"SELECT CAST(run_date AS STRING) AS run_date, model, score_column, metric, value '
+        f"FROM {RESULTS_TABLE} "
+        f"WHERE run_date IN ({', '.join(f'DATE{run_date(o)!r}' for o in offsets)}) "
+        "AND slice = 'ALL' AND threshold IS NULL "
+        f"AND metric IN ({', '.join(repr(m) for m in REPORT_METRICS)}) "
+        'ORDER BY run_date DESC, model, score_column, metric"'
+    )
+    steps = [(headline, "headline metrics"),
+             *((report_command(config, offset), f"page of {stem_of(config)}")
+               for config, offset in CONFIG_ENTRIES)]
+    return "\n".join([
+        "failed=''",
+        *(f"{command} || failed=\"$failed; {what}\"" for command, what in steps),
+        'if [ -n "$failed" ]; then echo "report failed: ${failed#; }" >&2; exit 1; fi',
+    ])
 
 
 def _runtime(param: str, variable: str, default: str) -> str:
@@ -139,17 +204,19 @@ with DAG(
 ) as dag:
     report = BashOperator(
         task_id="report",
-        bash_command=" && ".join([
-            f"{TALLY_BIN} sql --format table "
-            f"\"SELECT model, score_column, metric, value FROM {RESULTS_TABLE} "
-            "WHERE run_date = DATE'{{ ds }}' AND slice = 'ALL' AND threshold IS NULL "
-            f"AND metric IN ({', '.join(repr(m) for m in REPORT_METRICS)}) "
-            'ORDER BY model, score_column, metric"',
-            *(report_command(config) for config in CONFIGS),
-        ]),
+        bash_command=report_script(),
         append_env=True,
+        trigger_rule="all_done",  # also after a failed evaluate task: the pages of the night
     )
-    for config, task_id in zip(CONFIGS, task_ids, strict=True):
+    gate = BashOperator(
+        task_id="gate",
+        bash_command=(
+            "echo 'gate: an evaluate task of {{ ds }} failed, see its log (exit 6: a check "
+            "failed; its metrics and checks are written)' >&2; exit 1"),
+        trigger_rule="one_failed",  # runs, and fails the DAG run, only then; else skipped
+        retries=0,
+    )
+    for (config, offset), task_id in zip(CONFIG_ENTRIES, task_ids, strict=True):
         shipped = DEPLOY_MODE == "cluster"
         evaluate = SparkSubmitOperator(
             task_id=task_id,
@@ -160,10 +227,10 @@ with DAG(
             archives=ARCHIVES,
             conf=SPARK_CONF or None,
             deploy_mode=DEPLOY_MODE,
-            name=f"tally-{task_id.removeprefix('evaluate_')}-{{{{ ds }}}}",
+            name=f"tally-{stem_of(config)}-{run_date(offset)}",
             application_args=[
                 "--config", PurePosixPath(config).name if shipped else config,
-                "--run-date", "{{ ds }}",
+                "--run-date", run_date(offset),
             ],
         )
-        evaluate >> report
+        evaluate >> [report, gate]
