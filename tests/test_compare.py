@@ -28,7 +28,7 @@ from tally.metrics.inference import (
 )
 from tally.plan import CountPlan
 from tally.spark.compare import COMPARISON_METRICS, compare_columns
-from tally.spark.counting import count_binary_df
+from tally.spark.count import count_binary_df
 
 # --- the per-row reference -------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ from tally.kernels.buckets import bucket_into
 from tally.kernels.cells import BinaryLayout
 from tally.metrics.binary import binary_metrics
 from tally.plan import ALL_ROWS, CountPlan
-from tally.spark.counting import count_tables
-from tally.spark.direct import Split, direct_source, plan_tasks, read_split, row_groups_in
+from tally.spark.count import arrow_reader, count_tables
+from tally.spark.readers.arrow.files import Split, plan_tasks, read_split, row_groups_in
 
 THRESHOLDS = (0.3, 0.5)
 BUCKETS = 1000  # not a power of two: the edge correction of bucket_of runs
@@ -98,7 +98,7 @@ def data(tmp_path_factory, rows) -> str:
 def both_readers(spark, path: str, plan: CountPlan, source: InputConfig | None = None):
     """The decoded groups (and merged-slice counts) by the arrow reader and by Spark's."""
     df = spark.read.parquet(path)
-    direct = direct_source(spark, df, plan, source or InputConfig(path=path, reader="arrow"))
+    direct = arrow_reader(spark, df, plan, source or InputConfig(path=path, reader="arrow"))
     assert direct is not None
     out = []
     for chosen in (direct, None):
@@ -134,7 +134,7 @@ def test_tasks_are_the_partitions_spark_makes_of_the_same_files(spark, spark_con
             spark__sql__files__openCostInBytes=open_cost,
         ):
             df = spark.read.parquet(str(path))
-            source = direct_source(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+            source = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
             assert len(source.tasks) == df.rdd.getNumPartitions(), (max_bytes, open_cost)
             by_file: dict[str, list[Split]] = {}
             for task in source.tasks:
@@ -347,19 +347,19 @@ def test_auto_falls_back_to_spark_where_the_arrow_reader_would_differ(
     spark.read.parquet(data).select("label", "score").limit(10).write.csv(str(csv), header=True)
     csv_df = spark.read.csv(str(csv), header=True, inferSchema=True)
     csv_input = InputConfig(path=str(csv), format="csv")
-    with caplog.at_level(logging.INFO, logger="tally.spark.direct"):
-        assert direct_source(spark, csv_df, plan, csv_input) is None
+    with caplog.at_level(logging.INFO, logger="tally.spark.count"):
+        assert arrow_reader(spark, csv_df, plan, csv_input) is None
     assert "input.format is csv, not parquet" in caplog.text
     with pytest.raises(InputError, match=r"input\.reader is 'arrow' but input\.format is csv"):
-        direct_source(spark, csv_df, plan, InputConfig(path=str(csv), format="csv", reader="arrow"))
+        arrow_reader(spark, csv_df, plan, InputConfig(path=str(csv), format="csv", reader="arrow"))
 
     df = spark.read.parquet(data)
     logits = CountPlan(
         label="label", scores=("score",), buckets=8, thresholds=(0.5,), score_transform="sigmoid"
     )
-    assert direct_source(spark, df, logits, InputConfig(path=data)) is None
-    assert direct_source(spark, df, plan, InputConfig(path=data, reader="spark")) is None
-    assert direct_source(spark, df, plan, InputConfig(path=data)) is not None
+    assert arrow_reader(spark, df, logits, InputConfig(path=data)) is None
+    assert arrow_reader(spark, df, plan, InputConfig(path=data, reader="spark")) is None
+    assert arrow_reader(spark, df, plan, InputConfig(path=data)) is not None
 
     partitioned = tmp_path / "partitioned"
     spark.read.parquet(data).write.partitionBy("country").parquet(str(partitioned))
@@ -367,9 +367,9 @@ def test_auto_falls_back_to_spark_where_the_arrow_reader_would_differ(
         label="label", scores=("score",), buckets=8, thresholds=(0.5,), slices=(("country",),)
     )
     part_df = spark.read.parquet(str(partitioned))
-    assert direct_source(spark, part_df, by_country, InputConfig(path=str(partitioned))) is None
+    assert arrow_reader(spark, part_df, by_country, InputConfig(path=str(partitioned))) is None
     with pytest.raises(InputError, match="country are not stored in the Parquet files"):
-        direct_source(
+        arrow_reader(
             spark, part_df, by_country, InputConfig(path=str(partitioned), reader="arrow")
         )
     # without the partition column, the files of every partition are read
@@ -385,7 +385,7 @@ def test_decimal_scores_go_to_sparks_reader(spark, tmp_path):
     plan = CountPlan(label="label", scores=("score",), buckets=8, thresholds=(0.5,))
     df = spark.read.parquet(str(path))
     with pytest.raises(InputError, match="score column 'score' is decimal"):
-        direct_source(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+        arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
 
 
 def test_config_names_the_reader_key():

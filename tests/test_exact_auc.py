@@ -12,7 +12,7 @@ from tally.errors import InputError
 from tally.metrics.binary import roc_auc
 from tally.metrics.exact import RefineOptions, exact_auc_metrics, exact_bound, refine_arrays
 from tally.plan import CountPlan
-from tally.spark.counting import count_binary_df
+from tally.spark.count import count_binary_df
 from tally.spark.refine import refine_histogram
 
 TOL = 1e-12
@@ -219,8 +219,7 @@ def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **opti
 
     from tally.config import InputConfig
     from tally.plan import ALL_ROWS
-    from tally.spark.counting import count_tables
-    from tally.spark.direct import direct_source
+    from tally.spark.count import arrow_reader, count_tables
 
     columns = {
         "label": pa.array(label, pa.float64(), from_pandas=False),
@@ -238,13 +237,13 @@ def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **opti
     weight_column = "weight" if weight is not None else None
     plan = CountPlan("label", ("score",), buckets, (), weight=weight_column)
     df = spark.read.parquet(str(path))
-    direct = direct_source(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+    direct = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
     tables = count_tables(df, plan, direct)
     try:
         counts = tables.groups(plan)[("score", ALL_ROWS)]
     finally:
         tables.release()
-    flat = refine_histogram(df, plan, "score", counts, RefineOptions(**options), direct=direct)
+    flat = refine_histogram(df, plan, "score", counts, RefineOptions(**options), reader=direct)
     return flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
 
 

@@ -12,8 +12,9 @@ import pytest
 
 from tally.counts_multi import count_multilabel
 from tally.plan import CountPlan
-from tally.spark.counting import _labelled, collect_count_groups
-from tally.spark.multilabel_arrow import count_multilabel as count_multilabel_arrow
+from tally.spark.cells import collect_count_groups
+from tally.spark.cells import labelled as _labelled
+from tally.spark.readers.sql.multilabel import multilabel_cells as count_multilabel_arrow
 
 CLASSES = ("a", "b", "c")
 K = len(CLASSES)

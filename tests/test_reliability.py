@@ -39,7 +39,7 @@ from tally.errors import ConfigError, OutputError
 from tally.job import evaluate
 from tally.metrics.binary import binary_metrics
 from tally.plan import CountPlan
-from tally.spark.counting import collect_count_groups, count_table
+from tally.spark.count import collect_count_groups, count_table
 from tally.spark.tables import OVERWRITE_MODE
 
 BIN = Path(sys.executable).parent
@@ -133,8 +133,9 @@ from pyspark.sql import functions as F
 from tally.config import InputConfig
 from tally.kernels.binary import TaskTotals
 from tally.plan import CountPlan
-from tally.spark.counting import collect_count_groups, count_table, decode_count_groups
-from tally.spark.direct import direct_source, task_totals
+from tally.spark.count import arrow_reader, collect_count_groups, count_table
+from tally.spark.readers.arrow.run import task_totals
+from tally.tasks import decode_groups as decode_count_groups
 from tally.spark.results import PARTITION_COLUMNS, RESULTS_SCHEMA, write_results
 from tally.spark.tables import replace_partitions
 
@@ -197,7 +198,7 @@ def fail_after_counting(partitions):
 
 
 spark.conf.set("spark.sql.files.maxPartitionBytes", "64k")  # several tasks per file
-source = direct_source(
+source = arrow_reader(
     spark, spark.read.parquet(str(data)), plan, InputConfig(path=str(data), reader="arrow")
 )
 totals = task_totals(spark, source, plan).mapPartitions(fail_after_counting({0, 2}))

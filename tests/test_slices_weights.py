@@ -35,7 +35,7 @@ from sklearn.metrics import (
 from tally.counts import BinaryCounts, count_binary
 from tally.metrics.binary import binary_metrics
 from tally.plan import ALL_ROWS, OTHER_VALUE, CountPlan
-from tally.spark.counting import collect_count_groups, count_table, count_tables
+from tally.spark.count import collect_count_groups, count_table, count_tables
 
 BUCKETS = 512
 THRESHOLDS = (0.3, 0.5, 0.8)

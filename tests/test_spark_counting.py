@@ -14,7 +14,7 @@ from tally.counts import count_binary
 from tally.errors import InputError
 from tally.metrics.binary import binary_metrics
 from tally.plan import CountPlan
-from tally.spark.counting import count_binary_df, count_table
+from tally.spark.count import count_binary_df, count_table
 
 BUCKETS = 1024
 THRESHOLDS = (0.25, 0.5, 0.5 + 1e-9, 0.9)

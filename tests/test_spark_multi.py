@@ -22,7 +22,7 @@ from tally.counts_multi import argmax_predictions, count_multiclass, count_multi
 from tally.errors import InputError
 from tally.job import evaluate
 from tally.plan import CountPlan
-from tally.spark.counting import collect_count_groups, count_table
+from tally.spark.count import collect_count_groups, count_table
 
 CLASSES = ("cat", "dog", "bird", "fish")
 K = len(CLASSES)

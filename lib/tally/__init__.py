@@ -6,8 +6,8 @@ __version__ = "0.1.0"
 
 #: OpenBLAS threads for the metric math, unless the environment says otherwise. The
 #: driver's only BLAS calls are dot products over the buckets (at most 2^20 values),
-#: too small to gain from threads, and OpenBLAS's idle threads spin after each call:
-#: on 2 cores that was 0.10 of the driver's 0.14 CPU-s per binary job on 20M rows.
-#: Set before numpy is first imported (``import tally`` comes first in Tally's entry
-#: points); Spark's Python workers inherit it and never call BLAS.
+#: too small to gain from threads, and OpenBLAS's idle threads spin after each call,
+#: taking CPU from the job (docs/benchmarks.md, "Driver BLAS threads"). Set before
+#: numpy is first imported (``import tally`` comes first in Tally's entry points);
+#: Spark's Python workers inherit it and never call BLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -51,7 +51,7 @@ MAX_CLASSES = 10_000
 MULTILABEL_CELL_BUDGET = 1 << 20
 ON_INVALID_CHOICES = ("skip", "fail")
 AUC_MODES = ("bucketed", "exact")
-#: Who reads the input rows (see tally.spark.direct).
+#: Who reads the input rows (see tally.spark.readers).
 READERS = ("auto", "spark", "arrow")
 SCORE_TRANSFORMS = ("none", "sigmoid")
 

@@ -23,11 +23,11 @@ from tally.plan import ALL_ROWS, CountPlan
 from tally.spark.checks_table import run_checks
 from tally.spark.columns import check_array_widths, check_columns
 from tally.spark.compare import compare_columns
-from tally.spark.counting import collect_count_groups, count_tables
+from tally.spark.count import choose_reader, collect_count_groups, count_tables
 from tally.spark.counts_store import COUNTS_SCHEMA, Layout, read_window, write_counts
-from tally.spark.direct import DirectSource, direct_source
 from tally.spark.groups import group_metrics
 from tally.spark.progress import log_progress
+from tally.spark.readers import Reader
 from tally.spark.refine import exact_auc_metrics, refine_histogram
 from tally.spark.results import (
     CURVES_SCHEMA,
@@ -110,18 +110,18 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
     check_output_tables(spark, config)  # before the scan: a failure writes nothing
     df = read_input(spark, config.input)
     check_columns(df, plan)
-    direct = direct_source(spark, df, plan, config.input)
+    reader = choose_reader(spark, df, plan, config.input)
     label = f"evaluate {config.model} {run_date}"
     check_array_widths(df, plan)  # one value per per-class column, before the pass
     tables = None
     try:
-        with log_progress(spark, label, records=direct is None):
-            tables = count_tables(df, plan, direct)
+        with log_progress(spark, label, records=reader.reports_input_records):
+            tables = count_tables(df, plan, reader)
             groups = tables.groups(plan)  # the one pass over the input
             merged = tables.merged_counts()
             overall = groups[(plan.scores[0], ALL_ROWS)]
             _check_invalid(groups, plan, config.on_invalid)
-            extra = extra_metrics(df, plan, config, groups, direct)
+            extra = extra_metrics(df, plan, config, groups, reader)
         task = task_of(plan.task)
         rows = metric_rows(
             task, groups, merged, config.metrics, run_date, config.model, extra=extra
@@ -168,11 +168,11 @@ def extra_metrics(
     plan: CountPlan,
     config: JobConfig,
     groups: Mapping[GroupKey, Counts],
-    direct: DirectSource | None = None,
+    reader: Reader | None = None,
 ) -> dict[tuple[str, str], list[MetricValue]]:
     """Metrics that need more than the count table: exact AUC, paired comparisons, groups.
 
-    ``direct``: the arrow reader's files, which the exact-AUC passes then read too.
+    ``reader``: the reader that counted pass 1, which runs the exact-AUC passes too.
 
     Keyed by (score column, slice); a paired comparison of ``a`` and ``b`` is keyed by
     the score column ``"a vs b"`` (:func:`comparison_name`).
@@ -188,7 +188,7 @@ def extra_metrics(
         )
         for score in plan.scores:
             counts = groups[(score, ALL_ROWS)]
-            flat = refine_histogram(df, plan, score, counts, refinement, direct=direct)
+            flat = refine_histogram(df, plan, score, counts, refinement, reader=reader)
             log.info(
                 "%s: exact AUC after %d pass(es), %d bins, bound %.3g",
                 score,

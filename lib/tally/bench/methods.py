@@ -136,7 +136,7 @@ def _tally_binary(
     reader: str = "auto",
 ) -> Metrics:
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import count_tables
+    from tally.spark.count import count_tables
 
     plan = CountPlan(
         label="label",
@@ -146,7 +146,7 @@ def _tally_binary(
         slices=slices,
     )
     df = ctx.session().read.parquet(str(ctx.binary.path))
-    tables = count_tables(df, plan, _direct(ctx, df, plan, ctx.binary.path, reader))
+    tables = count_tables(df, plan, _reader(ctx, df, plan, ctx.binary.path, reader))
     try:  # as `tally evaluate` counts (minus writing the tables)
         groups = tables.groups(plan)
     finally:
@@ -163,13 +163,13 @@ def _tally_binary(
     return out
 
 
-def _direct(ctx: Context, df: object, plan: object, path: object, reader: str) -> object:
+def _reader(ctx: Context, df: object, plan: object, path: object, reader: str) -> object:
     """The reader ``tally evaluate`` picks for ``input: {path: ..., reader: ...}``."""
     from tally.config import InputConfig
-    from tally.spark.direct import direct_source
+    from tally.spark.count import choose_reader
 
     source = InputConfig(path=str(path), reader=reader)
-    return direct_source(ctx.session(), df, plan, source)  # type: ignore[arg-type]
+    return choose_reader(ctx.session(), df, plan, source)  # type: ignore[arg-type]
 
 
 def tally_binary(ctx: Context) -> Metrics:
@@ -195,21 +195,21 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
 def tally_ctr_exact(ctx: Context) -> Metrics:
     """``ctr_score`` with ``metrics.auc: exact``: pass one, then the refinement passes."""
     from tally.metrics.binary import binary_metrics
-    from tally.spark.counting import count_tables
+    from tally.spark.count import count_tables
     from tally.spark.refine import exact_auc_metrics, refine_histogram
 
     plan = CountPlan(
         label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
     )
     df = ctx.session().read.parquet(str(ctx.binary.path))
-    direct = _direct(ctx, df, plan, ctx.binary.path, "auto")
-    tables = count_tables(df, plan, direct)
+    reader = _reader(ctx, df, plan, ctx.binary.path, "auto")
+    tables = count_tables(df, plan, reader)
     try:
         counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
     finally:
         tables.release()
     binary_metrics(counts)
-    flat = refine_histogram(df, plan, "ctr_score", counts, direct=direct)  # type: ignore[arg-type]
+    flat = refine_histogram(df, plan, "ctr_score", counts, reader=reader)  # type: ignore[arg-type]
     out: Metrics = {"rows": float(counts.count), "passes": float(flat.passes)}
     for m in exact_auc_metrics(flat):
         out[f"{m.metric}[ctr_score]"] = m.value
@@ -224,7 +224,7 @@ def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
     if ctx.multilabel is None:
         raise UnavailableError("no multi-label dataset")
     from tally.metrics.multilabel import multilabel_metrics
-    from tally.spark.counting import count_tables
+    from tally.spark.count import count_tables
 
     plan = CountPlan(
         label="labels",
@@ -235,7 +235,7 @@ def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
         classes=tuple(f"c{k}" for k in range(CLASSES)),
     )
     df = ctx.session().read.parquet(str(ctx.multilabel.path))
-    tables = count_tables(df, plan, _direct(ctx, df, plan, ctx.multilabel.path, reader))
+    tables = count_tables(df, plan, _reader(ctx, df, plan, ctx.multilabel.path, reader))
     try:
         groups = tables.groups(plan)
     finally:

@@ -163,7 +163,7 @@ def jvm_gc(spark: SparkSession) -> Callable[[], None]:
 def warm_up(spark: SparkSession, ctx: Context) -> None:
     """One small job of each kind before any measurement (JVM start, class loading, codegen)."""
     from tally.plan import ALL_ROWS, CountPlan
-    from tally.spark.counting import collect_count_groups, count_table
+    from tally.spark.count import choose_reader, collect_count_groups, count_table
 
     spark.range(1_000_000).selectExpr("sum(id)").collect()
     plan = CountPlan(label="label", scores=("score",), buckets=ctx.buckets, thresholds=(0.5,))
@@ -171,11 +171,10 @@ def warm_up(spark: SparkSession, ctx: Context) -> None:
     collect_count_groups(count_table(df, plan), plan)[("score", ALL_ROWS)]
     # The arrow reader's Python workers (one per core) import numpy, pyarrow and Tally once.
     from tally.config import InputConfig
-    from tally.spark.direct import direct_source
 
     df = spark.read.parquet(str(ctx.binary.path))
-    direct = direct_source(spark, df, plan, InputConfig(path=str(ctx.binary.path)))
-    collect_count_groups(count_table(df, plan, direct), plan)[("score", ALL_ROWS)]
+    reader = choose_reader(spark, df, plan, InputConfig(path=str(ctx.binary.path)))
+    collect_count_groups(count_table(df, plan, reader), plan)[("score", ALL_ROWS)]
 
 
 # --- machine facts ---------------------------------------------------------------------------

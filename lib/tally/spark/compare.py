@@ -8,7 +8,7 @@ this takes two passes over the rows (the formulas are in
 :mod:`tally.metrics.inference`):
 
 **Rows.** Only rows valid for *both* columns count: label valid, both scores valid,
-and the weight valid when the plan has one (:func:`~tally.spark.counting.invalid_reason_code`
+and the weight valid when the plan has one (:func:`~tally.spark.rules.invalid_reason_code`
 is null for each column). A row invalid for one column only is left out of both
 histograms and of the sums, so both AUCs are over the same rows; they may then
 differ from the ``roc_auc`` of each column alone.
@@ -55,8 +55,8 @@ from tally.metrics import MetricValue
 from tally.metrics.inference import PairedSums, auc_comparison, placement_values
 from tally.plan import CountPlan
 from tally.spark.columns import check_columns
-from tally.spark.counting import bucket_column, invalid_reason_code, score_value
 from tally.spark.names import column
+from tally.spark.rules import bucket_column, invalid_reason_code, score_value
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def common_rows(df: DataFrame, plan: CountPlan, first: str, second: str) -> Data
     """Rows valid for both columns, as ``(y, w, b1, b2)``: label, weight, both buckets.
 
     ``w`` is the weight as double (1.0 without a weight column); ``b1``, ``b2`` the
-    :func:`~tally.spark.counting.bucket_column` of each score. Lazy.
+    :func:`~tally.spark.rules.bucket_column` of each score. Lazy.
     """
     y = column(plan.label).cast("double")
     s1, s2 = score_value(plan, first), score_value(plan, second)

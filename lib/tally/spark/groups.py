@@ -7,15 +7,15 @@ per-score cells); no Python UDF runs and no group is ever held in a Python list:
 
 1. From the needed columns only (key, label, score columns, weight, slice
    columns), one row per (input row, score column, slice spec), as the count
-   table expands them; rows that :func:`~tally.spark.counting.invalid_reason_code`
+   table expands them; rows that :func:`~tally.spark.rules.invalid_reason_code`
    rejects are dropped.
 2. Aggregate per (score column, slice, group, distinct score): rows, weighted
    positives ``p`` and negatives ``m`` (partial aggregates per partition, then a
    shuffle, so tied scores, a heavy key and null keys shrink before they move).
    Valid rows with a null key collapse into one cell per (score column, slice):
-   they are counted (``gauc_rows_null_key``), in no group. (Repartitioning the
-   rows by group first, to save the second exchange, measured no faster: 2M rows,
-   200k keys, local[2], ~19 s either way.)
+   they are counted (``gauc_rows_null_key``), in no group. The rows are not
+   repartitioned by group first: that would save the second exchange but moves every
+   row instead of partial aggregates, and measured no faster (docs/benchmarks.md).
 3. A window ``PARTITION BY (score column, slice, group) ORDER BY score DESC`` gives
    the cumulative ``tp``, ``fp`` at each distinct score and the group totals
    ``P_g``, ``N_g`` (one sort per group, which Spark spills; no global window).
@@ -48,14 +48,10 @@ from tally.errors import InputError
 from tally.metrics import MetricValue
 from tally.metrics.groups import GroupSums, group_metric_values
 from tally.plan import ALL_ROWS, CountPlan
+from tally.spark.cells import score_slice_combos, slice_label, value_keys
 from tally.spark.columns import check_columns
-from tally.spark.counting import (
-    _slice_label,
-    invalid_reason_code,
-    score_slice_combos,
-    score_value,
-)
 from tally.spark.names import column
+from tally.spark.rules import invalid_reason_code, score_value
 
 __all__ = ["group_metrics", "group_sums_table"]
 
@@ -97,7 +93,7 @@ def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
     check_columns(df, plan)
     _check_key(df, key)
     rows, width = _expanded(df, plan, key)
-    slice_keys = ["score_index", "spec", *(f"v{j}" for j in range(width))]
+    slice_keys = ["score_index", "spec", *value_keys(width)]
     group_keys = [*slice_keys, "g"]
     y, w = F.col("y"), F.col("w")
     no_key = F.col("g").isNull()
@@ -156,7 +152,7 @@ def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
     score_name = F.element_at(F.array(*(F.lit(s) for s in plan.scores)), F.col("score_index") + 1)
     return sums.select(
         score_name.alias("score_column"),
-        _slice_label(plan).alias("slice"),
+        slice_label(plan).alias("slice"),
         *(
             F.coalesce(F.col(c), F.lit(0)).alias(c)
             for c in (
@@ -191,7 +187,7 @@ def group_metrics(
 ) -> dict[tuple[str, str], list[MetricValue]]:
     """``gauc`` and ``ois_f1`` (with their group counts) per (score column, slice label).
 
-    Keys are ``(score_column, slice)`` as :func:`~tally.spark.counting.collect_count_groups`
+    Keys are ``(score_column, slice)`` as :func:`~tally.spark.cells.collect_count_groups`
     keys them; values are the list of :func:`~tally.metrics.groups.group_metric_values`:
     ``gauc``, ``gauc_groups_used``, ``gauc_groups_skipped``, ``gauc_rows_null_key``,
     ``ois_f1``, ``ois_f1_groups_used``, ``ois_f1_groups_skipped`` (threshold None).

@@ -1,22 +1,13 @@
-"""Count tables of multi-label and multiclass rows, in the same single pass as binary.
+"""Multiclass cells in Spark SQL (:class:`~tally.kernels.cells.MulticlassLayout`).
 
-Each row (after the score-column/slice expansion of :mod:`tally.spark.counting`)
-becomes an array of cells, exploded and summed by the same aggregation. Multiclass
-rows are counted here with Spark SQL; multi-label rows, which hold K scores each,
-with ``mapInArrow`` + numpy in :mod:`tally.spark.multilabel_arrow` (same cells):
+Each row (after the score-column/slice expansion of :func:`tally.spark.cells.expanded`)
+becomes an array of cells, exploded and summed by one aggregation:
 
-multi-label (K classes, B buckets, T thresholds)
-    one cell per class ``(k·B + bucket)·(T+1) + above`` carrying the class label;
-    one ``ROW_CELL`` per valid row; one ``exact_match_cell(j)`` per threshold at which
-    all K predictions equal the labels (subset accuracy).
-multiclass
-    one confusion cell ``true·K + predicted`` per row (per pixel for pixel arrays);
-    with scores, one ``top_k_cell(k)`` per configured k the row's true class is among
-    the k highest scores (ties: lower index first, as argmax).
-invalid rows
-    one cell ``−(1 + reason)``, reasons from
-    :data:`~tally.counts_multi.MULTILABEL_INVALID_REASONS` /
-    :data:`~tally.counts_multi.MULTICLASS_INVALID_REASONS`.
+* one confusion cell ``true·K + predicted`` per row (per pixel for pixel arrays);
+* with scores, one :func:`~tally.kernels.cells.top_k_cell` per configured k the row's
+  true class is among the k highest scores (ties: lower index first, as argmax);
+* an invalid row (or pixel): one cell ``−(1 + reason)``, reasons from
+  :data:`~tally.kernels.validity.MULTICLASS_INVALID_REASONS`.
 
 Cells sum ``n`` (rows), ``w`` (weights) and ``wy`` (weighted labels).
 """
@@ -27,32 +18,32 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from tally.kernels.cells import top_k_cell
+from tally.kernels.cells import invalid_cell, top_k_cell
 from tally.kernels.validity import MULTICLASS_INVALID_REASONS
-from tally.plan import CountPlan
+from tally.plan import SUM_COLUMNS, CountPlan
+from tally.spark.cells import expanded, value_keys
 from tally.spark.names import column
+from tally.spark.rules import first_reason
+
+#: How a row's label and model output are read, by ``plan.multiclass_input``.
+_LABELS = {
+    "prediction": lambda c: c.cast("long"),
+    "scores": lambda c: c.cast("long"),
+    "pixels": lambda c: F.transform(c, lambda x: x.cast("long")),
+}
+_OUTPUTS = {
+    "prediction": lambda c: c.cast("long"),
+    "scores": lambda c: F.transform(c, lambda x: x.cast("double")),
+    "pixels": lambda c: F.transform(c, lambda x: x.cast("long")),
+}
 
 
-def label_column(plan: CountPlan) -> Column:
-    if plan.multiclass_input == "pixels":
-        return F.transform(column(plan.label), lambda x: x.cast("long"))
-    return column(plan.label).cast("long")
+def _label_column(plan: CountPlan) -> Column:
+    return _LABELS[plan.multiclass_input](column(plan.label))
 
 
-def output_column(plan: CountPlan, name: str) -> Column:
-    if plan.multiclass_input == "scores":
-        return F.transform(column(name), lambda x: x.cast("double"))
-    if plan.multiclass_input == "pixels":
-        return F.transform(column(name), lambda x: x.cast("long"))
-    return column(name).cast("long")
-
-
-def _first_reason(checks: dict[str, Column], reasons: tuple[str, ...]) -> Column:
-    code: Column | None = None
-    for name, condition in checks.items():
-        index = reasons.index(name)
-        code = F.when(condition, index) if code is None else code.when(condition, index)
-    return code  # type: ignore[return-value]
+def _output_column(plan: CountPlan, name: str) -> Column:
+    return _OUTPUTS[plan.multiclass_input](column(name))
 
 
 def _weight_checks(plan: CountPlan) -> dict[str, Column]:
@@ -72,7 +63,7 @@ def _cell(cell: Column | int, y: Column | float = 0.0) -> Column:
 
 
 def _invalid(reason: Column) -> Column:
-    return F.array(_cell(-1 - reason.cast("long")))
+    return F.array(_cell(invalid_cell(reason.cast("long"))))
 
 
 _CELL_TYPE = T.StructType([T.StructField("cell", T.LongType()), T.StructField("y", T.DoubleType())])
@@ -100,7 +91,7 @@ def _multiclass_cells(plan: CountPlan) -> Column:
         checks |= {"null_prediction": s.isNull(), "prediction_out_of_range": (s < 0) | (s >= k)}
         predicted = s
     checks |= _weight_checks(plan)
-    reason = _first_reason(checks, MULTICLASS_INVALID_REASONS)
+    reason = first_reason(checks, MULTICLASS_INVALID_REASONS)
     cells = [F.array(_cell(y * k + predicted))]
     if plan.multiclass_input == "scores":
         true_score = F.get(s, y.cast("int"))
@@ -129,36 +120,35 @@ def _pixel_cells(plan: CountPlan) -> Column:
         "wrong_length": F.size(y) != F.size(s),
         **_weight_checks(plan),
     }
-    row_reason = _first_reason(row_checks, MULTICLASS_INVALID_REASONS)
+    row_reason = first_reason(row_checks, MULTICLASS_INVALID_REASONS)
 
     def pixel(label: Column, predicted: Column) -> Column:
-        reasons = MULTICLASS_INVALID_REASONS
+        def invalid(reason: str) -> Column:
+            return _cell(invalid_cell(MULTICLASS_INVALID_REASONS.index(reason)))
+
         return (
-            F.when(label.isNull(), _cell(-1 - reasons.index("null_label")))
-            .when((label < 0) | (label >= k), _cell(-1 - reasons.index("label_out_of_range")))
-            .when(predicted.isNull(), _cell(-1 - reasons.index("null_prediction")))
-            .when(
-                (predicted < 0) | (predicted >= k),
-                _cell(-1 - reasons.index("prediction_out_of_range")),
-            )
+            F.when(label.isNull(), invalid("null_label"))
+            .when((label < 0) | (label >= k), invalid("label_out_of_range"))
+            .when(predicted.isNull(), invalid("null_prediction"))
+            .when((predicted < 0) | (predicted >= k), invalid("prediction_out_of_range"))
             .otherwise(_cell(label * k + predicted))
         )
 
     return F.when(row_reason.isNotNull(), _invalid(row_reason)).otherwise(F.zip_with(y, s, pixel))
 
 
-def aggregate_multi(expanded: DataFrame, plan: CountPlan, width: int) -> DataFrame:
-    """The count table (before slice labelling) of a multiclass pass (multi-label rows are
-    counted by :mod:`tally.spark.multilabel_arrow`)."""
+def multiclass_cells(df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
+    """The aggregated multiclass cells of ``df`` and the slice width: each row (after the
+    score-column/slice expansion) becomes an array of cells, exploded and summed."""
+    rows, width = expanded(df, plan, _label_column(plan), lambda name: _output_column(plan, name))
     cells = _multiclass_cells(plan)
-    slice_keys = ["score_index", "spec", *(f"v{j}" for j in range(width))]
-    exploded = expanded.select(*slice_keys, "w", F.inline(cells))
+    slice_keys = ["score_index", "spec", *value_keys(width)]
+    exploded = rows.select(*slice_keys, "w", F.inline(cells))
     w, y = F.col("w"), F.col("y")
-    return exploded.groupBy(*slice_keys, "cell").agg(
+    table = exploded.groupBy(*slice_keys, "cell").agg(
         F.count(F.lit(1)).alias("n"),
         F.sum(w).alias("w"),
         F.sum(w * y).alias("wy"),
-        F.lit(0.0).alias("w_loss"),
-        F.lit(0.0).alias("w_sqerr"),
-        F.lit(0.0).alias("w_score"),
+        *(F.lit(0.0).alias(c) for c in SUM_COLUMNS[3:]),
     )
+    return table, width

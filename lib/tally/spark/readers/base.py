@@ -1,0 +1,61 @@
+"""The Reader interface: what turns an input DataFrame's rows into count tables.
+
+A reader counts a :class:`~tally.plan.CountPlan` in one pass (:meth:`Reader.cells`,
+:meth:`Reader.count`) and runs the refinement passes of exact AUC
+(:meth:`Reader.refinement_pass`), for the tasks it knows (:attr:`Reader.supported_tasks`,
+looked up by name). Every reader gives the same cells for the same rows (the rules of
+:mod:`tally.kernels`), so what follows (:mod:`tally.spark.cells`, metrics, stored
+counts) does not depend on which one counted.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar, TypeVar
+
+from pyspark.sql import DataFrame
+
+from tally.kernels.refine import Cells, Step
+from tally.plan import CountPlan
+from tally.spark.cells import CountTables
+
+Counter = TypeVar("Counter", bound=Callable)
+
+
+class Reader(ABC):
+    """Reads the rows of an input and counts them (see the module docstring)."""
+
+    #: the ``input.reader`` value that names this reader
+    name: ClassVar[str]
+    #: the names of the tasks this reader counts
+    supported_tasks: ClassVar[frozenset[str]]
+    #: ``reports_input_records``: Spark's input metrics count the rows as they are read
+    #: (progress lines can say how far the pass is)
+    reports_input_records: ClassVar[bool] = False
+
+    @abstractmethod
+    def cells(self, df: DataFrame, plan: CountPlan) -> tuple[DataFrame, int]:
+        """Lazily, the aggregated cells of ``df`` (keyed as :mod:`tally.spark.cells` says)
+        and the slice width."""
+
+    def count(self, df: DataFrame, plan: CountPlan) -> CountTables:
+        """The count tables of one pass over ``df``."""
+        cells, width = self.cells(df, plan)
+        return CountTables.of(cells, width, plan)
+
+    @abstractmethod
+    def refinement_pass(
+        self, df: DataFrame, plan: CountPlan, score_column: str, steps: Sequence[Step]
+    ) -> Cells:
+        """One refinement pass of exact AUC over the valid rows of ``score_column``
+        (:func:`tally.kernels.refine.walk` is the reference of its moves)."""
+
+    def for_task(self, counters: Mapping[str, Counter], plan: CountPlan) -> Counter:
+        """``counters[plan.task]``; ``ValueError`` when this reader does not count the task."""
+        if plan.task not in counters:
+            raise ValueError(
+                f"the {self.name} reader does not count task {plan.task!r}; "
+                f"it counts {', '.join(sorted(counters))}"
+            )
+        return counters[plan.task]
