@@ -7,8 +7,8 @@ One ``SparkSubmitOperator`` per config runs ``jobs/evaluate.py --config <config>
 whose labels have had 3 more days to arrive).
 
 The ``report`` task runs once every evaluate task has finished, whatever its state (trigger
-rule ``all_done``): it prints the headline metrics of the night's run dates with ``tally
-sql`` and writes one HTML page per config with ``tally report``
+rule ``all_done``), in TALLY_PROJECT_ROOT: it prints the headline metrics of the night's
+run dates with ``tally sql`` and writes one HTML page per config with ``tally report``
 (``<TALLY_REPORTS_DIR>/<config file stem>-<date>.html``). So a config whose checks failed
 (exit 6, after its metrics and checks were written) gets its page, failed checks first. A
 page that cannot be written (no results: its evaluate task failed before writing) fails
@@ -206,6 +206,7 @@ with DAG(
         task_id="report",
         bash_command=report_script(),
         append_env=True,
+        cwd=PROJECT_ROOT,  # not a temporary folder: a local catalog's relative paths resolve
         trigger_rule="all_done",  # also after a failed evaluate task: the pages of the night
     )
     gate = BashOperator(
