@@ -1,24 +1,35 @@
-"""The nightly DAG (`jobs/dags/tally_nightly.py`) loads in a real Airflow, shaped as intended.
+"""The nightly DAG (`jobs/dags/tally_nightly.py`) loads in a real Airflow, shaped as intended,
+and runs: one night, spark-submit and report for real, a failed check failing its task.
 
 Airflow lives in `.venv-airflow` (`make airflow-env`, exact pins from PyPI), apart from the
 project venv: its dependency tree would clash with the pyspark/pandas pins. Each check runs
-a DagBag over `jobs/dags` in that venv's Python with a throwaway AIRFLOW_HOME and reports
-the DAG as JSON; the assertions run here. No Airflow database is needed for a DagBag.
+a script in that venv's Python with a throwaway AIRFLOW_HOME and reports as JSON; the
+assertions run here. The shape checks load a DagBag over `jobs/dags` (no Airflow database
+needed); the run (`e2e`) migrates a SQLite database and runs `dag.test()`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import roc_auc_score
 
 import tally
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, write_spark_conf
+from tally.demo import write_demo_dataset
 
 AIRFLOW_VENV = PROJECT_ROOT / ".venv-airflow"
+BIN = Path(sys.executable).parent
 DAGS = PROJECT_ROOT / "jobs" / "dags"
 
 # Runs in .venv-airflow: load the folder, describe the DAG and its tasks, render the templates
@@ -91,7 +102,7 @@ if dag is not None:
                 {"ds": ds, "macros": macros, "params": params, "var": {"value": {}}})
             info["command"] = task._get_hook()._build_spark_submit_command(task.application)
         else:
-            info["rendered_command"] = render(task, task.bash_command)
+            info.update(rendered_command=render(task, task.bash_command), cwd=task.cwd)
 print("RESULT " + json.dumps(out))
 """
 
@@ -112,23 +123,37 @@ def airflow_python() -> Path:
     return python
 
 
-def load(airflow_python: Path, tmp_path: Path, logical_date: str = "2026-11-22",
-         **settings: str) -> dict:
-    """Run CHECK with TALLY_<name> settings; returns its JSON report."""
+def airflow_env(home: Path, **settings: str) -> dict[str, str]:
+    """This environment without Airflow's and Tally's settings, then a throwaway AIRFLOW_HOME
+    with `jobs/dags` as its dags folder, and the TALLY_<NAME> settings."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TALLY_", "AIRFLOW", "PYTHONPATH"))}
     env.update({
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         **{f"TALLY_{k.upper()}": v for k, v in settings.items()},
     })
-    done = subprocess.run([str(airflow_python), "-c", CHECK, str(DAGS), logical_date],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    return env
+
+
+def run_in_airflow(airflow_python: Path, script: str, logical_date: str, cwd: Path,
+                   env: dict[str, str], timeout: int = 300) -> tuple[dict, str]:
+    """Run ``script`` in .venv-airflow; returns its RESULT JSON and its output."""
+    done = subprocess.run([str(airflow_python), "-c", script, str(DAGS), logical_date],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-20000:]
     result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result, done.stdout + done.stderr
-    return json.loads(result[-1].removeprefix("RESULT "))
+    assert result, output[-20000:]
+    return json.loads(result[-1].removeprefix("RESULT ")), output
+
+
+def load(airflow_python: Path, tmp_path: Path, logical_date: str = "2026-11-22",
+         **settings: str) -> dict:
+    """Run CHECK with TALLY_<name> settings; returns its JSON report."""
+    return run_in_airflow(airflow_python, CHECK, logical_date, tmp_path,
+                          airflow_env(tmp_path, **settings))[0]
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +236,7 @@ PAGES = (("/srv/tally/conf/demo.yaml", "demo", "2026-11-22"),
 def test_report_prints_the_nights_rows_and_writes_a_page_per_config(default_dag):
     report = default_dag["tasks"]["report"]
     assert report["type"] == "BashOperator"
+    assert report["cwd"] == "/srv/tally"  # where spark-submit runs too, as in `make run`
     start, sql, *pages, end = report["rendered_command"].splitlines()
     assert start == "failed=''"
     assert sql.startswith("tally sql --format table ")
@@ -287,3 +313,151 @@ def test_a_run_date_offset_after_the_night_is_an_import_error(airflow_python, tm
     assert got["dag_ids"] == []
     [error] = got["import_errors"].values()
     assert "TALLY_CONFIGS: 'conf/ctr_v7.yaml@3': after '@' comes the run-date offset" in error
+
+
+# --- The DAG runs for real ------------------------------------------------------------------
+
+# Runs in .venv-airflow: create the throwaway SQLite metadata database (what `airflow db
+# migrate` does), then run the DAG for the logical date in argv[2] with Airflow's own runner,
+# `dag.test()`: the scheduler's dependency and trigger-rule logic, each task run in this
+# process one after another. Reports the run's state, each task's state and the arguments
+# Airflow rendered for the evaluate tasks.
+RUN = r"""
+import json, sys, time
+from datetime import datetime, timezone
+
+started = time.perf_counter()
+from airflow.utils.db import upgradedb
+upgradedb()
+migrated = time.perf_counter()
+try:
+    from airflow.dag_processing.dagbag import DagBag  # Airflow 3
+except ImportError:
+    from airflow.models import DagBag
+from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+dag = DagBag(dag_folder=sys.argv[1]).dags["tally_nightly"]
+run = dag.test(logical_date=datetime.fromisoformat(sys.argv[2]).replace(tzinfo=timezone.utc))
+tis = run.get_task_instances()
+print("RESULT " + json.dumps({
+    "state": str(getattr(run.state, "value", run.state)),
+    "tasks": {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis},
+    "args": {ti.task_id: RenderedTaskInstanceFields.get_templated_fields(ti)["application_args"]
+             for ti in tis if ti.task_id.startswith("evaluate_")},
+    "migrate_s": migrated - started, "run_s": time.perf_counter() - migrated}))
+"""
+
+NIGHT = "2026-11-22"
+LABELS_LATE = "2026-11-19"  # NIGHT - 3: the night fraud.yaml@-3 evaluates
+ROWS = 3_000
+#: model -> (the run date it evaluates, the min of its roc_auc check, the seed of its rows)
+MODELS = {"ctr": (NIGHT, 0.5, 11), "fraud": (LABELS_LATE, 0.99, 12)}
+#: a row of the headline table that report prints, as it appears in the run's log
+HEADLINE_ROW = re.compile(r"(\d{4}-\d\d-\d\d) {2,}(\w+) {2,}(\w+) {2,}(\w+) {2,}(\S+)")
+CONFIG = """\
+model: {model}
+input: {{path: {data}, format: parquet}}
+columns: {{label: label, score: score}}
+output: {{table: tally_dag.metrics, checks_table: tally_dag.checks}}
+checks:
+  - {{metric: roc_auc, min: {min_auc}}}
+"""
+
+
+def scored_rows(path: Path, seed: int) -> dict:
+    """Demo rows written to ``path``, and their valid rows as numpy arrays (the reference)."""
+    table = pq.read_table(write_demo_dataset(path, rows=ROWS, seed=seed, files=1))
+    label = table.column("label").to_numpy()
+    score = table.column("score").to_numpy(zero_copy_only=False)  # nulls become NaN
+    valid = ~np.isnan(score)
+    return {"label": label[valid], "score": score[valid]}
+
+
+@pytest.fixture(scope="module")
+def nightly_run(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One DAG run for NIGHT over two configs, with a real spark-submit per config.
+
+    ``ctr.yaml`` passes its check. ``fraud.yaml@-3`` evaluates NIGHT - 3 and fails its
+    check (ROC AUC >= 0.99), so its task fails with exit 6 after writing its metrics.
+    Spark runs local[2] (connection ``spark_default`` from AIRFLOW_CONN_SPARK_DEFAULT) on
+    the zip from ``make package``, with this venv's Python and a catalog under tmp; no
+    retries. The night's rows are read back by the ``report`` task's own ``tally sql``,
+    from its log: each JVM costs seconds, and that query is the one an operator reads.
+    """
+    root = tmp_path_factory.mktemp("nightly")
+    done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    artifact = shutil.copy(PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip", root)
+    reference = {}
+    for model, (_, min_auc, seed) in MODELS.items():
+        reference[model] = scored_rows(root / model, seed)
+        (root / f"{model}.yaml").write_text(
+            CONFIG.format(model=model, data=root / model, min_auc=min_auc))
+
+    env = airflow_env(
+        root, project_root=str(root), configs="ctr.yaml,fraud.yaml@-3", retries="0",
+        application=str(PROJECT_ROOT / "jobs" / "evaluate.py"), py_files=str(artifact),
+        bin=str(BIN / "tally"), reports_dir=str(root / "reports"),
+        results_table="tally_dag.metrics")
+    env.update(
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        SPARK_CONF_DIR=str(write_spark_conf(root)),
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",  # this venv's spark-submit
+    )
+    started = time.perf_counter()
+    result, output = run_in_airflow(airflow_python, RUN, NIGHT, root, env, timeout=900)
+    result["wall_s"] = time.perf_counter() - started
+    # report's `tally sql --format table`: run_date, model, score_column, metric, value
+    rows = {(run_date, model, metric): float(value) for run_date, model, _, metric, value
+            in HEADLINE_ROW.findall(output)}
+    return {**result, "output": output, "rows": rows, "reference": reference,
+            "reports": root / "reports"}
+
+
+@pytest.mark.e2e
+def test_a_failed_check_fails_its_task_and_the_dag_run_not_the_others(nightly_run):
+    print(f"DAG run: {nightly_run['wall_s']:.0f} s (migrate {nightly_run['migrate_s']:.1f} s)")
+    assert nightly_run["tasks"] == {
+        "evaluate_ctr": "success",
+        "evaluate_fraud": "failed",  # exit 6: roc_auc >= 0.99 failed
+        "report": "success",  # all_done: after the failed task too
+        "gate": "failed",  # one_failed
+    }, nightly_run["output"][-20000:]
+    assert nightly_run["state"] == "failed"
+    assert "Error code is: 6." in nightly_run["output"]
+
+
+@pytest.mark.e2e
+def test_the_nights_metrics_match_scikit_learn_also_those_of_the_failed_check(nightly_run):
+    expected = {model: roc_auc_score(ref["label"], ref["score"])
+                for model, ref in nightly_run["reference"].items()}
+    assert expected["ctr"] >= 0.5 and expected["fraud"] < 0.99  # so fraud's check fails
+    for model, (run_date, _, _) in MODELS.items():
+        got = {name: nightly_run["rows"][run_date, model, name]
+               for name in ("count", "invalid_rows", "roc_auc", "roc_auc_error_bound")}
+        assert got["count"] == len(nightly_run["reference"][model]["label"])
+        assert got["invalid_rows"] == ROWS - got["count"]
+        assert abs(got["roc_auc"] - expected[model]) <= got["roc_auc_error_bound"] + 1e-12
+
+
+@pytest.mark.e2e
+def test_the_offset_config_evaluated_three_nights_earlier(nightly_run):
+    assert nightly_run["args"]["evaluate_fraud"][-2:] == ["--run-date", LABELS_LATE]
+    assert nightly_run["args"]["evaluate_ctr"][-2:] == ["--run-date", NIGHT]
+    written = {(run_date, model) for run_date, model, _ in nightly_run["rows"]}
+    assert written == {(NIGHT, "ctr"), (LABELS_LATE, "fraud")}  # of NIGHT and NIGHT - 3
+
+
+@pytest.mark.e2e
+def test_report_wrote_a_page_per_config_with_its_checks(nightly_run):
+    pages = nightly_run["reports"]
+    assert sorted(p.name for p in pages.iterdir()) == [
+        f"ctr-{NIGHT}.html", f"fraud-{LABELS_LATE}.html"]
+    ctr = (pages / f"ctr-{NIGHT}.html").read_text()
+    fraud = (pages / f"fraud-{LABELS_LATE}.html").read_text()
+    assert "<h2>Checks: 1 passed, 0 failed</h2>" in ctr
+    assert "<h2>Checks: 0 passed, 1 failed</h2>" in fraud
+    assert "<td>roc_auc &gt;= 0.99</td>" in fraud
