@@ -26,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 import tally
 from conftest import PROJECT_ROOT, write_spark_conf
+from tally.config import load_config
 from tally.demo import write_demo_dataset
 
 AIRFLOW_VENV = PROJECT_ROOT / ".venv-airflow"
@@ -313,6 +314,15 @@ def test_a_run_date_offset_after_the_night_is_an_import_error(airflow_python, tm
     assert got["dag_ids"] == []
     [error] = got["import_errors"].values()
     assert "TALLY_CONFIGS: 'conf/ctr_v7.yaml@3': after '@' comes the run-date offset" in error
+
+
+def test_the_label_delay_example_in_the_deploy_docs_is_a_valid_config(tmp_path):
+    docs = (PROJECT_ROOT / "docs" / "deploy.md").read_text()
+    [example] = re.findall(r"```yaml\n(# conf/fraud_v2.yaml.*?)```", docs, re.DOTALL)
+    (tmp_path / "fraud_v2.yaml").write_text(example)
+    config = load_config(tmp_path / "fraud_v2.yaml")
+    assert config.model == "fraud_v2"
+    assert "'{run_date+3}'" in config.input.query  # labels up to ds, for fraud_v2.yaml@-3
 
 
 # --- The DAG runs for real ------------------------------------------------------------------
