@@ -40,7 +40,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-ALL_ROWS = "ALL"
+from tally.plan import ALL_ROWS
+
 #: Bounds a check may set, and whether the value must stay at or above (">=") or at or
 #: below ("<=") the limit derived from it.
 BOUNDS: Mapping[str, str] = {

@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tally.checks import (
     ALL_ROWS,
@@ -24,10 +24,28 @@ from tally.checks import (
     Baseline,
     Check,
 )
-from tally.config import JobConfig, _check_keys, _is_number, _type_name
-from tally.counts import INVALID_REASONS
-from tally.counts_multi import MULTICLASS_INVALID_REASONS, MULTILABEL_INVALID_REASONS
+from tally.config_values import check_keys as _check_keys
+from tally.config_values import is_number as _is_number
+from tally.config_values import type_name as _type_name
 from tally.errors import ConfigError
+from tally.kernels.validity import (
+    INVALID_REASONS,
+    MULTICLASS_INVALID_REASONS,
+    MULTILABEL_INVALID_REASONS,
+)
+
+
+class ParsedConfig(Protocol):
+    """What checks are validated against: a parsed :class:`tally.config.JobConfig` (this
+    module is part of parsing it, so it names the fields it reads instead of importing it)."""
+
+    task: str
+    classes: tuple[str, ...]
+    slices: tuple[tuple[str, ...], ...]
+    compare: tuple[tuple[str, str], ...]
+    group_key: str | None
+    columns: Any  # ColumnsConfig: .scores
+    metrics: Any  # MetricsConfig: .thresholds, .top_k, .beta, .auc
 
 CHECK_KEYS = (
     "metric",
@@ -62,7 +80,7 @@ def _shaped(shape: Shape, *names: str) -> dict[str, Shape]:
     return dict.fromkeys(names, shape)
 
 
-def metric_shapes(config: JobConfig) -> dict[str, Shape]:
+def metric_shapes(config: ParsedConfig) -> dict[str, Shape]:
     """Every metric the job writes for its task and options (docs/metrics.md)."""
     if config.task == "multilabel":
         return {
@@ -100,14 +118,14 @@ def metric_shapes(config: JobConfig) -> dict[str, Shape]:
     return shapes
 
 
-def score_columns_of(metric: str, config: JobConfig) -> tuple[str, ...]:
+def score_columns_of(metric: str, config: ParsedConfig) -> tuple[str, ...]:
     """The score columns whose rows hold ``metric``: comparisons hold the ``auc_diff*``."""
     if metric in COMPARISON_METRICS:
         return tuple(f"{a} vs {b}" for a, b in config.compare)
     return config.columns.scores
 
 
-def parse_checks(raw: Any, config: JobConfig) -> tuple[Check, ...]:
+def parse_checks(raw: Any, config: ParsedConfig) -> tuple[Check, ...]:
     """Validate ``checks:`` (a list of mappings) against what ``config`` produces."""
     if raw is None:
         return ()
@@ -119,7 +137,7 @@ def parse_checks(raw: Any, config: JobConfig) -> tuple[Check, ...]:
 
 
 def _parse_check(
-    raw: Any, where: str, config: JobConfig, shapes: Mapping[str, Shape]
+    raw: Any, where: str, config: ParsedConfig, shapes: Mapping[str, Shape]
 ) -> Check:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where} must be a mapping like {{metric: roc_auc, min: 0.8}}, "
@@ -223,7 +241,7 @@ def _nights(nights: int, where: str) -> int:
     return nights
 
 
-def _check_significant(where: str, metric: str, bound: str, config: JobConfig) -> None:
+def _check_significant(where: str, metric: str, bound: str, config: ParsedConfig) -> None:
     if metric not in STD_ERROR_OF or config.task != "binary":
         with_se = ", ".join(STD_ERROR_OF)
         raise ConfigError(
@@ -237,7 +255,7 @@ def _check_significant(where: str, metric: str, bound: str, config: JobConfig) -
 
 
 def _score_column(
-    raw: Mapping[str, Any], where: str, metric: str, config: JobConfig
+    raw: Mapping[str, Any], where: str, metric: str, config: ParsedConfig
 ) -> str | None:
     name = raw.get("score_column")
     columns = score_columns_of(metric, config)
@@ -248,7 +266,7 @@ def _score_column(
     return name
 
 
-def _slice(raw: Mapping[str, Any], where: str, config: JobConfig) -> str:
+def _slice(raw: Mapping[str, Any], where: str, config: ParsedConfig) -> str:
     """``ALL`` or a slice label ``col=value[/col=value]`` of a configured ``slices`` spec."""
     label = raw.get("slice", ALL_ROWS)
     if not isinstance(label, str) or not label:
@@ -267,7 +285,7 @@ def _slice(raw: Mapping[str, Any], where: str, config: JobConfig) -> str:
 
 
 def _threshold(
-    raw: Mapping[str, Any], where: str, metric: str, shape: Shape, config: JobConfig
+    raw: Mapping[str, Any], where: str, metric: str, shape: Shape, config: ParsedConfig
 ) -> float | None:
     """The threshold (``top_k_accuracy``: the k) of a thresholded metric; the only one when
     the job has one."""
@@ -290,7 +308,7 @@ def _threshold(
     return float(value)
 
 
-def _threshold_choices(metric: str, config: JobConfig) -> tuple[float, ...]:
+def _threshold_choices(metric: str, config: ParsedConfig) -> tuple[float, ...]:
     if metric == "top_k_accuracy":
         return tuple(float(k) for k in config.metrics.top_k)
     return config.metrics.thresholds
@@ -301,7 +319,7 @@ def _numbers(values: tuple[float, ...]) -> str:
 
 
 def _class(
-    raw: Mapping[str, Any], where: str, metric: str, shape: Shape, config: JobConfig
+    raw: Mapping[str, Any], where: str, metric: str, shape: Shape, config: ParsedConfig
 ) -> str | None:
     """The class of a per-class metric (``confusion``: ``true→predicted``)."""
     value = raw.get("class")

@@ -21,7 +21,6 @@ of letters, digits and underscores, or backquoted (a backquote inside doubled).
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,10 @@ from typing import Any
 import yaml
 
 from tally.checks import Check
+from tally.checks_config import parse_checks
+from tally.config_values import check_keys as _check_keys
+from tally.config_values import is_number as _is_number
+from tally.config_values import type_name as _type_name
 from tally.errors import ConfigError
 from tally.run_date import check_placeholders
 
@@ -267,8 +270,6 @@ def parse_config(raw: Mapping[str, Any]) -> JobConfig:
         score_transform=score_transform,
         group_key=group_key,
     )
-    from tally.checks_config import parse_checks  # it checks against the parsed config
-
     return replace(config, checks=parse_checks(raw.get("checks"), config))
 
 
@@ -590,15 +591,6 @@ def _section(raw: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str
     return value
 
 
-def _check_keys(raw: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-            valid = ", ".join(allowed)
-            raise ConfigError(f"unknown key '{prefix}{key}'{hint} (valid: {valid})")
-
-
 def _require_str(raw: Mapping[str, Any], key: str, name: str) -> str:
     if key not in raw or raw[key] is None:
         raise ConfigError(f"missing required key '{name}'")
@@ -614,23 +606,6 @@ def _optional_str(raw: Mapping[str, Any], key: str, name: str, default: str | No
     if not value.strip():
         raise ConfigError(f"'{name}' must not be empty")
     return value
-
-
-def _is_number(value: object) -> bool:
-    """A YAML int or float that fits a float64 (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
-
-
-def _type_name(value: object) -> str:
-    return {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _one_line(exc: Exception) -> str:

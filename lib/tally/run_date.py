@@ -29,12 +29,20 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from tally.errors import ConfigError
 
-if TYPE_CHECKING:
-    from tally.config import InputConfig
+
+class _Rendered(Protocol):
+    """What :func:`render_input` fills in: a :class:`tally.config.InputConfig` (the config
+    parser imports this module, so it is named by its fields here)."""
+
+    where: str | None
+    query: str | None
+
+
+Source = TypeVar("Source", bound=_Rendered)
 
 #: Placeholder names and how each writes a date.
 FORMATS: dict[str, Callable[[dt.date], str]] = {
@@ -60,7 +68,7 @@ def render(text: str, run_date: dt.date, key: str) -> str:
     return _substitute(text, key, run_date)
 
 
-def render_input(source: InputConfig, run_date: dt.date) -> InputConfig:
+def render_input(source: Source, run_date: dt.date) -> Source:
     """``source`` with ``where`` and ``query`` rendered for ``run_date`` (render once)."""
     return replace(
         source,

@@ -3,7 +3,8 @@
 Cells of :class:`~tally.kernels.cells.MultilabelLayout`: per valid row, one cell
 ``(k·B + bucket)·(T+1) + above`` per class carrying the class label, one ``ROW_CELL``
 and one ``exact_match_cell(j)`` per threshold the row matches exactly; per invalid row
-one cell ``−(1 + reason)`` (:func:`~tally.kernels.validity.multilabel_row_reasons`).
+one cell ``−(1 + reason)`` (:func:`multilabel_row_reasons`: the reasons of
+:data:`~tally.kernels.validity.MULTILABEL_INVALID_REASONS`, checked in numpy).
 Each cell sums ``n`` (rows), ``w`` (weights) and ``wy`` (weighted labels).
 
 A multi-label row holds K labels and K scores; in an Arrow batch the arrays stay
@@ -27,17 +28,85 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tally.kernels.batches import LABEL, WEIGHT, score_column
 from tally.kernels.buckets import bucket_of, thresholds_passed
 from tally.kernels.cells import ROW_CELL, MultilabelLayout, exact_match_cell, invalid_cell
 from tally.kernels.slices import slice_groups
-from tally.kernels.validity import multilabel_row_reasons
+from tally.kernels.validity import MULTILABEL_INVALID_REASONS
 from tally.plan import ALL_ROWS
 
 #: Largest dense per-task table of the ALL slice (cells per score column); beyond it
 #: (many classes × fine buckets) the ALL slice is counted per batch like slices.
 DENSE_MAX_CELLS = 1 << 24
+
+
+def _lengths(arrays: pa.Array) -> np.ndarray:
+    """Length of each array, −1 for a null array."""
+    return pc.fill_null(pc.list_value_length(arrays), -1).to_numpy(zero_copy_only=False)
+
+
+def _matrix(arrays: pa.Array, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[rows kept, K]`` values as float64 (null as NaN) and their null mask.
+
+    Every kept row holds exactly K values, so the kept elements, in row order, reshape.
+    """
+    flat = pc.list_flatten(arrays)
+    values = np.asarray(pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+    if flat.null_count:
+        nulls = pc.is_null(flat).to_numpy(zero_copy_only=False)
+    else:
+        nulls = np.zeros(len(values), bool)
+    if not keep.all():
+        chosen = keep[pc.list_parent_indices(arrays).to_numpy(zero_copy_only=False)]
+        values, nulls = values[chosen], nulls[chosen]
+    return values.reshape(-1, k), nulls.reshape(-1, k)
+
+
+def multilabel_row_reasons(
+    labels: pa.Array, scores: pa.Array, weights: np.ndarray | None, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's first problem (index into :data:`MULTILABEL_INVALID_REASONS`, −1 when
+    valid), and the ``[valid rows, K]`` labels and scores.
+
+    The checks, in order: null label array, null score array, an array of another
+    length than K, a null label, a label other than 0/1, a null score, NaN, ±inf, a
+    score outside [0, 1], then a null/NaN weight and a negative or +inf weight.
+    ``weights`` holds NaN for null.
+    """
+    reasons = MULTILABEL_INVALID_REASONS
+    label_length, score_length = _lengths(labels), _lengths(scores)
+    reason = np.full(len(label_length), -1, np.int64)
+
+    def mark(failed: np.ndarray, name: str, rows: np.ndarray | slice = slice(None)) -> None:
+        target = reason[rows]
+        target[(target < 0) & failed] = reasons.index(name)
+        reason[rows] = target
+
+    mark(label_length < 0, "null_labels")
+    mark(score_length < 0, "null_scores")
+    mark((label_length != k) | (score_length != k), "wrong_length")
+    full = np.flatnonzero(reason < 0)  # rows whose two arrays hold K values
+    y, y_null = _matrix(labels, reason < 0, k)
+    s, s_null = _matrix(scores, reason < 0, k)
+    # One test catches every element problem (nulls are NaN here); only the rows it
+    # flags, usually none, are told apart by reason.
+    suspect = (((y != 0) & (y != 1)) | ~((s >= 0) & (s <= 1))).any(axis=1)
+    if suspect.any():
+        rows = full[suspect]
+        ys, yn, ss, sn = y[suspect], y_null[suspect], s[suspect], s_null[suspect]
+        mark(yn.any(axis=1), "null_label", rows)
+        mark((~yn & (ys != 0) & (ys != 1)).any(axis=1), "invalid_label", rows)
+        mark(sn.any(axis=1), "null_score", rows)
+        mark((~sn & np.isnan(ss)).any(axis=1), "nan_score", rows)
+        mark(np.isinf(ss).any(axis=1), "infinite_score", rows)
+        mark(((ss < 0) | (ss > 1)).any(axis=1), "score_out_of_range", rows)
+    if weights is not None:
+        mark(np.isnan(weights), "null_weight")
+        mark((weights < 0) | (weights == np.inf), "invalid_weight")
+    valid_of_full = reason[full] < 0
+    return reason, y[valid_of_full], s[valid_of_full]
 
 
 @dataclass

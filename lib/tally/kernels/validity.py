@@ -9,8 +9,6 @@ binary checks in SQL (:func:`tally.spark.rules.invalid_reason_code`);
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 #: Why a binary row is skipped, in the order checked (the first one wins).
 INVALID_REASONS: tuple[str, ...] = (
@@ -135,73 +133,3 @@ def invalid_reason(
     out = np.full(y.shape, -1, np.int64)
     out[bad] = reason
     return out
-
-
-# --- multi-label ------------------------------------------------------------------------------
-
-
-def _lengths(arrays: pa.Array) -> np.ndarray:
-    """Length of each array, −1 for a null array."""
-    return pc.fill_null(pc.list_value_length(arrays), -1).to_numpy(zero_copy_only=False)
-
-
-def _matrix(arrays: pa.Array, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``[rows kept, K]`` values as float64 (null as NaN) and their null mask.
-
-    Every kept row holds exactly K values, so the kept elements, in row order, reshape.
-    """
-    flat = pc.list_flatten(arrays)
-    values = np.asarray(pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
-    if flat.null_count:
-        nulls = pc.is_null(flat).to_numpy(zero_copy_only=False)
-    else:
-        nulls = np.zeros(len(values), bool)
-    if not keep.all():
-        chosen = keep[pc.list_parent_indices(arrays).to_numpy(zero_copy_only=False)]
-        values, nulls = values[chosen], nulls[chosen]
-    return values.reshape(-1, k), nulls.reshape(-1, k)
-
-
-def multilabel_row_reasons(
-    labels: pa.Array, scores: pa.Array, weights: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's first problem (index into :data:`MULTILABEL_INVALID_REASONS`, −1 when
-    valid), and the ``[valid rows, K]`` labels and scores.
-
-    The checks, in order: null label array, null score array, an array of another
-    length than K, a null label, a label other than 0/1, a null score, NaN, ±inf, a
-    score outside [0, 1], then a null/NaN weight and a negative or +inf weight.
-    ``weights`` holds NaN for null.
-    """
-    reasons = MULTILABEL_INVALID_REASONS
-    label_length, score_length = _lengths(labels), _lengths(scores)
-    reason = np.full(len(label_length), -1, np.int64)
-
-    def mark(failed: np.ndarray, name: str, rows: np.ndarray | slice = slice(None)) -> None:
-        target = reason[rows]
-        target[(target < 0) & failed] = reasons.index(name)
-        reason[rows] = target
-
-    mark(label_length < 0, "null_labels")
-    mark(score_length < 0, "null_scores")
-    mark((label_length != k) | (score_length != k), "wrong_length")
-    full = np.flatnonzero(reason < 0)  # rows whose two arrays hold K values
-    y, y_null = _matrix(labels, reason < 0, k)
-    s, s_null = _matrix(scores, reason < 0, k)
-    # One test catches every element problem (nulls are NaN here); only the rows it
-    # flags, usually none, are told apart by reason.
-    suspect = (((y != 0) & (y != 1)) | ~((s >= 0) & (s <= 1))).any(axis=1)
-    if suspect.any():
-        rows = full[suspect]
-        ys, yn, ss, sn = y[suspect], y_null[suspect], s[suspect], s_null[suspect]
-        mark(yn.any(axis=1), "null_label", rows)
-        mark((~yn & (ys != 0) & (ys != 1)).any(axis=1), "invalid_label", rows)
-        mark(sn.any(axis=1), "null_score", rows)
-        mark((~sn & np.isnan(ss)).any(axis=1), "nan_score", rows)
-        mark(np.isinf(ss).any(axis=1), "infinite_score", rows)
-        mark(((ss < 0) | (ss > 1)).any(axis=1), "score_out_of_range", rows)
-    if weights is not None:
-        mark(np.isnan(weights), "null_weight")
-        mark((weights < 0) | (weights == np.inf), "invalid_weight")
-    valid_of_full = reason[full] < 0
-    return reason, y[valid_of_full], s[valid_of_full]

@@ -21,6 +21,8 @@ import numpy as np
 
 from tally.counts import BinaryCounts
 from tally.metrics import MetricValue, ratio
+from tally.metrics.calibration import calibration_metrics
+from tally.metrics.inference import roc_auc_ci
 
 NO_POSITIVES = "no positive rows"
 NO_NEGATIVES = "no negative rows"
@@ -210,9 +212,6 @@ def binary_metrics(
     and ``ece``/``mce`` over ``calibration_bins`` equal-width bins
     (:mod:`tally.metrics.calibration`; at most one bin per bucket).
     """
-    from tally.metrics.calibration import calibration_metrics
-    from tally.metrics.inference import roc_auc_ci
-
     positives, negatives, count = counts.positives, counts.negatives, counts.count
     values = [
         MetricValue("count", float(count)),

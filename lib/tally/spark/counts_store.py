@@ -17,20 +17,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tally.errors import InputError
-from tally.plan import COUNT_COLUMNS, SUM_COLUMNS, CountPlan
+from tally.plan import COUNT_COLUMNS, COUNT_FIELDS, SUM_COLUMNS, CountPlan
 from tally.spark.tables import replace_partitions
 
+#: Spark types of the count table's DDL type names (:data:`tally.plan.COUNT_FIELDS`).
+_TYPES = {"string": T.StringType(), "bigint": T.LongType(), "double": T.DoubleType()}
+#: The count table's columns (keys and ``n`` never null, sums nullable), then the run keys.
 COUNTS_SCHEMA = T.StructType(
-    [
-        T.StructField("score_column", T.StringType(), False),
-        T.StructField("slice", T.StringType(), False),
-        T.StructField("cell", T.LongType(), False),
-        T.StructField("n", T.LongType(), False),
-        T.StructField("w", T.DoubleType(), True),
-        T.StructField("wy", T.DoubleType(), True),
-        T.StructField("w_loss", T.DoubleType(), True),
-        T.StructField("w_sqerr", T.DoubleType(), True),
-        T.StructField("w_score", T.DoubleType(), True),
+    [T.StructField(name, _TYPES[kind], name in SUM_COLUMNS[1:]) for name, kind in COUNT_FIELDS]
+    + [
         T.StructField("layout", T.StringType(), False),
         T.StructField("run_date", T.DateType(), False),
         T.StructField("model", T.StringType(), False),

@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 
 from tally.metrics import MetricValue
 from tally.metrics.curves import CurvePoint
+from tally.plan import ALL_ROWS
 from tally.spark.tables import replace_partitions
 
 RESULTS_SCHEMA = T.StructType(
@@ -32,7 +33,6 @@ RESULTS_SCHEMA = T.StructType(
     ]
 )
 PARTITION_COLUMNS = ("run_date", "model", "window_days")
-ALL_ROWS = "ALL"
 
 
 @dataclass(frozen=True)
