@@ -24,7 +24,7 @@ from tally.spark.checks_table import run_checks
 from tally.spark.columns import check_array_widths, check_columns
 from tally.spark.compare import compare_columns
 from tally.spark.count import choose_reader, collect_count_groups, count_tables
-from tally.spark.counts_store import COUNTS_SCHEMA, Layout, read_window, write_counts
+from tally.spark.counts_store import COUNTS_SCHEMA, StoredLayout, read_window, write_counts
 from tally.spark.groups import group_metrics
 from tally.spark.progress import log_progress
 from tally.spark.readers import Reader
@@ -127,8 +127,9 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
             task, groups, merged, config.metrics, run_date, config.model, extra=extra
         )
         curves = all_curve_rows(task, groups, config.metrics, run_date, config.model)
+        layout = StoredLayout.of(plan)
         write_counts(
-            spark, config.output.counts_table, tables.cells, Layout.of(plan), run_date, config.model
+            spark, config.output.counts_table, tables.cells, layout, run_date, config.model
         )
         write_results(spark, config.output.table, rows)
         write_curves(spark, config.output.curves_table, curves)

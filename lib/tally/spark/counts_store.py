@@ -35,8 +35,9 @@ PARTITION_COLUMNS = ("run_date", "model")
 
 
 @dataclass(frozen=True)
-class Layout:
-    """What the cell ids of a count table mean: task, buckets, thresholds, classes, …"""
+class StoredLayout:
+    """What the cell ids of a stored count table mean: task, buckets, thresholds, classes, …
+    (the count plan without its column names), recorded with every stored day."""
 
     buckets: int
     thresholds: tuple[float, ...]
@@ -47,7 +48,7 @@ class Layout:
     multiclass_input: str = "prediction"
 
     @classmethod
-    def of(cls, plan: CountPlan) -> Layout:
+    def of(cls, plan: CountPlan) -> StoredLayout:
         return cls(
             buckets=plan.buckets,
             thresholds=tuple(plan.thresholds),
@@ -87,7 +88,7 @@ class Layout:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Layout:
+    def from_json(cls, text: str) -> StoredLayout:
         raw = json.loads(text)
         return cls(
             buckets=raw["buckets"],
@@ -104,7 +105,7 @@ def write_counts(
     spark: SparkSession,
     table: str,
     cells: DataFrame,
-    layout: Layout,
+    layout: StoredLayout,
     run_date: dt.date,
     model: str,
 ) -> None:
@@ -121,7 +122,7 @@ def write_counts(
 
 def read_window(
     spark: SparkSession, table: str, model: str, start: dt.date, end: dt.date
-) -> tuple[DataFrame, Layout, list[dt.date]]:
+) -> tuple[DataFrame, StoredLayout, list[dt.date]]:
     """Stored cells of ``model`` from ``start`` to ``end`` (inclusive), added up per cell.
 
     Returns the summed count table, its layout and the run dates found. Fails when
@@ -147,6 +148,6 @@ def read_window(
     )
     return (
         summed.select(*COUNT_COLUMNS),
-        Layout.from_json(layouts.pop()),
+        StoredLayout.from_json(layouts.pop()),
         [r["run_date"] for r in found],
     )

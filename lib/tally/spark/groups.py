@@ -40,6 +40,8 @@ as invalid only (it is in no metric here).
 
 from __future__ import annotations
 
+import dataclasses
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -81,12 +83,16 @@ def _expanded(df: DataFrame, plan: CountPlan, key: str) -> tuple[DataFrame, int]
     return rows.where(reason.isNull()), width
 
 
+#: The columns of :func:`group_sums_table` besides its keys: :class:`GroupSums`' fields.
+SUM_FIELDS = tuple(f.name for f in dataclasses.fields(GroupSums))
+
+
 def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
     """Lazily, per (score column, slice): the :class:`GroupSums` fields, one row each.
 
     Columns: ``score_column``, ``slice`` and the fields of
     :class:`~tally.metrics.groups.GroupSums`. Only (score column, slice) pairs with at
-    least one valid row appear.
+    least one valid row appear. Steps 1–5 of the module docstring.
     """
     if plan.task != "binary":
         raise InputError(f"group metrics need task: binary, not {plan.task}")
@@ -94,10 +100,22 @@ def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
     _check_key(df, key)
     rows, width = _expanded(df, plan, key)
     slice_keys = ["score_index", "spec", *value_keys(width)]
-    group_keys = [*slice_keys, "g"]
+    per_group = _group_sums(_score_cells(rows, [*slice_keys, "g"]), [*slice_keys, "g"])
+    sums = _slice_sums(per_group, slice_keys)
+    score_name = F.element_at(F.array(*(F.lit(s) for s in plan.scores)), F.col("score_index") + 1)
+    return sums.select(
+        score_name.alias("score_column"),
+        slice_label(plan).alias("slice"),
+        *(F.coalesce(F.col(c), F.lit(0)).alias(c) for c in SUM_FIELDS),
+    )
+
+
+def _score_cells(rows: DataFrame, group_keys: list[str]) -> DataFrame:
+    """Step 2: rows, weighted positives ``pos`` and negatives ``neg`` per (group keys,
+    distinct score); a null key's rows collapse into one cell (score null)."""
     y, w = F.col("y"), F.col("w")
     no_key = F.col("g").isNull()
-    cells = (
+    return (
         rows.select(
             *group_keys,
             F.when(no_key, F.lit(None).cast("double")).otherwise(F.col("s")).alias("s"),
@@ -111,6 +129,11 @@ def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
             F.sum("wn").alias("neg"),
         )
     )
+
+
+def _group_sums(cells: DataFrame, group_keys: list[str]) -> DataFrame:
+    """Steps 3–4: per group, rows, ``P_g``, ``N_g``, the AUC's pair sum
+    ``Σ_s p_s·(N_g − fp_s + ½·m_s)`` and the best F1 over its distinct scores."""
     ordered = Window.partitionBy(*group_keys).orderBy(F.desc("s"))
     running = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     whole = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
@@ -127,19 +150,24 @@ def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
     )
     tp, fp = F.col("tp"), F.col("fp")
     pos_total, neg_total = F.col("pos_total"), F.col("neg_total")
-    per_group = cumulative.groupBy(*group_keys).agg(
+    return cumulative.groupBy(*group_keys).agg(
         F.sum("rows").alias("rows"),
         F.max(pos_total).alias("pos_total"),
         F.max(neg_total).alias("neg_total"),
         F.sum(pos * (neg_total - fp + F.lit(0.5) * neg)).alias("auc_pairs"),
         F.max(F.when(pos_total > 0, F.lit(2.0) * tp / (tp + fp + pos_total))).alias("best_f1"),
     )
+
+
+def _slice_sums(per_group: DataFrame, slice_keys: list[str]) -> DataFrame:
+    """Step 5: per (score column, slice), the :class:`GroupSums` fields over its groups."""
+    pos_total, neg_total = F.col("pos_total"), F.col("neg_total")
     keyed = F.col("g").isNotNull()
     both = keyed & (pos_total > 0) & (neg_total > 0)
     has_pos = keyed & (pos_total > 0)
     n_g = pos_total + neg_total
     auc_g = F.col("auc_pairs") / (pos_total * neg_total)
-    sums = per_group.groupBy(*slice_keys).agg(
+    return per_group.groupBy(*slice_keys).agg(
         F.sum(F.when(both, n_g * auc_g)).alias("auc_weighted_sum"),
         F.sum(F.when(both, n_g)).alias("auc_weight"),
         F.count(F.when(both, 1)).alias("auc_groups"),
@@ -148,24 +176,6 @@ def group_sums_table(df: DataFrame, plan: CountPlan, key: str) -> DataFrame:
         F.count(F.when(has_pos, 1)).alias("f1_groups"),
         F.count(F.when(keyed & ~has_pos, 1)).alias("f1_groups_skipped"),
         F.sum(F.when(~keyed, F.col("rows"))).alias("null_key_rows"),
-    )
-    score_name = F.element_at(F.array(*(F.lit(s) for s in plan.scores)), F.col("score_index") + 1)
-    return sums.select(
-        score_name.alias("score_column"),
-        slice_label(plan).alias("slice"),
-        *(
-            F.coalesce(F.col(c), F.lit(0)).alias(c)
-            for c in (
-                "auc_weighted_sum",
-                "auc_weight",
-                "auc_groups",
-                "auc_groups_skipped",
-                "f1_sum",
-                "f1_groups",
-                "f1_groups_skipped",
-                "null_key_rows",
-            )
-        ),
     )
 
 

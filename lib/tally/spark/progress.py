@@ -3,7 +3,7 @@
 ``with log_progress(spark, "evaluate demo 2026-11-22"):`` starts a daemon
 thread that logs, every ``every_seconds``, one line to this module's logger::
 
-    evaluate demo 2026-11-22: 60.2 s; stage 3 (collect at counting.py:412) 37/200 tasks;
+    evaluate demo 2026-11-22: 60.2 s; stage 3 (toArrow at cells.py:158) 37/200 tasks;
     1,234,567 input records read
 
 and, when the block ends (normally or by an exception), one line with the total
