@@ -273,11 +273,25 @@ def test_float32_score_is_evaluated_at_its_stored_value(spark, tmp_path):
 # --- degenerate inputs ------------------------------------------------------------------------
 
 
+def test_empty_input_fails_naming_it_and_writes_nothing(spark, tmp_path):
+    path = write_parquet(
+        tmp_path / "in", {"label": pa.array([], pa.int64()), "score": pa.array([], pa.float64())}
+    )
+    with pytest.raises(InputError) as info:
+        evaluate(spark, config(path, DB, "empty_refused"), DAY1)
+    assert str(info.value) == (
+        f"path {path} holds no rows; nothing was written "
+        "(input.allow_empty: true writes a count of 0)"
+    )
+    assert all(stored_rows(spark, f"{DB}.{t}", "empty_refused") == 0 for t in TABLES)
+
+
 def test_empty_input_gives_count_0_and_null_metrics_with_reasons(spark, tmp_path):
     path = write_parquet(
         tmp_path / "in", {"label": pa.array([], pa.int64()), "score": pa.array([], pa.float64())}
     )
-    summary = evaluate(spark, config(path, DB, "empty"), DAY1)
+    allowed = {"path": path, "format": "parquet", "allow_empty": True}
+    summary = evaluate(spark, config(path, DB, "empty", input=allowed), DAY1)
     got = read_metrics(spark, DB, "empty", DAY1)
     assert summary.rows_read == 0
     assert [value(got, m) for m in ("count", "positives", "negatives", "invalid_rows")] == [0] * 4

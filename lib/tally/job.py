@@ -12,14 +12,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from tally.config import InputConfig, JobConfig, MetricsConfig
+from tally.config import JobConfig, MetricsConfig
 from tally.errors import InputError, InvalidRowsError
 from tally.metrics import MetricValue
 from tally.metrics.exact import RefineOptions
 from tally.plan import ALL_ROWS, CountPlan
+from tally.run_date import render_input
 from tally.spark.checks_table import run_checks
 from tally.spark.columns import check_array_widths, check_columns
 from tally.spark.compare import compare_columns
@@ -27,6 +27,7 @@ from tally.spark.count import choose_reader, collect_count_groups, count_tables
 from tally.spark.counts_store import COUNTS_SCHEMA, StoredLayout, read_window, write_counts
 from tally.spark.groups import group_metrics
 from tally.spark.progress import log_progress
+from tally.spark.read_errors import unreadable_files_named
 from tally.spark.readers import Reader
 from tally.spark.refine import exact_auc_metrics, refine_histogram
 from tally.spark.results import (
@@ -38,6 +39,7 @@ from tally.spark.results import (
     write_curves,
     write_results,
 )
+from tally.spark.selection import select_rows
 from tally.spark.tables import check_schema
 from tally.tasks import Counts, GroupKey, Task, task_of
 
@@ -86,42 +88,36 @@ def plan_of(config: JobConfig) -> CountPlan:
     )
 
 
-def read_input(spark: SparkSession, source: InputConfig) -> DataFrame:
-    """The input DataFrame, or an InputError naming the missing path or table."""
-    try:
-        if source.table is not None:
-            return spark.table(source.table)
-        return spark.read.format(source.format).options(**source.options).load(source.path)
-    except AnalysisException as exc:
-        where = f"table {source.table}" if source.table else f"path {source.path}"
-        first_line = str(exc).strip().splitlines()[0]
-        raise InputError(f"cannot read input {where}: {first_line}") from exc
-
-
 def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSummary:
     """Evaluate the configured score columns and slices; replace their rows for ``run_date``.
 
-    One pass over the input counts everything; ``metrics.auc: exact`` adds refinement
-    passes (only rows in buckets that carry AUC error), ``compare`` two passes per pair,
-    ``groups`` one shuffle of the needed columns keyed by the group.
+    The rows are those ``input.where`` or ``input.query`` select, their run-date
+    placeholders filled for ``run_date`` (:mod:`tally.spark.selection`). One pass over
+    them counts everything; ``metrics.auc: exact`` adds refinement passes (only rows in
+    buckets that carry AUC error), ``compare`` two passes per pair, ``groups`` one
+    shuffle of the needed columns keyed by the group. An input without rows, or with a
+    file that cannot be read, is an InputError before anything is written.
     """
     started = time.monotonic()
     plan = plan_of(config)
     check_output_tables(spark, config)  # before the scan: a failure writes nothing
-    df = read_input(spark, config.input)
-    check_columns(df, plan)
-    reader = choose_reader(spark, df, plan, config.input)
     label = f"evaluate {config.model} {run_date}"
-    check_array_widths(df, plan)  # one value per per-class column, before the pass
     tables = None
     try:
-        with log_progress(spark, label, records=reader.reports_input_records):
-            tables = count_tables(df, plan, reader)
-            groups = tables.groups(plan)  # the one pass over the input
-            merged = tables.merged_counts()
-            overall = groups[(plan.scores[0], ALL_ROWS)]
-            _check_invalid(groups, plan, config.on_invalid)
-            extra = extra_metrics(df, plan, config, groups, reader)
+        with unreadable_files_named():  # a corrupt input file: one InputError naming it
+            selection = select_rows(spark, render_input(config.input, run_date))
+            df = selection.df
+            check_columns(df, plan)
+            reader = choose_reader(spark, df, plan, selection.source)
+            check_array_widths(df, plan)  # one value per per-class column, before the pass
+            with log_progress(spark, label, records=reader.reports_input_records):
+                tables = count_tables(df, plan, reader)
+                groups = tables.groups(plan)  # the one pass over the input
+                merged = tables.merged_counts()
+                overall = groups[(plan.scores[0], ALL_ROWS)]
+                _check_not_empty(overall, selection.description, config.input.allow_empty)
+                _check_invalid(groups, plan, config.on_invalid)
+                extra = extra_metrics(df, plan, config, groups, reader)
         task = task_of(plan.task)
         rows = metric_rows(
             task, groups, merged, config.metrics, run_date, config.model, extra=extra
@@ -334,6 +330,15 @@ def all_curve_rows(
         )
         rows.extend(curve_rows(key, points))
     return rows
+
+
+def _check_not_empty(overall: Counts, description: str, allow_empty: bool) -> None:
+    """An InputError naming the selection when it holds no rows, unless allowed."""
+    if overall.rows + overall.invalid_rows == 0 and not allow_empty:
+        raise InputError(
+            f"{description} holds no rows; nothing was written "
+            "(input.allow_empty: true writes a count of 0)"
+        )
 
 
 def _check_invalid(

@@ -11,8 +11,8 @@ only the needed columns, as batches of :mod:`tally.kernels.batches` (:func:`read
 
 :func:`task_splits` also says when the arrow reader would not give the counts Spark's
 reader gives (not Parquet, a column type whose cast is Spark's own, a partition
-column, remote files under ``auto``): it raises :class:`IneligibleError`, whose
-message says why.
+column, remote files under ``auto``, an ``input.where`` that filters rows within files,
+an ``input.query``): it raises :class:`IneligibleError`, whose message says why.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tally.kernels.batches import WEIGHT, BatchColumns
 from tally.plan import CountPlan
 from tally.spark.columns import has_values, roles
 from tally.spark.names import quote_identifier, split_table_name
+from tally.spark.read_errors import unreadable_file
 
 #: Rows per batch read from Parquet (docs/benchmarks.md, "Design measurements behind
 #: the code").
@@ -87,6 +88,10 @@ def task_splits(
     when the arrow reader would not count ``df`` as Spark's reader does."""
     if plan.score_transform != "none":
         raise IneligibleError("score_transform is applied by Spark SQL")
+    if source.query is not None:
+        raise IneligibleError("input.query is read by Spark's reader")
+    if source.where is not None:  # tally.spark.selection clears it for partition filters
+        raise IneligibleError("input.where filters rows within files, which Spark's reader does")
     _check_format(spark, source)
     _check_types(df, plan)
     files = df.inputFiles()
@@ -221,8 +226,14 @@ def _file_sizes(uris: Sequence[str]) -> list[int]:
 
 
 def _open_parquet(uri: str, read_dictionary: Sequence[str] = ()) -> pq.ParquetFile:
+    """The Parquet file at ``uri``; an InputError naming it when pyarrow cannot open it
+    (a half-written file without its footer, a file gone since Spark listed it)."""
     fs, path = _filesystem(uri)
-    return pq.ParquetFile(fs.open_input_file(path), read_dictionary=list(read_dictionary) or None)
+    try:
+        file = fs.open_input_file(path)
+        return pq.ParquetFile(file, read_dictionary=list(read_dictionary) or None)
+    except (pa.ArrowException, OSError) as exc:
+        raise unreadable_file(uri, exc) from exc
 
 
 def row_groups_in(metadata: pq.FileMetaData, split: Split) -> list[int]:
