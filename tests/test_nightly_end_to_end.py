@@ -1,0 +1,196 @@
+"""The nightly shape end to end: scores served every day, labels landing up to 3 days later in
+another table, one run per night joining them with ``input.query`` and run-date
+placeholders, checks as the gate.
+
+Ten daily partitions of scores (``scores/ds=2026-11-01`` … ``-10``) and labels in their own
+partitions (``labels/dt=20261101`` … ``20261113``: a label lands 0 to 3 days after its
+score). The run for date D (the DAG runs it on D + 3, ``conf/x.yaml@-3``) joins D's scores
+with the labels that landed from D to D + 3. The nights 2026-11-04 … 09 run through the
+CLI's entry point (``tally.cli.main``) in one Python process (one JVM: each ``tally``
+process costs a JVM start); the 10th night, whose scores are degraded on purpose (noise,
+no longer ranking the positives first), runs as ``tally evaluate`` in its own process,
+as Airflow runs it. Expected numbers: the same join done in pandas, scored by
+scikit-learn; the stored tables are read back from their Parquet files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from conftest import write_spark_conf
+
+pytestmark = pytest.mark.e2e
+
+TALLY = Path(sys.executable).parent / "tally"
+DAYS = [dt.date(2026, 11, d) for d in range(1, 11)]
+FIRST_NIGHTS = DAYS[3:9]  # 11-04 … 11-09: the checks' baseline has its 3 nights from 11-07
+DEGRADED = DAYS[9]
+ROWS_PER_DAY = 2_000
+LABEL_DELAY = 3
+BUCKETS = 4096
+
+CONFIG = """\
+model: fraud
+input:
+  query: |
+    SELECT s.score, s.country, CASE WHEN l.request_id IS NULL THEN 0 ELSE 1 END AS label
+    FROM parquet.`{scores}` s
+    LEFT JOIN parquet.`{labels}` l
+      ON l.request_id = s.request_id
+     AND l.dt BETWEEN {{run_date_nodash}} AND {{run_date_nodash+3}}
+    WHERE s.ds = '{{run_date}}'
+columns: {{label: label, score: score}}
+metrics: {{buckets: {buckets}, thresholds: [0.5]}}
+slices: [[country]]
+output: {{table: nightly.metrics, counts_table: nightly.counts,
+         curves_table: nightly.curves, checks_table: nightly.checks}}
+checks:
+  - {{metric: count, min: 1000}}
+  - {{metric: roc_auc, min: 0.75}}
+  - {{metric: roc_auc, max_drop: 0.05, baseline: last_3_nights}}
+"""
+
+#: The first nights through the CLI's entry point, one JVM; prints each exit code.
+FIRST_NIGHTS_SCRIPT = """\
+import sys
+from tally.cli import main
+for night in sys.argv[1:]:
+    print("exit", night, main(["evaluate", "--config", "job.yaml", "--run-date", night]))
+"""
+
+
+def write_inputs(root: Path) -> pd.DataFrame:
+    """Scores and labels as Parquet partitions under ``root``; returns every served row with
+    its true label and the day that label landed (``landed``; None: a negative)."""
+    rng = np.random.default_rng(22)
+    frames = []
+    for i, day in enumerate(DAYS):
+        label = rng.random(ROWS_PER_DAY) < 0.2
+        signal = rng.normal(np.where(label, 0.62, 0.38), 0.12)
+        if day == DEGRADED:  # the model broke: its scores no longer rank
+            signal = rng.normal(0.45, 0.12, ROWS_PER_DAY)
+        # bucket centres: the bucketed AUC is exact
+        score = (np.clip(np.floor(signal * BUCKETS), 0, BUCKETS - 1) + 0.5) / BUCKETS
+        # most labels land within the 3 days; one in ten a day too late for its run
+        delay = rng.choice(LABEL_DELAY + 2, ROWS_PER_DAY, p=[0.3, 0.3, 0.2, 0.1, 0.1])
+        landed = [day + dt.timedelta(days=int(d)) if y else None for y, d in zip(label, delay,
+                                                                                   strict=True)]
+        frames.append(pd.DataFrame({
+            "request_id": np.arange(ROWS_PER_DAY) + i * ROWS_PER_DAY,
+            "score": score,
+            "country": rng.choice(["US", "DE", "BR"], ROWS_PER_DAY),
+            "label": label.astype(int),
+            "ds": day,
+            "landed": landed,
+        }))
+    served = pd.concat(frames, ignore_index=True)
+    for day, rows in served.groupby("ds"):
+        folder = root / "scores" / f"ds={day.isoformat()}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(rows[["request_id", "score", "country"]],
+                                            preserve_index=False), folder / "part-0.parquet")
+    for day, rows in served[served.landed.notna()].groupby("landed"):
+        folder = root / "labels" / f"dt={day.strftime('%Y%m%d')}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"request_id": rows.request_id.to_numpy()}),
+                       folder / "part-0.parquet")
+    return served
+
+
+def table_rows(root: Path, table: str) -> pd.DataFrame:
+    """A table of the job's warehouse, read from its files; partition columns as strings."""
+    frame = pq.read_table(root / "warehouse" / "nightly.db" / table).to_pandas()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(str)
+    return frame
+
+
+def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(tmp_path):
+    served = write_inputs(tmp_path)
+    (tmp_path / "job.yaml").write_text(CONFIG.format(
+        scores=tmp_path / "scores", labels=tmp_path / "labels", buckets=BUCKETS))
+    env = {
+        **os.environ,
+        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path)),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    nights = [d.isoformat() for d in FIRST_NIGHTS]
+    first = run(sys.executable, "-c", FIRST_NIGHTS_SCRIPT, *nights)
+    assert first.returncode == 0, first.stderr[-5000:]
+    assert [ln for ln in first.stdout.splitlines() if ln.startswith("exit")] == [
+        f"exit {n} 0" for n in nights
+    ]
+    assert "input.query: SELECT s.score" in first.stderr  # the rendered query is logged
+    assert "AND l.dt BETWEEN 20261104 AND 20261107 WHERE s.ds = '2026-11-04'" in first.stderr
+    before = table_rows(tmp_path, "metrics")
+
+    degraded = run(str(TALLY), "evaluate", "--config", "job.yaml", "--run-date",
+                   DEGRADED.isoformat())
+    assert degraded.returncode == 6, degraded.stderr[-5000:]
+
+    # every night's metrics against scikit-learn on the same join, done in pandas
+    metrics = table_rows(tmp_path, "metrics")
+    overall = metrics[(metrics.slice == "ALL") & metrics.threshold.isna()]
+    auc = {}
+    for day in [*FIRST_NIGHTS, DEGRADED]:
+        rows = served[served.ds == day]
+        in_time = rows.landed.notna() & (rows.landed <= day + dt.timedelta(days=LABEL_DELAY))
+        y = in_time.astype(int).to_numpy()
+        assert (y <= rows.label.to_numpy()).all() and y.sum() < rows.label.sum()  # late ones
+        night = overall[overall.run_date == day.isoformat()].set_index("metric").value
+        assert night["count"] == ROWS_PER_DAY
+        assert night["positives"] == y.sum()
+        auc[day] = night["roc_auc"]
+        assert auc[day] == pytest.approx(roc_auc_score(y, rows.score), abs=1e-12)
+        for country, group in rows.groupby("country"):
+            sliced = metrics[(metrics.run_date == day.isoformat())
+                             & (metrics.slice == f"country={country}")
+                             & (metrics.metric == "count")]
+            assert sliced.value.tolist() == [len(group)]
+    assert min(auc[d] for d in FIRST_NIGHTS) > 0.8 and auc[DEGRADED] < 0.6
+
+    # the gate: one line per failed check, and the checks table says why
+    baseline = np.mean([auc[d] for d in DAYS[6:9]])  # the 3 nights before
+    failed = [ln for ln in degraded.stderr.splitlines() if ln.startswith("tally: ")]
+    assert len(failed) == 2, degraded.stderr[-3000:]
+    assert failed[0] == f"tally: check failed: roc_auc >= 0.75 on ALL: {auc[DEGRADED]:.4g}"
+    assert failed[1].startswith(
+        "tally: check failed: roc_auc drop <= 0.05 vs the mean of the last 3 nights on ALL: "
+        f"{auc[DEGRADED]:.4g} (baseline {baseline:.4g}"
+    )
+    checks = table_rows(tmp_path, "checks")
+    tonight = checks[checks.run_date == DEGRADED.isoformat()].set_index("check")
+    assert not tonight.loc["roc_auc >= 0.75", "passed"]
+    assert tonight.loc["roc_auc >= 0.75", "value"] == auc[DEGRADED]
+    drop = tonight.loc["roc_auc drop <= 0.05 vs the mean of the last 3 nights"]
+    assert not drop.passed
+    assert drop.baseline == pytest.approx(baseline, abs=1e-12)
+    assert tonight.loc["count >= 1000", "passed"]
+    earlier = checks[checks.run_date != DEGRADED.isoformat()]
+    assert len(earlier) == 3 * len(FIRST_NIGHTS) and earlier.passed.all()
+
+    # the other nights' results are untouched
+    after = metrics[metrics.run_date != DEGRADED.isoformat()]
+    key = ["run_date", "score_column", "slice", "metric", "threshold"]
+    pd.testing.assert_frame_equal(
+        before.sort_values(key).reset_index(drop=True)[list(before.columns)],
+        after.sort_values(key).reset_index(drop=True)[list(before.columns)],
+    )
