@@ -353,7 +353,7 @@ def _check_query(query: str) -> None:
 
 
 #: Per task: (label key, output key, what a multiclass output holds), in order of preference.
-_TASK_COLUMNS = {
+TASK_COLUMNS = {
     "binary": (("label", "score", None),),
     "multilabel": (("labels", "scores", None),),
     "multiclass": (
@@ -366,7 +366,7 @@ _TASK_COLUMNS = {
 
 def _parse_columns(raw: Mapping[str, Any], task: str) -> ColumnsConfig:
     _check_keys(raw, _COLUMNS_KEYS, "columns.")
-    shapes = _TASK_COLUMNS[task]
+    shapes = TASK_COLUMNS[task]
     shape = next((sh for sh in shapes if sh[0] in raw and sh[1] in raw), None)
     if shape is None:
         if len(shapes) == 1:
