@@ -239,6 +239,7 @@ def test_retried_tasks_count_and_write_each_row_once(tmp_path, data):
         "SPARK_CONF_DIR": str(write_spark_conf(tmp_path / "spark")),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "TALLY_SPARK_LOG_LEVEL": "warn",  # the executor's logs of the failed attempts
     }
     done = subprocess.run(
         [sys.executable, str(script), data["path"], str(marks), str(out)],
