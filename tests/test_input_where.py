@@ -286,3 +286,22 @@ def test_a_bad_where_or_query_is_one_line(spark, daily, source, error, message):
 def test_a_parse_error_in_a_query_names_the_query_s_own_line(spark):
     with pytest.raises(ConfigError, match=r"\(line 2, pos 0\)"):
         evaluate(spark, config("bad", {"query": "SELECT 1 AS label\nFORM x"}), DAY)
+
+
+def test_reader_arrow_refuses_a_row_filter_and_takes_a_partition_filter(spark, daily):
+    """Under ``input.reader: arrow`` a row filter is an error naming it, never ignored."""
+    from tally.job import plan_of
+    from tally.spark.count import arrow_reader
+
+    def reader_of(where: str):
+        cfg = config("x", {"path": daily, "where": where, "reader": "arrow"})
+        selection = select_rows(spark, render_input(cfg.input, DAY))
+        return arrow_reader(spark, selection.df, plan_of(cfg), selection.source)
+
+    assert reader_of("ds = '{run_date}'").files == FILES_PER_DAY
+    with pytest.raises(InputError) as info:
+        reader_of("ds = '{run_date}' AND score >= 0.5")
+    assert str(info.value) == (
+        "input.reader is 'arrow' but input.where filters rows within files, which Spark's "
+        "reader does"
+    )
