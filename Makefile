@@ -108,12 +108,16 @@ browser: ## install headless Chromium (for the report's browser test), if missin
 ROWS ?= 20000000
 MEMORY_ROWS ?= 1000000,100000000
 BENCH_ARGS ?=
-.PHONY: bench bench-memory
+DAYS ?= 30
+.PHONY: bench bench-memory bench-partitions
 bench: setup ## floor vs Tally vs Spark ML vs scikit-learn on ROWS rows (default 20M) -> docs/benchmarks.md
 	$(PY) jobs/bench.py --rows $(ROWS) $(BENCH_ARGS)
 
 bench-memory: setup ## driver peak RSS of Tally binary at MEMORY_ROWS rows (default 1M,100M), fresh JVM each
 	$(PY) jobs/bench.py --memory --memory-rows $(MEMORY_ROWS) $(BENCH_ARGS)
+
+bench-partitions: setup ## one day of DAYS (default 30) daily partitions vs the whole table (ROWS in all)
+	$(PY) jobs/bench.py --partitions $(DAYS) --rows $(ROWS) $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check lib jobs tests

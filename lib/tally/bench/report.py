@@ -302,7 +302,30 @@ def render(payload: Mapping[str, Any]) -> str:
         lines += [*throughput_md(payload[section], section), ""]  # e.g. throughput_1b
     if "memory" in payload:
         lines += [*memory_md(payload["memory"]), ""]
+    if "partitions" in payload:
+        lines += [*partitions_md(payload["partitions"]), ""]
     return "\n".join(lines)
+
+
+def partitions_md(p: Mapping[str, Any]) -> list[str]:
+    """The one-night-of-N table (:mod:`tally.bench.partitions`)."""
+    rows = [
+        [c["case"], f"`{c['where']}`" if c["where"] else "none", c["reader"], f"{c['files']:,}",
+         f"{c['rows']:,}", seconds(c["wall_s"])]
+        for c in p["cases"]
+    ]
+    return [
+        f"## One night of {p['days']}: partition filter (`{p.get('command', '')}`)",
+        "",
+        f"{p['days']} daily folders `ds=…` of {p['rows_per_day']:,} rows in "
+        f"{p['files_per_day']} files each; the job's own steps (select, choose the reader, "
+        f"count and measure), median wall of {p['repeats']} after a warm-up.",
+        "",
+        *_table(["run", "input.where", "reader", "files read", "rows", "wall"], rows, "lllrrr"),
+        "",
+        f"Whole table / one night: **{p['files_ratio']:.0f}×** the files, "
+        f"**{p['wall_ratio']:.1f}×** the wall time.",
+    ]
 
 
 def write(out_dir: Path, section: str, data: Payload) -> tuple[Path, Path]:

@@ -600,6 +600,26 @@ def run_memory(options: Options, say: Callable[[str], None] = print) -> dict[str
 # --- command line ----------------------------------------------------------------------------
 
 
+def run_partition_filter(options: Options, days: int, say: Callable[[str], None] = print) -> None:
+    """``--partitions DAYS``: :func:`tally.bench.partitions.run_partitions`, written to the
+    report's ``partitions`` section."""
+    from tally.bench.partitions import run_partitions
+
+    spark = start_spark(options)
+    try:
+        root = options.data / f"partitions-{days}x{options.rows // days}"
+        payload = run_partitions(spark, root, days, options.rows // days, options.repeats)
+    finally:
+        spark.stop()
+    payload["command"] = options.command
+    for c in payload["cases"]:
+        say(f"{c['case']:12} {c['files']:>5} files {c['wall_s']:8.2f} s ({c['reader']})")
+    say(f"whole/one night: {payload['files_ratio']:.0f}x files, {payload['wall_ratio']:.1f}x wall")
+    if options.out is not None:
+        for path in report.write(options.out, "partitions", payload):
+            say(f"wrote {path}")
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     return tuple(int(float(x)) for x in text.split(",") if x.strip())
 
@@ -686,6 +706,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Options.memory_rows,
         help="comma-separated sizes for --memory (default 1000000,100000000)",
     )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        metavar="DAYS",
+        help="partition mode: DAYS daily folders of --rows/DAYS rows each; the whole table "
+        "against its last day under input.where (files read and wall)",
+    )
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -713,6 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_child(options, args.result)
     elif args.memory:
         run_memory(options)
+    elif args.partitions:
+        run_partition_filter(options, args.partitions)
     else:
         run_throughput(options)
     return 0
