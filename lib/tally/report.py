@@ -32,8 +32,8 @@ from pyspark.sql import functions as F
 
 from tally.checks import Outcome
 from tally.errors import InputError
+from tally.plan import ALL_ROWS
 
-ALL_ROWS = "ALL"
 #: metrics drawn in the trend section, in page order
 TREND_METRICS = ("roc_auc", "pr_auc", "log_loss", "count")
 #: columns of the threshold table, in page order
