@@ -325,6 +325,7 @@ def partitions_md(p: Mapping[str, Any]) -> list[str]:
         "",
         f"Whole table / one night: **{p['files_ratio']:.0f}×** the files, "
         f"**{p['wall_ratio']:.1f}×** the wall time.",
+        *([f"Note: {p['note']}"] if p.get("note") else []),
     ]
 
 

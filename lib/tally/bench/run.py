@@ -612,6 +612,7 @@ def run_partition_filter(options: Options, days: int, say: Callable[[str], None]
     finally:
         spark.stop()
     payload["command"] = options.command
+    payload["note"] = options.note
     for c in payload["cases"]:
         say(f"{c['case']:12} {c['files']:>5} files {c['wall_s']:8.2f} s ({c['reader']})")
     say(f"whole/one night: {payload['files_ratio']:.0f}x files, {payload['wall_ratio']:.1f}x wall")
