@@ -359,3 +359,10 @@ def test_cli_evaluate_refuses_a_table_name_with_sql_before_spark(tmp_path, capsy
     code, err = _cli(tmp_path, capsys, JOB + "output: {table: 'tally.metrics; DROP TABLE x'}\n",
                      command="evaluate")
     assert code == 2 and "'output.table' must be a table name" in err
+
+
+def test_every_registered_task_declares_its_check_metrics() -> None:
+    from tally.checks_config import METRIC_SHAPES
+    from tally.tasks import TASKS
+
+    assert set(METRIC_SHAPES) == set(TASKS)

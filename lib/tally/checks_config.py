@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,24 +81,40 @@ def _shaped(shape: Shape, *names: str) -> dict[str, Shape]:
 
 
 def metric_shapes(config: ParsedConfig) -> dict[str, Shape]:
-    """Every metric the job writes for its task and options (docs/metrics.md)."""
-    if config.task == "multilabel":
-        return {
-            **_shaped(_PLAIN, "count", "invalid_rows", "macro_roc_auc", "map"),
-            **_shaped(_PLAIN, *(f"invalid_rows_{r}" for r in MULTILABEL_INVALID_REASONS)),
-            **_shaped(_CLASS, "roc_auc", "roc_auc_error_bound", "average_precision"),
-            **_shaped(_AT, "cp", "cr", "cf1", "op", "or", "of1", "macro_f1", "micro_f1"),
-            **_shaped(_AT, "subset_accuracy", "hamming_loss"),
-            **_shaped(_AT_CLASS, "tp", "fp", "fn", "tn", "precision", "recall", "f1", "support"),
-        }
-    if config.task == "multiclass":
-        return {
-            **_shaped(_PLAIN, "count", "invalid_rows", "accuracy", "mpa", "miou", "fwiou"),
-            **_shaped(_PLAIN, "macro_f1", "micro_f1", "weighted_f1", "cohen_kappa"),
-            **_shaped(_PLAIN, *(f"invalid_rows_{r}" for r in MULTICLASS_INVALID_REASONS)),
-            **_shaped(_CLASS, "recall", "precision", "f1", "iou", "support", "confusion"),
-            **_shaped(_AT, *(["top_k_accuracy"] if config.metrics.top_k else [])),
-        }
+    """Every metric the job writes for its task and options (docs/metrics.md).
+
+    Looked up by task name in :data:`METRIC_SHAPES`; a task without an entry is an error,
+    never another task's metrics (a test holds the keys to the task registry).
+    """
+    try:
+        shapes_of = METRIC_SHAPES[config.task]
+    except KeyError:
+        raise ValueError(f"no check metrics are declared for task {config.task!r}") from None
+    return shapes_of(config)
+
+
+def _multilabel_shapes(config: ParsedConfig) -> dict[str, Shape]:
+    return {
+        **_shaped(_PLAIN, "count", "invalid_rows", "macro_roc_auc", "map"),
+        **_shaped(_PLAIN, *(f"invalid_rows_{r}" for r in MULTILABEL_INVALID_REASONS)),
+        **_shaped(_CLASS, "roc_auc", "roc_auc_error_bound", "average_precision"),
+        **_shaped(_AT, "cp", "cr", "cf1", "op", "or", "of1", "macro_f1", "micro_f1"),
+        **_shaped(_AT, "subset_accuracy", "hamming_loss"),
+        **_shaped(_AT_CLASS, "tp", "fp", "fn", "tn", "precision", "recall", "f1", "support"),
+    }
+
+
+def _multiclass_shapes(config: ParsedConfig) -> dict[str, Shape]:
+    return {
+        **_shaped(_PLAIN, "count", "invalid_rows", "accuracy", "mpa", "miou", "fwiou"),
+        **_shaped(_PLAIN, "macro_f1", "micro_f1", "weighted_f1", "cohen_kappa"),
+        **_shaped(_PLAIN, *(f"invalid_rows_{r}" for r in MULTICLASS_INVALID_REASONS)),
+        **_shaped(_CLASS, "recall", "precision", "f1", "iou", "support", "confusion"),
+        **_shaped(_AT, *(["top_k_accuracy"] if config.metrics.top_k else [])),
+    }
+
+
+def _binary_shapes(config: ParsedConfig) -> dict[str, Shape]:
     shapes = {
         **_shaped(_PLAIN, "count", "positives", "negatives", "invalid_rows", "pr_auc"),
         **_shaped(_PLAIN, "roc_auc", "roc_auc_error_bound", "roc_auc_std", "roc_auc_ci_low"),
@@ -116,6 +132,14 @@ def metric_shapes(config: ParsedConfig) -> dict[str, Shape]:
         shapes.update(_shaped(_PLAIN, "gauc_rows_null_key", "ois_f1", "ois_f1_groups_used"))
         shapes.update(_shaped(_PLAIN, "ois_f1_groups_skipped"))
     return shapes
+
+
+#: Task name -> the metrics (and their shapes) that task's job writes, for the checks.
+METRIC_SHAPES: Mapping[str, Callable[[ParsedConfig], dict[str, Shape]]] = {
+    "binary": _binary_shapes,
+    "multilabel": _multilabel_shapes,
+    "multiclass": _multiclass_shapes,
+}
 
 
 def score_columns_of(metric: str, config: ParsedConfig) -> tuple[str, ...]:
