@@ -25,7 +25,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import tally
-from conftest import PROJECT_ROOT, write_spark_conf
+from helpers import PROJECT_ROOT, write_spark_conf
 from tally.config import load_config
 from tally.demo import write_demo_dataset
 

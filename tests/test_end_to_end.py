@@ -21,7 +21,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from conftest import PROJECT_ROOT, write_spark_conf
+from helpers import PROJECT_ROOT, write_spark_conf
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e

@@ -25,7 +25,7 @@ import pyspark
 import pytest
 
 import tally
-from conftest import PROJECT_ROOT, write_spark_conf
+from helpers import PROJECT_ROOT, write_spark_conf
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 import tally.spark.counts_store
 import tally.spark.results
 import tally.spark.tables
-from conftest import write_spark_conf
+from helpers import BIN, job_env
 from tally.config import parse_config
 from tally.counts import BinaryCounts, count_binary
 from tally.errors import ConfigError, OutputError
@@ -42,7 +41,6 @@ from tally.plan import CountPlan
 from tally.spark.count import collect_count_groups, count_table
 from tally.spark.tables import OVERWRITE_MODE
 
-BIN = Path(sys.executable).parent
 DAY0, DAY1, DAY2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21), dt.date(2026, 11, 22)
 ROWS = 20_000
 
@@ -234,13 +232,8 @@ def test_retried_tasks_count_and_write_each_row_once(tmp_path, data):
     out.mkdir()
     script = tmp_path / "retry_job.py"
     script.write_text(RETRY_SCRIPT)
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path / "spark")),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "TALLY_SPARK_LOG_LEVEL": "warn",  # the executor's logs of the failed attempts
-    }
+    # the executor's logs of the failed attempts
+    env = job_env(tmp_path / "spark", TALLY_SPARK_LOG_LEVEL="warn")
     done = subprocess.run(
         [sys.executable, str(script), data["path"], str(marks), str(out)],
         cwd=tmp_path,
@@ -681,14 +674,9 @@ def test_tally_evaluate_subprocess_prints_no_environment(tmp_path):
         "output: {table: tally_logs.metrics, counts_table: tally_logs.counts,"
         " curves_table: tally_logs.curves}\n"
     )
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path / "spark")),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "TALLY_TEST_SECRET": SECRET,
-        "AWS_SECRET_ACCESS_KEY": SECRET + "-aws",
-    }
+    env = job_env(
+        tmp_path / "spark", TALLY_TEST_SECRET=SECRET, AWS_SECRET_ACCESS_KEY=SECRET + "-aws"
+    )
     done = subprocess.run(
         [str(BIN / "tally"), "evaluate", "--config", "job.yaml", "--run-date", "2026-11-21"],
         cwd=tmp_path,

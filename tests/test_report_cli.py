@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_spark_conf
+from helpers import write_spark_conf
 from tally.demo import write_demo_dataset
 from tally.report import default_report_path, format_value
 

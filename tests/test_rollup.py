@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pytest
 from pyspark.sql import functions as F
 from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 
-from conftest import write_spark_conf
+from helpers import BIN, job_env
 from tally.config import JobConfig, parse_config
 from tally.errors import InputError
 from tally.job import evaluate, rollup
@@ -333,13 +331,8 @@ def parse_printed_table(text: str) -> list[dict[str, str]]:
 
 @pytest.mark.e2e
 def test_tally_rollup_prints_the_window_metrics(tmp_path):
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path)),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-    }
-    tally = str(Path(sys.executable).parent / "tally")
+    env = job_env(tmp_path)
+    tally = str(BIN / "tally")
     tables = {"2026-11-01": day_rows(seed=7, rows=800), "2026-11-02": day_rows(seed=8, rows=800)}
     for day, table in tables.items():
         (tmp_path / "data" / day).mkdir(parents=True)
