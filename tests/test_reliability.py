@@ -31,7 +31,7 @@ from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 import tally.spark.counts_store
 import tally.spark.results
 import tally.spark.tables
-from helpers import BIN, job_env
+from helpers import job_env
 from tally.config import parse_config
 from tally.counts import BinaryCounts, count_binary
 from tally.errors import ConfigError, OutputError
@@ -635,7 +635,7 @@ def test_quoted_table_name_holding_sql_is_only_a_name(spark, tmp_path):
     assert metric_values(spark, f"{db}.metrics", DAY1, "victim")[("ALL", "count", None)] == 5
 
 
-# --- 3. secrets in logs -----------------------------------------------------------------------
+# --- 3. secrets in logs (the `tally` subprocesses' logs: test_end_to_end.py) -------------------
 
 SECRET = "s3cr3t-9f2c41"
 
@@ -663,32 +663,6 @@ def test_job_log_shows_config_but_no_environment(spark, tmp_path, monkeypatch, c
     assert "done: read 7 rows" in caplog.text
     for text in (caplog.text, out, err):
         assert SECRET not in text
-
-
-def test_tally_evaluate_subprocess_prints_no_environment(tmp_path):
-    paths = _inputs(tmp_path, {"in": 7})
-    (tmp_path / "job.yaml").write_text(
-        "model: logged\n"
-        f"input: {{path: {paths['in']}}}\n"
-        "columns: {label: label, score: score}\n"
-        "output: {table: tally_logs.metrics, counts_table: tally_logs.counts,"
-        " curves_table: tally_logs.curves}\n"
-    )
-    env = job_env(
-        tmp_path / "spark", TALLY_TEST_SECRET=SECRET, AWS_SECRET_ACCESS_KEY=SECRET + "-aws"
-    )
-    done = subprocess.run(
-        [str(BIN / "tally"), "evaluate", "--config", "job.yaml", "--run-date", "2026-11-21"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-5000:]
-    assert "model='logged'" in done.stderr and "done: read 7 rows" in done.stderr
-    assert SECRET not in done.stdout
-    assert SECRET not in done.stderr
 
 
 # --- 4. property: Spark counts equal numpy counts, however rows are split ----------------------
