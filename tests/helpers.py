@@ -8,9 +8,11 @@ Fixtures live in ``conftest.py``; this module holds plain functions and constant
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import shutil
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -67,6 +69,26 @@ def job_env(base: Path, **extra: str) -> dict[str, str]:
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         **extra,
     }
+
+
+def package(dest: Path) -> Path:
+    """`make package`, its zip copied into ``dest``; the wheel must be built too.
+
+    Holds a lock on ``dist/`` while it builds and copies: tests in other pytest-xdist
+    workers may run `make package` at the same time, and it deletes the old zip first.
+    """
+    import tally
+
+    (PROJECT_ROOT / "dist").mkdir(exist_ok=True)
+    with open(PROJECT_ROOT / "dist" / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        built = PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip"
+        assert built.is_file()
+        assert list((PROJECT_ROOT / "dist").glob(f"tally-{tally.__version__}-*.whl"))
+        return Path(shutil.copy(built, dest / built.name))
 
 
 def write_parquet(path: Path, columns: dict[str, pa.Array], files: int = 1) -> str:

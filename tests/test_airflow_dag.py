@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,12 +25,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import tally
-from helpers import PROJECT_ROOT, write_spark_conf
+from helpers import BIN, PROJECT_ROOT, package, write_spark_conf
 from tally.config import load_config
 from tally.demo import write_demo_dataset
 
 AIRFLOW_VENV = PROJECT_ROOT / ".venv-airflow"
-BIN = Path(sys.executable).parent
 DAGS = PROJECT_ROOT / "jobs" / "dags"
 
 # Runs in .venv-airflow, once for all the cases in argv[2] (JSON: name -> [logical date, TALLY_*
@@ -426,10 +424,7 @@ def nightly_run(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
     from its log: each JVM costs seconds, and that query is the one an operator reads.
     """
     root = tmp_path_factory.mktemp("nightly")
-    done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    artifact = shutil.copy(PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip", root)
+    artifact = package(root)
     reference = {}
     for model, (_, min_auc, seed) in MODELS.items():
         reference[model] = scored_rows(root / model, seed)

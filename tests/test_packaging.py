@@ -12,9 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import subprocess
-import sys
 import sysconfig
 import venv
 import zipfile
@@ -24,13 +22,11 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
-import tally
-from helpers import PROJECT_ROOT, write_spark_conf
+from helpers import BIN, PROJECT_ROOT, package, write_spark_conf
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 ROWS = 30_000
 CONFIG = """\
 model: packaged
@@ -71,17 +67,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`make package`'s zip, copied out of the project."""
-    done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    built = PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip"
-    assert built.is_file()
-    assert list((PROJECT_ROOT / "dist").glob(f"tally-{tally.__version__}-*.whl"))
-    names = zipfile.ZipFile(built).namelist()
+    copy = package(tmp_path_factory.mktemp("artifact"))
+    names = zipfile.ZipFile(copy).namelist()
     assert "tally/__init__.py" in names and "tally/cli.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    copy = tmp_path_factory.mktemp("artifact") / built.name
-    shutil.copy(built, copy)
     return copy
 
 
