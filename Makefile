@@ -69,9 +69,11 @@ run: setup demo-data ## evaluate the demo datasets (binary, multi-label, multicl
 	$(VENV)/bin/tally evaluate --config conf/demo_multiclass.yaml --run-date $(RUN_DATE)
 	$(VENV)/bin/tally sql --format table "$(DEMO_QUERY)"
 
+# Two pytest-xdist workers, each with its own Spark session and catalog; --dist loadfile keeps
+# a test file on one worker, so a module's fixtures (e.g. the end-to-end runs) run once.
 test: setup airflow-env browser ## run the whole test suite (unit, Spark, end to end)
 	$(VENV)/bin/ruff check lib jobs tests
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 package: ## build dist/tally-<version>.zip (for --py-files) and the wheel
 	@mkdir -p dist

@@ -4,8 +4,9 @@ and runs: one night, spark-submit and report for real, a failed check failing it
 Airflow lives in `.venv-airflow` (`make airflow-env`, exact pins from PyPI), apart from the
 project venv: its dependency tree would clash with the pyspark/pandas pins. Each check runs
 a script in that venv's Python with a throwaway AIRFLOW_HOME and reports as JSON; the
-assertions run here. The shape checks load a DagBag over `jobs/dags` (no Airflow database
-needed); the run (`e2e`) migrates a SQLite database and runs `dag.test()`.
+assertions run here. The shape checks load a DagBag over `jobs/dags` once per case of
+settings, all in one process (no Airflow database needed); the run (`e2e`) migrates a SQLite
+database and runs `dag.test()`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,19 +25,20 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import tally
-from conftest import PROJECT_ROOT, write_spark_conf
+from helpers import BIN, PROJECT_ROOT, package, write_spark_conf
 from tally.config import load_config
 from tally.demo import write_demo_dataset
 
 AIRFLOW_VENV = PROJECT_ROOT / ".venv-airflow"
-BIN = Path(sys.executable).parent
 DAGS = PROJECT_ROOT / "jobs" / "dags"
 
-# Runs in .venv-airflow: load the folder, describe the DAG and its tasks, render the templates
-# for the logical date in argv[2] (without, then with an Airflow Variable, then with a trigger's
-# param), and build the spark-submit command line the provider's hook would run.
+# Runs in .venv-airflow, once for all the cases in argv[2] (JSON: name -> [logical date, TALLY_*
+# settings]): per case, set the settings as environment variables, load the folder (the DAG
+# file is imported anew and reads them), describe the DAG and its tasks, render the templates
+# for the logical date (without, then with an Airflow Variable, then with a trigger's param),
+# and build the spark-submit command line the provider's hook would run.
 CHECK = r"""
-import inspect, json, sys, time
+import inspect, json, os, sys, time
 from datetime import datetime
 
 try:
@@ -49,62 +50,75 @@ except ImportError:
 options = {}
 if "include_examples" in inspect.signature(DagBag).parameters:
     options["include_examples"] = False
-started = time.perf_counter()
-bag = DagBag(dag_folder=sys.argv[1], **options)
-parse_s = time.perf_counter() - started
-out = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
-       "dag_ids": sorted(bag.dags), "parse_s": parse_s,
-       "warnings": {str(k): list(v) for k, v in getattr(bag, "captured_warnings", {}).items()},
-       "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "tally"))}
-dag = bag.dags.get("tally_nightly")
-if dag is not None:
-    module = next(m for m in list(sys.modules.values())
-                  if getattr(m, "__file__", None) == dag.fileloc)
-    try:  # the template context's ``macros`` (Airflow 3)
-        from airflow.sdk.execution_time import macros
-    except ImportError:
-        from airflow import macros
-    ds = datetime.fromisoformat(sys.argv[2]).strftime("%Y-%m-%d")
-    params = dag.params.dump()
 
-    def render(task, value, variables=None, **overrides):
-        context = {"ds": ds, "macros": macros, "params": {**params, **overrides},
-                   "var": {"value": variables or {}}}
-        return task.render_template(value, context)
 
-    try:  # what the DAG processor stores for the scheduler and workers (Airflow 3)
-        from airflow.serialization.serialized_objects import DagSerialization
-    except ImportError:
-        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
-    out["serialized_tasks"] = sorted(
-        DagSerialization.from_dict(DagSerialization.to_dict(dag)).task_dict)
-    out["dag"] = {"catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
-                  "start_date": dag.start_date.isoformat(), "params": params,
-                  "schedule": str(getattr(dag, "schedule", None)),
-                  "tally_version": module.TALLY_VERSION}
-    tasks = out["tasks"] = {}
-    for task in dag.tasks:
-        info = tasks[task.task_id] = {
-            "type": type(task).__name__, "upstream": sorted(task.upstream_task_ids),
-            "downstream": sorted(task.downstream_task_ids), "retries": task.retries,
-            "retry_delay_s": task.retry_delay.total_seconds(),
-            "trigger_rule": getattr(task.trigger_rule, "value", task.trigger_rule)}
-        if type(task).__name__ == "SparkSubmitOperator":
-            variables = {"tally_py_files": "/variable/tally.zip"}
-            info.update(
-                conn_id=task._conn_id, application_args=task.application_args,
-                files=task.files, deploy_mode=task._deploy_mode,
-                rendered_args=render(task, task.application_args),
-                py_files=render(task, task.py_files),
-                py_files_variable=render(task, task.py_files, variables),
-                py_files_param=render(task, task.py_files, variables, py_files="/param/t.zip"),
-                application=render(task, task.application))
-            task.render_template_fields(
-                {"ds": ds, "macros": macros, "params": params, "var": {"value": {}}})
-            info["command"] = task._get_hook()._build_spark_submit_command(task.application)
-        else:
-            info.update(rendered_command=render(task, task.bash_command), cwd=task.cwd)
-print("RESULT " + json.dumps(out))
+def describe(logical_date):
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=sys.argv[1], **options)
+    parse_s = time.perf_counter() - started
+    out = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+           "dag_ids": sorted(bag.dags), "parse_s": parse_s,
+           "warnings": {str(k): list(v) for k, v in getattr(bag, "captured_warnings", {}).items()},
+           "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "tally"))}
+    dag = bag.dags.get("tally_nightly")
+    if dag is not None:
+        module = next(m for m in list(sys.modules.values())
+                      if getattr(m, "__file__", None) == dag.fileloc)
+        try:  # the template context's ``macros`` (Airflow 3)
+            from airflow.sdk.execution_time import macros
+        except ImportError:
+            from airflow import macros
+        ds = datetime.fromisoformat(logical_date).strftime("%Y-%m-%d")
+        params = dag.params.dump()
+
+        def render(task, value, variables=None, **overrides):
+            context = {"ds": ds, "macros": macros, "params": {**params, **overrides},
+                       "var": {"value": variables or {}}}
+            return task.render_template(value, context)
+
+        try:  # what the DAG processor stores for the scheduler and workers (Airflow 3)
+            from airflow.serialization.serialized_objects import DagSerialization
+        except ImportError:
+            from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
+        out["serialized_tasks"] = sorted(
+            DagSerialization.from_dict(DagSerialization.to_dict(dag)).task_dict)
+        out["dag"] = {"catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+                      "start_date": dag.start_date.isoformat(), "params": params,
+                      "schedule": str(getattr(dag, "schedule", None)),
+                      "tally_version": module.TALLY_VERSION}
+        tasks = out["tasks"] = {}
+        for task in dag.tasks:
+            info = tasks[task.task_id] = {
+                "type": type(task).__name__, "upstream": sorted(task.upstream_task_ids),
+                "downstream": sorted(task.downstream_task_ids), "retries": task.retries,
+                "retry_delay_s": task.retry_delay.total_seconds(),
+                "trigger_rule": getattr(task.trigger_rule, "value", task.trigger_rule)}
+            if type(task).__name__ == "SparkSubmitOperator":
+                variables = {"tally_py_files": "/variable/tally.zip"}
+                info.update(
+                    conn_id=task._conn_id, application_args=task.application_args,
+                    files=task.files, deploy_mode=task._deploy_mode,
+                    rendered_args=render(task, task.application_args),
+                    py_files=render(task, task.py_files),
+                    py_files_variable=render(task, task.py_files, variables),
+                    py_files_param=render(
+                    task, task.py_files, variables, py_files="/param/t.zip"),
+                    application=render(task, task.application))
+                task.render_template_fields(
+                    {"ds": ds, "macros": macros, "params": params, "var": {"value": {}}})
+                info["command"] = task._get_hook()._build_spark_submit_command(task.application)
+            else:
+                info.update(rendered_command=render(task, task.bash_command), cwd=task.cwd)
+    return out
+
+
+results = {}
+for name, (logical_date, settings) in json.loads(sys.argv[2]).items():
+    for key in [k for k in os.environ if k.startswith("TALLY_")]:
+        del os.environ[key]
+    os.environ.update(settings)
+    results[name] = describe(logical_date)
+print("RESULT " + json.dumps(results))
 """
 
 
@@ -150,17 +164,35 @@ def run_in_airflow(airflow_python: Path, script: str, logical_date: str, cwd: Pa
     return json.loads(result[-1].removeprefix("RESULT ")), output
 
 
-def load(airflow_python: Path, tmp_path: Path, logical_date: str = "2026-11-22",
-         **settings: str) -> dict:
-    """Run CHECK with TALLY_<name> settings; returns its JSON report."""
-    return run_in_airflow(airflow_python, CHECK, logical_date, tmp_path,
-                          airflow_env(tmp_path, **settings))[0]
+#: The DAGs loaded, by name: (logical date, TALLY_<NAME> settings).
+CASES = {
+    "default": ("2026-11-22", {
+        "project_root": "/srv/tally",
+        "configs": "conf/demo.yaml,conf/ctr_v7.yaml,/etc/tally/fraud-v2.yaml@-3",
+    }),
+    "settings": ("2026-12-01", {
+        "configs": "/jobs/ctr.yaml", "spark_conn_id": "spark_yarn", "deploy_mode": "cluster",
+        "retries": "5", "max_active_runs": "3", "py_files": "hdfs:///tally/tally.zip",
+        "bin": "/opt/tally/venv/bin/tally", "reports_dir": "/data/tally reports",
+    }),
+    "duplicate_names": ("2026-11-22", {"configs": "a/demo.yaml,b/demo.yaml"}),
+    "offset_after_the_night": ("2026-11-22", {"configs": "conf/demo.yaml,conf/ctr_v7.yaml@3"}),
+}
 
 
 @pytest.fixture(scope="module")
-def default_dag(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load(airflow_python, tmp_path_factory.mktemp("dagbag"), project_root="/srv/tally",
-                configs="conf/demo.yaml,conf/ctr_v7.yaml,/etc/tally/fraud-v2.yaml@-3")
+def loaded(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """CHECK's JSON report of every case, from one Airflow process (it imports Airflow once)."""
+    tmp_path = tmp_path_factory.mktemp("dagbag")
+    cases = {name: [day, {f"TALLY_{k.upper()}": v for k, v in settings.items()}]
+             for name, (day, settings) in CASES.items()}
+    return run_in_airflow(airflow_python, CHECK, json.dumps(cases), tmp_path,
+                          airflow_env(tmp_path))[0]
+
+
+@pytest.fixture(scope="module")
+def default_dag(loaded: dict[str, dict]) -> dict:
+    return loaded["default"]
 
 
 EVALUATES = ["evaluate_ctr_v7", "evaluate_demo", "evaluate_fraud-v2"]
@@ -283,11 +315,8 @@ def test_retries_catchup_and_concurrency(default_dag):
     assert tasks["gate"]["retries"] == 0
 
 
-def test_settings_from_environment(airflow_python, tmp_path):
-    got = load(airflow_python, tmp_path, logical_date="2026-12-01", configs="/jobs/ctr.yaml",
-               spark_conn_id="spark_yarn", deploy_mode="cluster", retries="5",
-               max_active_runs="3", py_files="hdfs:///tally/tally.zip",
-               bin="/opt/tally/venv/bin/tally", reports_dir="/data/tally reports")
+def test_settings_from_environment(loaded):
+    got = loaded["settings"]
     assert got["import_errors"] == {}
     ctr = got["tasks"]["evaluate_ctr"]
     assert ctr["conn_id"] == "spark_yarn"
@@ -302,15 +331,15 @@ def test_settings_from_environment(airflow_python, tmp_path):
                     ' || failed="$failed; page of ctr"')
 
 
-def test_duplicate_config_names_are_an_import_error(airflow_python, tmp_path):
-    got = load(airflow_python, tmp_path, configs="a/demo.yaml,b/demo.yaml")
+def test_duplicate_config_names_are_an_import_error(loaded):
+    got = loaded["duplicate_names"]
     assert got["dag_ids"] == []
     [error] = got["import_errors"].values()
     assert "config file names must be unique" in error
 
 
-def test_a_run_date_offset_after_the_night_is_an_import_error(airflow_python, tmp_path):
-    got = load(airflow_python, tmp_path, configs="conf/demo.yaml,conf/ctr_v7.yaml@3")
+def test_a_run_date_offset_after_the_night_is_an_import_error(loaded):
+    got = loaded["offset_after_the_night"]
     assert got["dag_ids"] == []
     [error] = got["import_errors"].values()
     assert "TALLY_CONFIGS: 'conf/ctr_v7.yaml@3': after '@' comes the run-date offset" in error
@@ -395,10 +424,7 @@ def nightly_run(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
     from its log: each JVM costs seconds, and that query is the one an operator reads.
     """
     root = tmp_path_factory.mktemp("nightly")
-    done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    artifact = shutil.copy(PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip", root)
+    artifact = package(root)
     reference = {}
     for model, (_, min_auc, seed) in MODELS.items():
         reference[model] = scored_rows(root / model, seed)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import (
     average_precision_score,
@@ -29,6 +28,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from helpers import write_parquet
 from tally.config import parse_config
 from tally.errors import InputError, InvalidRowsError, OutputError
 from tally.job import evaluate
@@ -50,12 +50,6 @@ REASONS = (
 # its own bucket at B = 1024, so the bucketed AUC is exact here.
 BASE_LABELS = [1, 0, 1, 0, 1, 0, 0, 1]
 BASE_SCORES = [0.0, 0.1, 0.35, 0.4, 0.8, 0.65, 1.0, 0.9]
-
-
-def write_parquet(path: Path, columns: dict[str, pa.Array]) -> str:
-    path.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path / "part-0.parquet")
-    return str(path)
 
 
 def config(path: str, db: str, model: str, **extra):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
+from helpers import by_name
 from tally.counts import bucket_of
-from tally.metrics import MetricValue
 from tally.metrics.calibration import bin_of_bucket, calibration_metrics, reliability_curve
 
 TOL = 1e-12
@@ -63,10 +63,6 @@ def reference(y, s, edges: np.ndarray, weights=None):
     ece = sum(c / total * abs(ms - pr) for _, ms, pr, c in points)
     mce = max(abs(ms - pr) for _, ms, pr, _ in points)
     return points, ece, mce
-
-
-def by_name(values: list[MetricValue]) -> dict[str, MetricValue]:
-    return {v.metric: v for v in values}
 
 
 CASES = [  # seed, rows, buckets, bins

@@ -3,20 +3,18 @@ with one line per failed check; `tally check` re-evaluates the stored run the sa
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_spark_conf
+from helpers import BIN, job_env
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e
 
-TALLY = Path(sys.executable).parent / "tally"
+TALLY = BIN / "tally"
 RUN_DATE = "2026-11-22"
 CONFIG = """\
 model: gate
@@ -40,12 +38,7 @@ def _rows(root: Path, table: str) -> list[dict]:
 def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(tmp_path):
     write_demo_dataset(tmp_path / "data", rows=4_000, seed=11, files=1)
     (tmp_path / "job.yaml").write_text(CONFIG)
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path)),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-    }
+    env = job_env(tmp_path)
 
     def tally(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(TALLY), *args], cwd=tmp_path, env=env, capture_output=True,

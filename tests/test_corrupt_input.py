@@ -14,14 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_spark_conf
+from helpers import BIN, job_env
 from tally.config import InputConfig, parse_config
 from tally.errors import InputError
 from tally.job import evaluate, plan_of
@@ -30,7 +29,7 @@ from tally.spark.count import arrow_reader
 DB = "tally_corrupt"
 DAY = dt.date(2026, 11, 22)
 FILES = 4
-TALLY = Path(sys.executable).parent / "tally"
+TALLY = BIN / "tally"
 ROWS = pa.table({"label": [1, 0, 1, 0], "score": [0.9, 0.2, 0.6, 0.4]})
 PYARROW_SAYS = (
     "Parquet magic bytes not found in footer. Either the file is corrupted or this is not a "
@@ -145,12 +144,7 @@ def test_cli_exits_3_with_one_line_naming_the_file(tmp_path, spark):
         f"model: m\ninput: {{path: {folder}}}\ncolumns: {{label: label, score: score}}\n"
         f"output: {{table: {DB}.metrics, counts_table: {DB}.counts, curves_table: {DB}.curves}}\n"
     )
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path)),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-    }
+    env = job_env(tmp_path)
     done = subprocess.run(
         [str(TALLY), "evaluate", "--config", "job.yaml", "--run-date", DAY.isoformat()],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,

@@ -20,6 +20,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from helpers import class_names, multilabel_rows
 from tally.counts import count_binary
 from tally.counts_multi import (
     MulticlassCounts,
@@ -31,19 +32,6 @@ from tally.counts_multi import (
 )
 
 THRESHOLDS = (0.0, 0.25, 0.5, 0.77, 1.0)
-
-
-def names(k: int) -> tuple[str, ...]:
-    return tuple(f"c{i}" for i in range(k))
-
-
-def multilabel_rows(seed: int, n: int, k: int, decimals: int | None = 2):
-    rng = np.random.default_rng(seed)
-    y = (rng.random((n, k)) < rng.uniform(0.05, 0.6, k)).astype(np.int64)
-    s = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0.0, 1.0)
-    if decimals is not None:
-        s = np.round(s, decimals)
-    return y, s
 
 
 def multiclass_rows(seed: int, n: int, k: int):
@@ -86,7 +74,7 @@ def test_multilabel_columns_match_binary_counts_and_sklearn(seed, buckets):
     y, s = multilabel_rows(seed, 300, 4)
     thresholds = (*THRESHOLDS, *np.unique(s)[:3].tolist())  # thresholds equal to scores
     thresholds = tuple(sorted(set(thresholds)))
-    c = count_multilabel(y, s, names(4), buckets, thresholds)
+    c = count_multilabel(y, s, class_names(4), buckets, thresholds)
     for k in range(4):
         b = count_binary(y[:, k].astype(np.float64), s[:, k], buckets, thresholds)
         assert np.array_equal(c.pos[k], b.pos) and np.array_equal(c.neg[k], b.neg)
@@ -104,8 +92,8 @@ def test_multilabel_columns_match_binary_counts_and_sklearn(seed, buckets):
 
 
 def test_multilabel_empty_input_is_empty_table():
-    c = count_multilabel(np.zeros((0, 3)), np.zeros((0, 3)), names(3), 8, THRESHOLDS)
-    assert c.same_counts(MultilabelCounts.empty(names(3), 8, THRESHOLDS))
+    c = count_multilabel(np.zeros((0, 3)), np.zeros((0, 3)), class_names(3), 8, THRESHOLDS)
+    assert c.same_counts(MultilabelCounts.empty(class_names(3), 8, THRESHOLDS))
     assert c.rows == 0 and c.total == 0
     assert c.pos.shape == (3, 8) and c.tp_at.shape == (len(THRESHOLDS), 3)
 
@@ -119,36 +107,36 @@ def test_multilabel_no_thresholds_and_one_class():
 def test_multilabel_input_checks():
     y, s = multilabel_rows(0, 5, 3)
     with pytest.raises(ValueError, match="shape"):
-        count_multilabel(y, s, names(2), 8, THRESHOLDS)  # K mismatch
+        count_multilabel(y, s, class_names(2), 8, THRESHOLDS)  # K mismatch
     with pytest.raises(ValueError, match="shape"):
-        count_multilabel(y[:, 0], s[:, 0], names(1), 8, THRESHOLDS)  # 1-D
+        count_multilabel(y[:, 0], s[:, 0], class_names(1), 8, THRESHOLDS)  # 1-D
     with pytest.raises(ValueError, match="0 or 1"):
-        count_multilabel(y * 2, s, names(3), 8, THRESHOLDS)
+        count_multilabel(y * 2, s, class_names(3), 8, THRESHOLDS)
     with pytest.raises(ValueError, match="distinct"):
         count_multilabel(y, s, ("a", "a", "b"), 8, THRESHOLDS)
     with pytest.raises(ValueError, match="at least one class"):
         MultilabelCounts.empty((), 8, THRESHOLDS)
-    c = count_multilabel(y, s, names(3), 8, THRESHOLDS)
+    c = count_multilabel(y, s, class_names(3), 8, THRESHOLDS)
     with pytest.raises(ValueError, match="tp_at"):
         MultilabelCounts(**{**c.__dict__, "tp_at": c.tp_at[:, :2]})
 
 
 def test_multilabel_merge_refuses_different_tables():
     y, s = multilabel_rows(0, 20, 3)
-    c = count_multilabel(y, s, names(3), 8, THRESHOLDS)
+    c = count_multilabel(y, s, class_names(3), 8, THRESHOLDS)
     for other in (
         count_multilabel(y, s, ("x", "y", "z"), 8, THRESHOLDS),
-        count_multilabel(y, s, names(3), 16, THRESHOLDS),
-        count_multilabel(y, s, names(3), 8, THRESHOLDS[:-1]),
+        count_multilabel(y, s, class_names(3), 16, THRESHOLDS),
+        count_multilabel(y, s, class_names(3), 8, THRESHOLDS[:-1]),
     ):
         with pytest.raises(ValueError, match="cannot merge"):
             c.merge(other)
 
 
 def test_multilabel_merge_adds_invalid_and_float_sums():
-    a = MultilabelCounts.empty(names(2), 4, (0.5,), reasons=("null_label",), dtype=np.float64)
+    a = MultilabelCounts.empty(class_names(2), 4, (0.5,), reasons=("null_label",), dtype=np.float64)
     a = MultilabelCounts(**{**a.__dict__, "invalid": {"null_label": 2}})
-    b = MultilabelCounts.empty(names(2), 4, (0.5,))
+    b = MultilabelCounts.empty(class_names(2), 4, (0.5,))
     b = MultilabelCounts(**{**b.__dict__, "pos": b.pos + 1, "invalid": {"nan_score": 1}})
     m = a.merge(b)
     assert m.pos.dtype == np.float64 and m.pos.tolist() == [[1.0] * 4] * 2
@@ -180,14 +168,14 @@ def test_multiclass_confusion_matches_sklearn(seed, k_classes):
     y, s = multiclass_rows(seed, 400, k_classes)
     pred = argmax_predictions(s)
     other = np.random.default_rng(seed).integers(0, k_classes, 400)
-    c = count_multiclass(y, pred, names(k_classes))
+    c = count_multiclass(y, pred, class_names(k_classes))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # K = 1: "a single label was found"
         expected = confusion_matrix(y, pred, labels=range(k_classes))
         expected_other = confusion_matrix(y, other, labels=range(k_classes))
     assert np.array_equal(c.confusion, expected)
     # predictions need not come from the scores
-    c = count_multiclass(y, other, names(k_classes))
+    c = count_multiclass(y, other, class_names(k_classes))
     assert np.array_equal(c.confusion, expected_other)
 
 
@@ -196,7 +184,7 @@ def test_multiclass_confusion_matches_sklearn(seed, k_classes):
 def test_top_k_hits_match_sklearn_on_continuous_scores(seed, k_classes):
     y, s = multiclass_rows(seed, 500, k_classes)
     ks = range(1, k_classes + 1)
-    c = count_multiclass(y, argmax_predictions(s), names(k_classes), s, ks)
+    c = count_multiclass(y, argmax_predictions(s), class_names(k_classes), s, ks)
     assert sorted(c.top_k_hits) == list(ks)
     for k in ks:
         with warnings.catch_warnings():
@@ -214,7 +202,7 @@ def test_top_k_two_classes_matches_sklearn_binary_form():
     p1 = rng.random(300)
     y = (rng.random(300) < p1).astype(np.int64)
     s = np.column_stack([1 - p1, p1])
-    c = count_multiclass(y, argmax_predictions(s), names(2), s, (1, 2))
+    c = count_multiclass(y, argmax_predictions(s), class_names(2), s, (1, 2))
     assert c.top_k_hits[1] == top_k_accuracy_score(y, p1, k=1, labels=[0, 1], normalize=False)
     assert c.top_k_hits[2] == 300
 
@@ -270,33 +258,33 @@ def test_top_k_hits_match_a_sorted_ranking(case):
 
 def test_multiclass_input_checks():
     with pytest.raises(ValueError, match="class indices"):
-        count_multiclass(np.array([0, 3]), np.array([0, 1]), names(3))
+        count_multiclass(np.array([0, 3]), np.array([0, 1]), class_names(3))
     with pytest.raises(ValueError, match="class indices"):
-        count_multiclass(np.array([0, 1]), np.array([-1, 1]), names(3))
+        count_multiclass(np.array([0, 1]), np.array([-1, 1]), class_names(3))
     with pytest.raises(ValueError, match="length"):
-        count_multiclass(np.array([0, 1]), np.array([0]), names(3))
+        count_multiclass(np.array([0, 1]), np.array([0]), class_names(3))
     with pytest.raises(ValueError, match="top_k_scores are required"):
-        count_multiclass(np.array([0]), np.array([0]), names(3), ks=(1,))
+        count_multiclass(np.array([0]), np.array([0]), class_names(3), ks=(1,))
     with pytest.raises(ValueError, match="shape"):
-        count_multiclass(np.array([0]), np.array([0]), names(3), np.zeros((1, 2)), ks=(1,))
+        count_multiclass(np.array([0]), np.array([0]), class_names(3), np.zeros((1, 2)), ks=(1,))
     with pytest.raises(ValueError, match="k >= 1"):
-        count_multiclass(np.array([0]), np.array([0]), names(3), np.zeros((1, 3)), ks=(0,))
+        count_multiclass(np.array([0]), np.array([0]), class_names(3), np.zeros((1, 3)), ks=(0,))
     with pytest.raises(ValueError, match="confusion"):
-        MulticlassCounts(names(3), np.zeros((2, 2), np.int64))
+        MulticlassCounts(class_names(3), np.zeros((2, 2), np.int64))
     with pytest.raises(ValueError, match="shape"):
         argmax_predictions(np.zeros(3))
 
 
 def test_multiclass_empty_and_merge_checks():
-    empty = count_multiclass(np.zeros(0), np.zeros(0), names(3), np.zeros((0, 3)), (1, 2))
-    assert empty.same_counts(MulticlassCounts.empty(names(3), ks=(2, 1)))
+    empty = count_multiclass(np.zeros(0), np.zeros(0), class_names(3), np.zeros((0, 3)), (1, 2))
+    assert empty.same_counts(MulticlassCounts.empty(class_names(3), ks=(2, 1)))
     assert empty.total == 0 and dict(empty.top_k_hits) == {1: 0, 2: 0}
     with pytest.raises(ValueError, match="cannot merge"):
-        empty.merge(MulticlassCounts.empty(names(3), ks=(1,)))
+        empty.merge(MulticlassCounts.empty(class_names(3), ks=(1,)))
     with pytest.raises(ValueError, match="cannot merge"):
         empty.merge(MulticlassCounts.empty(("a", "b", "c"), ks=(1, 2)))
-    a = MulticlassCounts.empty(names(2), reasons=("null_label",))
-    b = MulticlassCounts(names(2), np.ones((2, 2)), rows=4, invalid={"invalid_label": 1})
+    a = MulticlassCounts.empty(class_names(2), reasons=("null_label",))
+    b = MulticlassCounts(class_names(2), np.ones((2, 2)), rows=4, invalid={"invalid_label": 1})
     m = a.merge(b)
     assert m.confusion.dtype == np.float64 and m.rows == 4
     assert dict(m.invalid) == {"null_label": 0, "invalid_label": 1}
@@ -325,13 +313,13 @@ def multilabel_case(draw):
 def test_multilabel_merge_of_parts_equals_count_of_all(case, random):
     k, y, s, cuts, buckets = case
     thresholds = (0.0, 0.29, 0.5, 1.0)
-    whole = count_multilabel(y, s, names(k), buckets, thresholds)
+    whole = count_multilabel(y, s, class_names(k), buckets, thresholds)
     parts = [
-        count_multilabel(y[a:b], s[a:b], names(k), buckets, thresholds)
+        count_multilabel(y[a:b], s[a:b], class_names(k), buckets, thresholds)
         for a, b in zip([0, *cuts], [*cuts, len(y)], strict=True)
     ]
     random.shuffle(parts)
-    merged = MultilabelCounts.empty(names(k), buckets, thresholds)
+    merged = MultilabelCounts.empty(class_names(k), buckets, thresholds)
     for part in parts:
         merged = merged.merge(part) if random.random() < 0.5 else part.merge(merged)
     assert merged.same_counts(whole)
@@ -366,13 +354,13 @@ def test_multiclass_merge_of_parts_equals_count_of_all(case, random):
     k, y, s, cuts = case
     ks = (1, 2, 3)
     pred = argmax_predictions(s)
-    whole = count_multiclass(y, pred, names(k), s, ks)
+    whole = count_multiclass(y, pred, class_names(k), s, ks)
     parts = [
-        count_multiclass(y[a:b], pred[a:b], names(k), s[a:b], ks)
+        count_multiclass(y[a:b], pred[a:b], class_names(k), s[a:b], ks)
         for a, b in zip([0, *cuts], [*cuts, len(y)], strict=True)
     ]
     random.shuffle(parts)
-    merged = MulticlassCounts.empty(names(k), ks)
+    merged = MulticlassCounts.empty(class_names(k), ks)
     for part in parts:
         merged = merged.merge(part) if random.random() < 0.5 else part.merge(merged)
     assert merged.same_counts(whole)

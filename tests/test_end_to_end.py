@@ -1,17 +1,34 @@
-"""The job as users run it: `tally evaluate` and `spark-submit jobs/evaluate.py`, results read
-back through SQL (`tally sql`) and checked against scikit-learn on the same rows."""
+"""The job as users run it: `tally evaluate`, `spark-submit jobs/evaluate.py`, `tally rollup`,
+`tally report` and `tally sql`, each a real subprocess in one folder with its own metastore.
+
+Every such command starts a JVM and the Hive catalog (most of its time), so the commands run
+once, in the order a user would, in one module-scoped fixture (``runs``), and the tests assert
+on what each printed and on the tables read back with one `tally sql` query:
+
+1. `tally evaluate` for the first day (the metrics against scikit-learn on the same rows);
+2. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 3.);
+3. `tally rollup` of both days (the window's metrics against scikit-learn on their union);
+4. `tally evaluate` again for the second day with other thresholds (a rerun replaces rows);
+5. `tally sql` reads back every row of the results table;
+6. `tally report` for the first day (the page carries the AUC that 5. returned);
+7. `tally evaluate` of a missing input path (exit 3, quiet: no Spark warnings or Java traces).
+
+Each subprocess gets secrets in its environment that no log may show. Other failures that
+need Spark (a missing column, invalid rows with ``on_invalid: fail``, a report of an unknown
+model) run in-process through ``tally.cli.main``, whose return value is the process's exit
+code; the checks made before Spark starts run as subprocesses (they start no JVM).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
+import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 from sklearn.metrics import (
     average_precision_score,
@@ -21,34 +38,84 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from conftest import PROJECT_ROOT, write_spark_conf
-from tally.demo import write_demo_dataset
+from helpers import BIN, PROJECT_ROOT, job_env, write_parquet
+from tally.cli import main
+from tally.report import format_value
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
-ROWS = 60_000
-CONFIG = """\
+DAY1, DAY2 = "2026-11-22", "2026-11-23"
+SEEDS = {DAY1: 3, DAY2: 4}  # the rows of each day
+ROWS = 20_000
+SCORES = ("score", "second")
+COUNTRIES = ("de", "fr", "us", None)
+SECRET = "s3cr3t-9f2c41"
+CONFIG = f"""\
 model: e2e
-input: {path: data, format: parquet}
-columns: {label: label, score: score}
-metrics: {buckets: 65536, thresholds: [0.3, 0.5]}
-output: {table: tally_e2e.metrics}
+input: {{path: data/{DAY1}, format: parquet}}
+columns: {{label: label, score: [score, second]}}
+metrics: {{buckets: 65536, thresholds: [0.3, 0.5], calibration_bins: 5}}
+slices: [[country]]
+output: {{table: tally_e2e.metrics, counts_table: tally_e2e.counts, curves_table: tally_e2e.curves}}
 """
+#: the plots of one score column in the report: ROC, PR, reliability, the trend of 4 metrics
+PLOT_TITLES = [
+    "ROC curve",
+    "Precision-recall curve",
+    "Calibration (reliability)",
+    "roc_auc (last: ",
+    "pr_auc (last: ",
+    "log_loss (last: ",
+    "count (last: ",
+]
+
+
+def day_rows(seed: int) -> pa.Table:
+    """One day of rows: a float32 score with signal and a few nulls; a second score with ties,
+    NaN and out-of-range values; a few null labels; a country with nulls."""
+    rng = np.random.default_rng(seed)
+    label = (rng.random(ROWS) < 0.3).astype(np.int8)
+    logit = -1.0 + 2.0 * label + rng.normal(0.0, 1.2, ROWS)
+    score = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    second = np.clip(rng.normal(0.35 + 0.25 * label, 0.2), 0.0, 1.0)
+    second[: ROWS // 4] = np.round(second[: ROWS // 4], 2)  # ties
+    second[rng.random(ROWS) < 0.005] = np.nan
+    second[rng.random(ROWS) < 0.005] = 1.5
+    country = [COUNTRIES[i] for i in rng.integers(0, len(COUNTRIES), ROWS)]
+    return pa.table(
+        {
+            "label": pa.array(label, mask=rng.random(ROWS) < 0.002),
+            "score": pa.array(score, mask=rng.random(ROWS) < 0.001),
+            "second": pa.array(second),
+            "country": pa.array(country, pa.string()),
+        }
+    )
+
+
+def as_arrays(tables: list[pa.Table]) -> dict[str, np.ndarray]:
+    """The rows for the references: nulls as NaN (labels, scores), None (country)."""
+    union = pa.concat_tables(tables)
+    out = {c: union.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+           for c in ("label", *SCORES)}
+    out["country"] = np.array(union.column("country").to_pylist(), dtype=object)
+    return out
+
+
+def valid_rows(rows: dict[str, np.ndarray], score: str) -> np.ndarray:
+    y, s = rows["label"], rows[score]
+    return ~np.isnan(y) & ~np.isnan(s) & (s >= 0) & (s <= 1)
 
 
 class Workspace:
-    """A folder a user would run the job from, with its own catalog and data."""
+    """A folder a user runs `tally` from, with its own Spark conf, metastore and data."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = {
-            **os.environ,
-            "SPARK_CONF_DIR": str(write_spark_conf(root)),
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-        }
-        write_demo_dataset(root / "data", rows=ROWS, seed=3, files=3)
+        self.env = job_env(root, TALLY_TEST_SECRET=SECRET, AWS_SECRET_ACCESS_KEY=SECRET + "-aws")
+        self.days = {day: day_rows(seed) for day, seed in SEEDS.items()}
+        for day, table in self.days.items():
+            columns = {name: table.column(name) for name in table.column_names}
+            write_parquet(root / "data" / day, columns, files=3)
         (root / "job.yaml").write_text(CONFIG)
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
@@ -59,11 +126,6 @@ class Workspace:
     def tally(self, *args: str) -> subprocess.CompletedProcess:
         return self.run(str(BIN / "tally"), *args)
 
-    def sql(self, query: str) -> list[dict[str, str]]:
-        done = self.tally("sql", "--format", "csv", query)
-        assert done.returncode == 0, done.stderr
-        return list(csv.DictReader(io.StringIO(done.stdout)))
-
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
@@ -71,89 +133,280 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 @pytest.fixture(scope="module")
-def reference() -> dict[str, np.ndarray]:
-    """The same rows as the workspace's data, read with pyarrow for scikit-learn."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        write_demo_dataset(Path(tmp), rows=ROWS, seed=3, files=3)
-        table = pq.read_table(tmp)
-    label = table.column("label").to_numpy()
-    score = table.column("score").to_numpy(zero_copy_only=False)  # nulls become NaN
-    valid = ~np.isnan(score)
-    return {"label": label[valid], "score": score[valid].astype(np.float64),
-            "invalid": int((~valid).sum())}
-
-
-def metrics_of(workspace: Workspace, run_date: str) -> dict[tuple[str, str], str]:
-    rows = workspace.sql(
-        "SELECT metric, threshold, value FROM tally_e2e.metrics "
-        f"WHERE model = 'e2e' AND run_date = DATE'{run_date}'"
+def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
+    """The commands of the module docstring, in that order; each test checks its exit code."""
+    second_day = ("--run-date", DAY2, "--set", f"input.path=data/{DAY2}")
+    done = {}
+    done["evaluate"] = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", DAY1)
+    done["spark-submit"] = workspace.run(
+        str(BIN / "spark-submit"), str(PROJECT_ROOT / "jobs" / "evaluate.py"),
+        "--config", "job.yaml", *second_day,
     )
-    return {(r["metric"], r["threshold"]): r["value"] for r in rows}
+    done["rollup"] = workspace.tally(
+        "rollup", "--model", "e2e", "--from", DAY1, "--to", DAY2, "--config", "job.yaml"
+    )
+    done["rerun"] = workspace.tally(
+        "evaluate", "--config", "job.yaml", *second_day, "--set", "metrics.thresholds=[0.4, 0.6]"
+    )
+    done["sql"] = workspace.tally(
+        "sql", "--format", "csv", "--max-rows", "1000000",
+        "SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "
+        "threshold, value FROM tally_e2e.metrics",
+    )
+    done["report"] = workspace.tally("report", "--config", "job.yaml", "--run-date", DAY1)
+    done["nowhere"] = workspace.tally(
+        "evaluate", "--config", "job.yaml", "--run-date", "2026-11-24",
+        "--set", "input.path=no/such/folder",
+    )
+    return done
 
 
-def test_tally_evaluate_writes_metrics_that_match_scikit_learn(workspace, reference):
-    done = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", "2026-11-22")
+@pytest.fixture(scope="module")
+def stored(runs) -> list[dict[str, str]]:
+    """Every row of the results table, as `tally sql --format csv` printed it."""
+    assert runs["sql"].returncode == 0, runs["sql"].stderr
+    return list(csv.DictReader(io.StringIO(runs["sql"].stdout)))
+
+
+def metrics_of(stored: list[dict[str, str]], day: str, score: str, window: int = 1) -> dict:
+    """{(metric, threshold): value} of slice ALL of one score column, a night or a window."""
+    rows = [r for r in stored if (r["run_date"], r["window_days"], r["score_column"], r["slice"])
+            == (day, str(window), score, "ALL")]
+    got = {(r["metric"], r["threshold"]): r["value"] for r in rows}
+    assert len(got) == len(rows), "a metric appears twice"
+    return got
+
+
+# --- tally evaluate ----------------------------------------------------------------------------
+
+
+def test_tally_evaluate_writes_metrics_that_match_scikit_learn(workspace, runs, stored):
+    done = runs["evaluate"]
     assert done.returncode == 0, done.stderr
-    assert f"read {ROWS:,} rows ({reference['invalid']} invalid)" in done.stderr
+    rows = as_arrays([workspace.days[DAY1]])
+    null_label = np.isnan(rows["label"])
+    invalid = int((~valid_rows(rows, "score")).sum())  # the first score column's
+    assert f"read {ROWS:,} rows ({invalid} invalid)" in done.stderr
 
-    got = metrics_of(workspace, "2026-11-22")
-    y, s = reference["label"], reference["score"]
-    assert float(got[("count", "")]) == len(y)
-    assert float(got[("invalid_rows", "")]) == reference["invalid"]
-    assert float(got[("invalid_rows_null_score", "")]) == reference["invalid"]
-    bound = float(got[("roc_auc_error_bound", "")])
-    assert abs(float(got[("roc_auc", "")]) - roc_auc_score(y, s)) <= bound + 1e-12
-    assert bound < 1e-4
-    assert float(got[("pr_auc", "")]) == pytest.approx(average_precision_score(y, s), abs=1e-3)
-    assert float(got[("log_loss", "")]) == pytest.approx(log_loss(y, s), rel=1e-12)
-    assert float(got[("brier", "")]) == pytest.approx(brier_score_loss(y, s), rel=1e-12)
-    for t in (0.3, 0.5):
-        tn, fp, fn, tp = confusion_matrix(y, s >= t, labels=[0, 1]).ravel()
-        assert [float(got[(m, str(t))]) for m in ("tp", "fp", "tn", "fn")] == [tp, fp, tn, fn]
+    for score in SCORES:
+        got = metrics_of(stored, DAY1, score)
+        valid = valid_rows(rows, score)
+        y, s = rows["label"][valid], rows[score][valid]
+        assert float(got[("count", "")]) == len(y)
+        assert float(got[("invalid_rows", "")]) == (~valid).sum()
+        assert float(got[("invalid_rows_null_label", "")]) == null_label.sum()
+        if score == "score":  # nulls, read as NaN here
+            assert float(got[("invalid_rows_null_score", "")]) == (~valid & ~null_label).sum()
+        else:
+            out_of_range = ~null_label & (rows[score] > 1)
+            assert float(got[("invalid_rows_score_out_of_range", "")]) == out_of_range.sum()
+            nan = ~null_label & np.isnan(rows[score])
+            assert float(got[("invalid_rows_nan_score", "")]) == nan.sum()
+        bound = float(got[("roc_auc_error_bound", "")])
+        assert abs(float(got[("roc_auc", "")]) - roc_auc_score(y, s)) <= bound + 1e-12
+        if score == "score":  # continuous scores, 65,536 buckets
+            assert bound < 1e-4
+        assert float(got[("pr_auc", "")]) == pytest.approx(average_precision_score(y, s), abs=1e-3)
+        assert float(got[("log_loss", "")]) == pytest.approx(log_loss(y, s), rel=1e-12)
+        assert float(got[("brier", "")]) == pytest.approx(brier_score_loss(y, s), rel=1e-12)
+        for t in (0.3, 0.5):
+            tn, fp, fn, tp = confusion_matrix(y, s >= t, labels=[0, 1]).ravel()
+            assert [float(got[(m, str(t))]) for m in ("tp", "fp", "tn", "fn")] == [tp, fp, tn, fn]
 
 
-def test_spark_submit_runs_the_same_job_and_a_rerun_replaces_its_rows(workspace):
-    submit = str(BIN / "spark-submit")
-    job = str(PROJECT_ROOT / "jobs" / "evaluate.py")
-    for thresholds in ("[0.5]", "[0.4, 0.6]"):  # the rerun changes the thresholds
-        done = workspace.run(submit, job, "--config", "job.yaml", "--run-date", "2026-11-23",
-                             "--set", f"metrics.thresholds={thresholds}")
-        assert done.returncode == 0, done.stderr
-    # one query (each `tally sql` starts a JVM): rows per (date, metric, threshold)
-    rows = workspace.sql(
-        "SELECT CAST(run_date AS STRING) AS run_date, metric, threshold, count(*) AS n "
-        "FROM tally_e2e.metrics WHERE model = 'e2e' GROUP BY run_date, metric, threshold"
-    )
-    assert [r for r in rows if r["n"] != "1"] == []  # the rerun replaced, not appended
-    thresholds = {d: {r["threshold"] for r in rows if r["run_date"] == d and r["metric"] == "tp"}
-                  for d in ("2026-11-22", "2026-11-23")}
-    assert thresholds["2026-11-23"] == {"0.4", "0.6"}
-    assert thresholds["2026-11-22"] == {"0.3", "0.5"}  # the other date is untouched
+def test_spark_submit_runs_the_same_job_and_a_rerun_replaces_its_rows(runs, stored):
+    done = runs["spark-submit"]
+    assert done.returncode == 0, done.stderr
+    # spark-submit passes the Python driver's stderr (the job's log) on to its own stdout
+    assert f"read {ROWS:,} rows" in done.stdout + done.stderr
+    assert runs["rerun"].returncode == 0, runs["rerun"].stderr  # thresholds 0.4 and 0.6
+
+    keys = [(r["run_date"], r["window_days"], r["score_column"], r["slice"], r["metric"],
+             r["threshold"]) for r in stored]
+    assert len(keys) == len(set(keys))  # the rerun replaced, not appended
+
+    def thresholds(day: str, window: int) -> set[str]:
+        return {r["threshold"] for r in stored if (r["run_date"], r["window_days"], r["metric"])
+                == (day, str(window), "tp")}
+
+    assert thresholds(DAY2, 1) == {"0.4", "0.6"}
+    assert thresholds(DAY1, 1) == {"0.3", "0.5"}  # the other date is untouched
+    assert thresholds(DAY2, 2) == {"0.3", "0.5"}  # and so is the rollup's window on DAY2
 
 
 def test_bad_config_fails_before_spark_starts_naming_the_key(workspace):
-    done = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", "2026-11-22",
+    done = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", DAY1,
                            "--set", "metrics.bukets=10")
     assert done.returncode == 2
     assert "unknown key 'metrics.bukets'; did you mean 'metrics.buckets'?" in done.stderr
     assert "SparkContext" not in done.stderr and "Spark" not in done.stderr
 
 
-def test_failures_exit_non_zero_and_write_nothing(workspace):
-    missing = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", "2026-11-24",
-                              "--set", "columns.score=prob")
-    assert missing.returncode == 3
-    assert "score column 'prob' not found" in missing.stderr
-    invalid = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", "2026-11-24",
-                              "--set", "on_invalid=fail")
-    assert invalid.returncode == 4
-    assert "null_score=3" in invalid.stderr
-    nowhere = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", "2026-11-24",
-                              "--set", "input.path=no/such/folder")
-    assert nowhere.returncode == 3
-    assert "tally: error: cannot read input path no/such/folder" in nowhere.stderr
-    for done in (missing, invalid, nowhere):  # Spark's own warnings and Java traces stay quiet
-        assert "at org.apache" not in done.stderr and " WARN " not in done.stderr
-    assert metrics_of(workspace, "2026-11-24") == {}
+def test_no_log_shows_the_environment(runs):
+    done = runs["evaluate"]
+    assert "model='e2e'" in done.stderr and f"done: read {ROWS:,} rows" in done.stderr
+    for name, done in runs.items():
+        assert SECRET not in done.stdout, name
+        assert SECRET not in done.stderr, name
+
+
+# --- tally rollup ------------------------------------------------------------------------------
+
+
+def parse_printed_table(text: str) -> list[dict[str, str]]:
+    """Rows of the fixed-width table `tally` prints (header, dashes, rows)."""
+    lines = text.splitlines()
+    dashes = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    spans, start = [], 0
+    for width in (len(d) for d in lines[dashes].split("  ")):
+        spans.append((start, start + width))
+        start += width + 2
+
+    def cells(line: str) -> list[str]:
+        return [line[a:b].strip() for a, b in spans]
+
+    header = cells(lines[dashes - 1])
+    return [dict(zip(header, cells(line), strict=True)) for line in lines[dashes + 1 :] if line]
+
+
+def test_tally_rollup_prints_the_window_metrics(workspace, runs):
+    done = runs["rollup"]
+    assert done.returncode == 0, done.stderr
+    assert f"rollup of e2e from {DAY1} to {DAY2}" in done.stderr
+    assert "written to tally_e2e.metrics" in done.stderr
+
+    printed = parse_printed_table(done.stdout)
+    assert list(printed[0]) == ["score_column", "slice", "metric", "threshold", "value", "reason"]
+    slices = ["ALL", *(f"country={'null' if c is None else c}" for c in COUNTRIES)]
+    assert {(r["score_column"], r["slice"]) for r in printed} == {
+        (s, c) for s in SCORES for c in slices
+    }
+    got = {
+        (r["score_column"], r["slice"], r["metric"], r["threshold"]): r["value"] for r in printed
+    }
+    rows = as_arrays(list(workspace.days.values()))
+    for score in SCORES:
+        valid = valid_rows(rows, score)
+        y, s = rows["label"], rows[score]
+        yv, sv = y[valid], s[valid]
+        assert float(got[(score, "ALL", "count", "")]) == valid.sum()
+        assert float(got[(score, "ALL", "invalid_rows", "")]) == (~valid).sum()
+        for t in (0.3, 0.5):
+            tn, fp, fn, tp = confusion_matrix(yv, sv >= t).ravel()
+            counts = [float(got[(score, "ALL", m, str(t))]) for m in ("tp", "fp", "tn", "fn")]
+            assert counts == [tp, fp, tn, fn]
+        bound = float(got[(score, "ALL", "roc_auc_error_bound", "")])
+        auc = float(got[(score, "ALL", "roc_auc", "")])
+        assert abs(auc - roc_auc_score(yv, sv)) <= bound + 1e-12
+        assert float(got[(score, "ALL", "log_loss", "")]) == pytest.approx(
+            log_loss(yv, sv), rel=1e-9
+        )
+        for country in COUNTRIES:
+            inside = valid & (rows["country"] == country)
+            label = f"country={'null' if country is None else country}"
+            assert float(got[(score, label, "count", "")]) == inside.sum()
+            assert float(got[(score, label, "positives", "")]) == (y[inside] == 1).sum()
+
+
+# --- tally report ------------------------------------------------------------------------------
+
+
+def test_tally_report_writes_the_page_with_the_runs_auc_and_plots(workspace, runs, stored):
+    done = runs["report"]
+    assert done.returncode == 0, done.stderr
+    # the model and both tables come from the config; the page goes to the default path
+    expected = Path("reports") / f"e2e-{DAY1}.html"
+    assert done.stdout.strip().splitlines() == [str(expected)]  # the path written, alone
+    page = (workspace.root / expected).read_text(encoding="utf-8")
+
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert f"<title>Tally report — e2e — {DAY1}</title>" in page
+    # the AUC that SQL returns (repr of the stored double): exact in the headline cell,
+    # rounded in its text and legend
+    for score in SCORES:
+        auc = metrics_of(stored, DAY1, score)[("roc_auc", "")]
+        assert f'data-metric="roc_auc" data-value="{auc}"' in page
+        assert f">{format_value(float(auc))}</td>" in page
+        assert f"ROC AUC {format_value(float(auc))} ± " in page
+    # every plot is an inline SVG with its title; nothing is loaded from elsewhere
+    svgs = re.findall(r"<svg\b.*?</svg>", page, flags=re.S)
+    assert len(svgs) == page.count("<svg") == len(SCORES) * len(PLOT_TITLES)
+    for title, svg in zip(PLOT_TITLES * len(SCORES), svgs, strict=True):
+        assert f"<title>{title}" in svg
+        assert "<polyline" in svg or "<circle" in svg  # something is drawn
+    assert "<img" not in page and "<script" not in page.lower()
+
+
+def test_report_arguments_are_checked_before_spark_starts(workspace):
+    for args, message in (
+        (["--model", "e2e", "--run-date", "2026-13-01"], "--run-date must be a date"),
+        (["--model", "e2e", "--run-date", DAY1, "--days", "0"], "--days must be at least 1"),
+        (["--run-date", DAY1], "needs --model"),
+    ):
+        bad = workspace.tally("report", *args)
+        assert bad.returncode == 2, bad.stderr
+        [line] = bad.stderr.strip().splitlines()
+        assert line.startswith("tally: error: ") and message in line
+        assert "Spark" not in bad.stderr
+
+
+# --- failures that need Spark, in-process ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def in_process(spark, tmp_path_factory) -> Path:
+    """A config whose tables live in the session's catalog, with one successful run on DAY1."""
+    root = tmp_path_factory.mktemp("cli")
+    path = write_parquet(root / "data", {
+        "label": pa.array([1, 0, 1, 0, None, 1], pa.float64()),
+        "score": pa.array([0.9, 0.2, 0.7, None, 0.4, 0.6], pa.float64()),
+    })
+    config = root / "job.yaml"
+    config.write_text(
+        "model: cli\n"
+        f"input: {{path: {path}, format: parquet}}\n"
+        "columns: {label: label, score: score}\n"
+        "output: {table: tally_cli.metrics, counts_table: tally_cli.counts,"
+        " curves_table: tally_cli.curves}\n"
+    )
+    assert main(["evaluate", "--config", str(config), "--run-date", DAY1]) == 0
+    return config
+
+
+def test_a_missing_input_path_fails_quietly_naming_it(runs, stored):
+    done = runs["nowhere"]
+    assert done.returncode == 3
+    assert "tally: error: cannot read input path no/such/folder" in done.stderr
+    assert not [r for r in stored if r["run_date"] == "2026-11-24"]  # nothing written
+    # Spark's own warnings and Java traces stay quiet, here and in every tally command
+    for name, done in runs.items():
+        if name != "spark-submit":
+            assert "at org.apache" not in done.stderr and " WARN " not in done.stderr, name
+
+
+def test_failures_exit_non_zero_and_write_nothing(spark, in_process, capsys):
+    day = "2026-11-24"
+    args = ["evaluate", "--config", str(in_process), "--run-date", day]
+    capsys.readouterr()
+    assert main([*args, "--set", "columns.score=prob"]) == 3
+    assert "score column 'prob' not found" in capsys.readouterr().err
+    assert main([*args, "--set", "on_invalid=fail"]) == 4
+    assert "null_label=1, null_score=1" in capsys.readouterr().err
+    for table in ("metrics", "counts", "curves"):
+        stored = spark.table(f"tally_cli.{table}")
+        assert stored.where(f"run_date = DATE'{day}'").count() == 0
+        assert stored.where(f"run_date = DATE'{DAY1}'").count() > 0
+
+
+def test_report_of_an_unknown_model_fails_with_one_line(in_process, tmp_path, capsys):
+    out = tmp_path / "nope.html"
+    capsys.readouterr()
+    code = main(["report", "--model", "nope", "--run-date", DAY1, "--out", str(out),
+                 "--results-table", "tally_cli.metrics", "--curves-table", "tally_cli.curves"])
+    assert code == 3  # InputError
+    printed = capsys.readouterr()
+    errors = [line for line in printed.err.splitlines() if line.startswith("tally: error:")]
+    assert errors == [f"tally: error: no results in tally_cli.metrics for model 'nope' on "
+                      f"run_date {DAY1}"]
+    assert printed.out == ""
+    assert not out.exists()

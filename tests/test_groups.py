@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
+from helpers import is_valid
 from tally.errors import InputError
 from tally.metrics.groups import (
     GAUC_UNDEFINED,
@@ -87,14 +88,6 @@ def sklearn_group_values(
         "ois_f1_groups_used": f1_used,
         "ois_f1_groups_skipped": f1_skipped,
     }
-
-
-def is_valid(y: np.ndarray, s: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """Rows every metric uses (NaN stands for null in ``y``, ``s`` and ``w``)."""
-    ok = ~np.isnan(y) & ~np.isnan(s) & (s >= 0) & (s <= 1) & ((y == 0) | (y == 1))
-    if w is not None:
-        ok &= np.isfinite(w) & (w >= 0)
-    return ok
 
 
 def slice_labels(columns: dict[str, list], spec: tuple[str, ...]) -> list[str]:

@@ -20,8 +20,8 @@ import pytest
 from scipy.special import ndtr
 from sklearn.metrics import roc_auc_score
 
+from helpers import assert_undefined, by_name, on_buckets, paired_rows, row_paired, row_placements
 from tally.counts import bucket_of
-from tally.metrics import MetricValue
 from tally.metrics.binary import roc_auc
 from tally.metrics.inference import (
     PairedSums,
@@ -38,14 +38,6 @@ slow = pytest.mark.skipif(
 # --- the per-row reference -------------------------------------------------------------------
 
 
-def row_placements(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row placement values: V10 of each positive, V01 of each negative (DeLong 1988)."""
-    x = s[y == 1][:, None]  # positives
-    z = s[y == 0][None, :]  # negatives
-    kernel = (x > z) + 0.5 * (x == z)  # ψ(X, Y)
-    return kernel.mean(axis=1), kernel.mean(axis=0)
-
-
 def row_delong(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
     """(AUC, variance) by DeLong's formula on the rows."""
     v10, v01 = row_placements(y, s)
@@ -53,36 +45,14 @@ def row_delong(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
     return auc, v10.var(ddof=1) / v10.size + v01.var(ddof=1) / v01.size
 
 
-def row_paired(y: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, float]:
-    """(AUC¹ − AUC², variance of the difference, two-sided p) by DeLong's paired test."""
-    a10, a01 = row_placements(y, s1)
-    c10, c01 = row_placements(y, s2)
-    s10 = np.cov(np.vstack([a10, c10]))  # ddof=1
-    s01 = np.cov(np.vstack([a01, c01]))
-    cov = s10 / a10.size + s01 / a01.size
-    contrast = np.array([1.0, -1.0])
-    variance = float(contrast @ cov @ contrast)
-    diff = a10.mean() - c10.mean()
-    z = diff / math.sqrt(variance)
-    return diff, variance, 2 * NormalDist().cdf(-abs(z))
-
-
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def on_buckets(rng: np.random.Generator, raw: np.ndarray, buckets: int) -> np.ndarray:
-    """Scores ``k / B``: one exact value per bucket (checked with ``bucket_of``)."""
-    k = np.clip(np.floor(raw * buckets), 0, buckets - 1).astype(np.int64)
-    s = k / buckets
-    assert np.array_equal(bucket_of(s, buckets), k)
-    return s
 
 
 def rows(seed: int, n: int, buckets: int, positive_rate: float = 0.3, shift: float = 0.25):
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < positive_rate).astype(np.int64)
     raw = np.clip(rng.normal(0.35 + shift * y, 0.2), 0.0, 1.0)
-    return y, on_buckets(rng, raw, buckets)
+    return y, on_buckets(raw, buckets)
 
 
 def histogram(y: np.ndarray, s: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,17 +61,6 @@ def histogram(y: np.ndarray, s: np.ndarray, buckets: int) -> tuple[np.ndarray, n
         np.bincount(b[y == 1], minlength=buckets).astype(np.int64),
         np.bincount(b[y == 0], minlength=buckets).astype(np.int64),
     )
-
-
-def by_name(values: list[MetricValue]) -> dict[str, MetricValue]:
-    names = [v.metric for v in values]
-    assert len(set(names)) == len(names), names
-    return {v.metric: v for v in values}
-
-
-def assert_undefined(m: MetricValue) -> None:
-    assert m.value is None, m
-    assert isinstance(m.reason, str) and m.reason.strip(), m
 
 
 CASES = [  # seed, rows, buckets, positive rate
@@ -233,18 +192,6 @@ def test_placement_values_need_both_classes():
 
 
 # --- paired comparison -----------------------------------------------------------------------
-
-
-def paired_rows(seed: int, n: int, buckets1: int, buckets2: int, rate: float, rho: float):
-    """Two correlated score columns on the same rows, each on its own bucket values."""
-    rng = np.random.default_rng(seed)
-    y = (rng.random(n) < rate).astype(np.int64)
-    common = rng.normal(size=n)
-    e1 = rho * common + math.sqrt(1 - rho * rho) * rng.normal(size=n)
-    e2 = rho * common + math.sqrt(1 - rho * rho) * rng.normal(size=n)
-    raw1 = np.clip(0.35 + 0.25 * y + 0.2 * e1, 0, 1)
-    raw2 = np.clip(0.35 + 0.20 * y + 0.2 * e2, 0, 1)
-    return y, on_buckets(rng, raw1, buckets1), on_buckets(rng, raw2, buckets2)
 
 
 def tally_paired(y, s1, s2, buckets1, buckets2, parts: int = 1, centred: bool = False):

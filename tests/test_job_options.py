@@ -9,31 +9,20 @@ directly on the rows by ``tests/test_compare.py``'s reference).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from scipy.special import expit
 from sklearn.metrics import average_precision_score, f1_score, log_loss, roc_auc_score
 
+from helpers import paired_rows, row_paired, write_parquet
 from tally.config import parse_config
 from tally.errors import ConfigError
 from tally.job import evaluate
-from test_compare import paired_rows, row_paired
 
 DB = "tally_job_options"
 DAY = dt.date(2026, 11, 22)
-
-
-def write_parquet(path: Path, columns: dict[str, pa.Array]) -> str:
-    path.mkdir(parents=True, exist_ok=True)
-    table = pa.table(columns)
-    half = table.num_rows // 2  # two files: two input partitions
-    pq.write_table(table.slice(0, half), path / "part-0.parquet")
-    pq.write_table(table.slice(half), path / "part-1.parquet")
-    return str(path)
 
 
 def raw_config(path: str, model: str, score, **extra) -> dict:
@@ -76,7 +65,9 @@ def peaked_rows(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 def test_exact_auc_equals_scikit_learn_on_peaked_scores(spark, tmp_path):
     y, s = peaked_rows(seed=3, n=60_000)
     path = write_parquet(
-        tmp_path / "ctr", {"label": pa.array(y, pa.int8()), "score": pa.array(s, pa.float64())}
+        tmp_path / "ctr",
+        {"label": pa.array(y, pa.int8()), "score": pa.array(s, pa.float64())},
+        files=2,
     )
     evaluate(spark, parse_config(raw_config(path, "bucketed", "score")), DAY)
     exact_raw = raw_config(path, "exact", "score")
@@ -101,7 +92,9 @@ def test_exact_auc_equals_scikit_learn_on_peaked_scores(spark, tmp_path):
 def test_exact_auc_with_a_tolerance_stops_early(spark, tmp_path):
     y, s = peaked_rows(seed=4, n=30_000)
     path = write_parquet(
-        tmp_path / "ctr", {"label": pa.array(y, pa.int8()), "score": pa.array(s, pa.float64())}
+        tmp_path / "ctr",
+        {"label": pa.array(y, pa.int8()), "score": pa.array(s, pa.float64())},
+        files=2,
     )
     raw = raw_config(path, "tolerance", "score")
     raw["metrics"].update(auc="exact", auc_tolerance=1e-3)
@@ -113,7 +106,7 @@ def test_exact_auc_with_a_tolerance_stops_early(spark, tmp_path):
 
 
 def test_compare_gives_delongs_paired_test(spark, tmp_path):
-    y, s1, s2 = paired_rows(seed=5, n=3_000, buckets=64, rate=0.3, rho=0.6)
+    y, s1, s2 = paired_rows(5, 3_000, 64, 64, rate=0.3, rho=0.6)
     path = write_parquet(
         tmp_path / "pair",
         {
@@ -121,6 +114,7 @@ def test_compare_gives_delongs_paired_test(spark, tmp_path):
             "v7": pa.array(s1, pa.float64()),
             "v8": pa.array(s2, pa.float64()),
         },
+        files=2,
     )
     raw = raw_config(path, "compare", ["v7", "v8"], compare=[["v7", "v8"]])
     evaluate(spark, parse_config(raw), DAY)
@@ -143,6 +137,7 @@ def test_sigmoid_evaluates_logits(spark, tmp_path):
     path = write_parquet(
         tmp_path / "logits",
         {"label": pa.array(y, pa.int64()), "logit": pa.array(logits, pa.float64())},
+        files=2,
     )
     raw = raw_config(path, "logits", "logit", score_transform="sigmoid")
     raw["metrics"]["auc"] = "exact"
@@ -194,6 +189,7 @@ def test_groups_write_gauc_and_ois_f1(spark, tmp_path):
             "score": pa.array(s, pa.float64()),
             "user_id": pa.array([f"u{u}" for u in user]),
         },
+        files=2,
     )
     raw = raw_config(path, "groups", "score", groups={"key": "user_id"})
     evaluate(spark, parse_config(raw), DAY)
@@ -228,6 +224,7 @@ def test_group_metrics_only_for_slices_the_count_table_keeps(spark, tmp_path):
             "user_id": pa.array(rng.integers(0, 40, n)),
             "country": pa.array(country),
         },
+        files=2,
     )
     raw = raw_config(
         path, "kept", "score", groups={"key": "user_id"}, slices=[["country"]],

@@ -7,7 +7,6 @@ by sklearn (or by hand, in comments) from the rows, never copied from Tally's ou
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 
 import numpy as np
@@ -27,6 +26,7 @@ from sklearn.metrics import (
 )
 from sklearn.metrics import log_loss as sk_log_loss
 
+from helpers import assert_undefined, quiet
 from tally.counts import INVALID_REASONS, bucket_of, count_binary
 from tally.metrics import MetricValue
 from tally.metrics.binary import binary_metrics
@@ -77,18 +77,6 @@ def assert_close(ours: float | None, reference: float, what: str = "", tol: floa
     assert ours is not None, f"{what}: ours undefined, sklearn {reference}"
     assert not math.isnan(reference), f"{what}: sklearn undefined, ours {ours}"
     assert abs(ours - reference) <= tol, f"{what}: ours {ours!r} sklearn {reference!r}"
-
-
-def assert_undefined(m: MetricValue) -> None:
-    assert m.value is None, m
-    assert isinstance(m.reason, str) and m.reason.strip(), m
-
-
-def quiet(fn, *args, **kwargs):
-    """Call sklearn without its warnings about undefined metrics / absent classes."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
 
 
 def random_rows(seed: int, n: int, positive_rate: float = 0.3, decimals: int | None = 2):

@@ -9,7 +9,6 @@ and sklearn substitutes a number (``zero_division``), the test says so.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 
 import numpy as np
@@ -30,6 +29,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from helpers import class_names, multilabel_rows, quiet
 from tally.counts import bucket_of
 from tally.counts_multi import (
     MulticlassCounts,
@@ -86,13 +86,6 @@ class Metrics:
         return self.get(name, threshold, class_).value
 
 
-def quiet(fn, *args, **kwargs):
-    """Call sklearn without its warnings about undefined metrics / absent classes."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
 def check(m: MetricValue, reference: float, tol: float = TOL) -> None:
     """Ours equals sklearn's value, and is null exactly where sklearn's is NaN."""
     reference = float(reference)
@@ -104,10 +97,6 @@ def check(m: MetricValue, reference: float, tol: float = TOL) -> None:
         assert abs(m.value - reference) <= tol, f"{m}: sklearn {reference!r}"
 
 
-def names(k: int) -> tuple[str, ...]:
-    return tuple(f"c{i}" for i in range(k))
-
-
 def harmonic(a: float, b: float) -> float:
     if math.isnan(a) or math.isnan(b) or a + b == 0:
         return NAN
@@ -115,15 +104,6 @@ def harmonic(a: float, b: float) -> float:
 
 
 # --- multi-label datasets ---------------------------------------------------------------------
-
-
-def multilabel_rows(seed: int, n: int, k: int, decimals: int | None = 2):
-    rng = np.random.default_rng(seed)
-    y = (rng.random((n, k)) < rng.uniform(0.05, 0.6, k)).astype(np.int64)
-    s = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0.0, 1.0)
-    if decimals is not None:
-        s = np.round(s, decimals)
-    return y, s
 
 
 def _multilabel_datasets():
@@ -203,7 +183,7 @@ def sklearn_multilabel_at(y: np.ndarray, s: np.ndarray, t: float) -> dict:
 
 def multilabel_metrics_of(y, s, buckets=100, thresholds=THRESHOLDS) -> Metrics:
     k = y.shape[1]
-    return Metrics(multilabel_metrics(count_multilabel(y, s, names(k), buckets, thresholds)))
+    return Metrics(multilabel_metrics(count_multilabel(y, s, class_names(k), buckets, thresholds)))
 
 
 @pytest.mark.parametrize("name", sorted(MULTILABEL))
@@ -214,7 +194,7 @@ def test_multilabel_thresholded_metrics_match_sklearn(name):
     for t in THRESHOLDS:
         reference = sklearn_multilabel_at(y, s, t)
         for metric, per_class in reference.pop("per_class").items():
-            for k, class_name in enumerate(names(y.shape[1])):
+            for k, class_name in enumerate(class_names(y.shape[1])):
                 check(m.get(metric, t, class_name), per_class[k])
         for metric, value in reference.items():
             check(m.get(metric, t), value)
@@ -275,7 +255,7 @@ def test_multilabel_roc_auc_within_bound_of_sklearn(seed, buckets):
     y[:, 3] = 0  # a class without positives: AUC undefined, left out of the macro mean
     m = multilabel_metrics_of(y, s, buckets)
     exact, bounds = [], []
-    for k, name in enumerate(names(4)):
+    for k, name in enumerate(class_names(4)):
         auc, bound = m.value("roc_auc", None, name), m.value("roc_auc_error_bound", None, name)
         if k == 3:
             assert auc is None and bound is None
@@ -302,7 +282,7 @@ def test_multilabel_ranking_exact_with_one_score_per_bucket(seed, buckets):
         b = bucket_of(s[:, j], buckets)
         assert all(np.unique(s[b == x, j]).size == 1 for x in np.unique(b))
     m = multilabel_metrics_of(y, s, buckets)
-    for j, name in enumerate(names(k)):
+    for j, name in enumerate(class_names(k)):
         check(m.get("roc_auc", None, name), roc_auc_score(y[:, j], s[:, j]))
         check(m.get("average_precision", None, name), average_precision_score(y[:, j], s[:, j]))
     # every class has both labels here: sklearn's macro averages apply as they are
@@ -315,8 +295,8 @@ def test_map_and_macro_auc_leave_out_undefined_classes():
     m = multilabel_metrics_of(y, s, buckets=100)
     assert m.value("average_precision", None, "c2") is None
     present = [0, 1, 3]
-    aps = [m.value("average_precision", None, names(4)[k]) for k in present]
-    aucs = [m.value("roc_auc", None, names(4)[k]) for k in present]
+    aps = [m.value("average_precision", None, class_names(4)[k]) for k in present]
+    aucs = [m.value("roc_auc", None, class_names(4)[k]) for k in present]
     assert m.value("map") == pytest.approx(np.mean(aps), abs=TOL)
     assert m.value("macro_roc_auc") == pytest.approx(np.mean(aucs), abs=TOL)
     y, s = MULTILABEL["class-always-present"]  # class 1 has no negatives: AP yes, AUC no
@@ -350,7 +330,7 @@ def test_multilabel_output_has_each_metric_once(name):
     y, s = MULTILABEL[name]
     m = multilabel_metrics_of(y, s)  # Metrics checks: no NaN, nulls have reasons
     actual = Counter((v.metric, v.threshold, v.class_) for v in m.values)
-    assert actual == expected_multilabel_keys(names(y.shape[1]), THRESHOLDS)
+    assert actual == expected_multilabel_keys(class_names(y.shape[1]), THRESHOLDS)
 
 
 def test_multilabel_empty_input():
@@ -406,13 +386,13 @@ def test_multilabel_weighted_tables_match_sklearn_sample_weight():
     bucket = np.clip(np.round(rng.normal(0.4 + 0.2 * y, 0.2) * buckets), 0, buckets - 1)
     s = (bucket + 0.5) / buckets  # one score per bucket: ranking metrics are exact
     w = rng.uniform(0.1, 3.0, n)
-    c = weighted_multilabel_counts(y, s, w, names(k), buckets, (0.3, 0.6))
+    c = weighted_multilabel_counts(y, s, w, class_names(k), buckets, (0.3, 0.6))
     m = Metrics(multilabel_metrics(c))
     assert m.value("count") == n
     for t in (0.3, 0.6):
         pred = (s >= t).astype(np.int64)
         p, r, f, support = precision_recall_fscore_support(y, pred, sample_weight=w)
-        for j, name in enumerate(names(k)):
+        for j, name in enumerate(class_names(k)):
             check(m.get("precision", t, name), p[j], 1e-9)
             check(m.get("recall", t, name), r[j], 1e-9)
             check(m.get("f1", t, name), f[j], 1e-9)
@@ -427,7 +407,7 @@ def test_multilabel_weighted_tables_match_sklearn_sample_weight():
             ("hamming_loss", hamming_loss, {}),
         ]:
             check(m.get(name, t), fn(y, pred, sample_weight=w, **kw), 1e-9)
-    for j, name in enumerate(names(k)):
+    for j, name in enumerate(class_names(k)):
         check(m.get("roc_auc", None, name), roc_auc_score(y[:, j], s[:, j], sample_weight=w), 1e-9)
         check(
             m.get("average_precision", None, name),
@@ -477,7 +457,7 @@ KS = (1, 2, 3)
 
 def multiclass_metrics_of(y, s, ks=KS) -> tuple[Metrics, MulticlassCounts]:
     k = s.shape[1]
-    c = count_multiclass(y, argmax_predictions(s), names(k), s, ks)
+    c = count_multiclass(y, argmax_predictions(s), class_names(k), s, ks)
     return Metrics(multiclass_metrics(c)), c
 
 
@@ -511,7 +491,7 @@ def test_multiclass_metrics_match_sklearn(name):
     )
     iou = quiet(jaccard_score, y, pred, labels=labels, average=None, zero_division=0)
     cm = quiet(confusion_matrix, y, pred, labels=labels)
-    for j, class_name in enumerate(names(k)):
+    for j, class_name in enumerate(class_names(k)):
         check(m.get("precision", None, class_name), p[j])
         check(m.get("recall", None, class_name), r[j])
         check(m.get("f1", None, class_name), f[j])
@@ -629,17 +609,17 @@ def test_multiclass_output_has_each_metric_once(name):
     y, s = MULTICLASS[name]
     m, _ = multiclass_metrics_of(y, s)
     actual = Counter((v.metric, v.threshold, v.class_) for v in m.values)
-    assert actual == expected_multiclass_keys(names(s.shape[1]), KS)
+    assert actual == expected_multiclass_keys(class_names(s.shape[1]), KS)
 
 
 def test_multiclass_empty_input():
     reasons = ("null_label", "invalid_label")
-    c = count_multiclass(np.zeros(0), np.zeros(0), names(3), np.zeros((0, 3)), KS)
-    assert c.same_counts(MulticlassCounts.empty(names(3), KS))
-    c = MulticlassCounts.empty(names(3), KS, reasons)
+    c = count_multiclass(np.zeros(0), np.zeros(0), class_names(3), np.zeros((0, 3)), KS)
+    assert c.same_counts(MulticlassCounts.empty(class_names(3), KS))
+    c = MulticlassCounts.empty(class_names(3), KS, reasons)
     m = Metrics(multiclass_metrics(c))
     actual = Counter((v.metric, v.threshold, v.class_) for v in m.values)
-    assert actual == expected_multiclass_keys(names(3), KS, reasons)
+    assert actual == expected_multiclass_keys(class_names(3), KS, reasons)
     for v in m.values:
         if v.metric in ("support", "count") or v.metric.startswith("invalid_rows"):
             assert v.value == 0.0
@@ -658,14 +638,14 @@ def test_multiclass_weighted_tables_match_sklearn_sample_weight():
         k: top_k_accuracy_score(y, s, k=k, labels=labels, sample_weight=w, normalize=False)
         for k in KS
     }
-    c = MulticlassCounts(names(4), cm, hits, rows=len(y))
+    c = MulticlassCounts(class_names(4), cm, hits, rows=len(y))
     m = Metrics(multiclass_metrics(c))
     assert m.value("count") == len(y)
     check(m.get("accuracy"), accuracy_score(y, pred, sample_weight=w), 1e-9)
     p, r, f, support = quiet(
         precision_recall_fscore_support, y, pred, labels=labels, sample_weight=w, zero_division=NAN
     )
-    for j, name in enumerate(names(4)):
+    for j, name in enumerate(class_names(4)):
         check(m.get("precision", None, name), p[j], 1e-9)
         check(m.get("recall", None, name), r[j], 1e-9)
         check(m.get("f1", None, name), f[j], 1e-9)

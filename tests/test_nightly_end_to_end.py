@@ -16,7 +16,6 @@ scikit-learn; the stored tables are read back from their Parquet files.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +27,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import write_spark_conf
+from helpers import BIN, job_env
 
 pytestmark = pytest.mark.e2e
 
-TALLY = Path(sys.executable).parent / "tally"
+TALLY = BIN / "tally"
 DAYS = [dt.date(2026, 11, d) for d in range(1, 11)]
 FIRST_NIGHTS = DAYS[3:9]  # 11-04 … 11-09: the checks' baseline has its 3 nights from 11-07
 DEGRADED = DAYS[9]
@@ -121,12 +120,7 @@ def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(tmp
     served = write_inputs(tmp_path)
     (tmp_path / "job.yaml").write_text(CONFIG.format(
         scores=tmp_path / "scores", labels=tmp_path / "labels", buckets=BUCKETS))
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path)),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-    }
+    env = job_env(tmp_path)
 
     def run(*command: str) -> subprocess.CompletedProcess:
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import subprocess
-import sys
 import sysconfig
 import venv
 import zipfile
@@ -24,13 +22,11 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
-import tally
-from conftest import PROJECT_ROOT, write_spark_conf
+from helpers import BIN, PROJECT_ROOT, package, write_spark_conf
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 ROWS = 30_000
 CONFIG = """\
 model: packaged
@@ -38,8 +34,10 @@ input: {path: data, format: parquet}
 columns: {label: label, score: score}
 output: {table: tally_pkg.metrics}
 """
+#: Run after the packaged job, under the same spark-submit: where tally is imported from on the
+#: driver and on the executors, then the job's metrics read back with SQL (as CSV lines).
 PROBE = """\
-import sys
+import csv, sys
 import tally
 from pyspark.sql import SparkSession
 
@@ -47,10 +45,17 @@ def where(_):
     import tally
     yield tally.__file__
 
-spark = SparkSession.builder.getOrCreate()
+spark = SparkSession.builder.enableHiveSupport().getOrCreate()
 print("driver", tally.__file__)
 for path in sorted(set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(where).collect())):
     print("executor", path)
+rows = spark.sql(
+    "SELECT metric, value FROM tally_pkg.metrics WHERE model = 'packaged' "
+    "AND run_date = DATE'2026-11-22' AND threshold IS NULL AND slice = 'ALL'"
+).collect()
+out = csv.writer(sys.stdout)
+out.writerow(["sql", "metric", "value"])
+out.writerows(["sql", r.metric, repr(r.value)] for r in rows)
 spark.stop()
 """
 
@@ -62,17 +67,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`make package`'s zip, copied out of the project."""
-    done = subprocess.run(["make", "--no-print-directory", "package"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    built = PROJECT_ROOT / "dist" / f"tally-{tally.__version__}.zip"
-    assert built.is_file()
-    assert list((PROJECT_ROOT / "dist").glob(f"tally-{tally.__version__}-*.whl"))
-    names = zipfile.ZipFile(built).namelist()
+    copy = package(tmp_path_factory.mktemp("artifact"))
+    names = zipfile.ZipFile(copy).namelist()
     assert "tally/__init__.py" in names and "tally/cli.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    copy = tmp_path_factory.mktemp("artifact") / built.name
-    shutil.copy(built, copy)
     return copy
 
 
@@ -113,11 +111,19 @@ def test_the_interpreter_cannot_import_tally_from_the_source_tree(workspace, pyt
     assert "No module named 'tally'" in done.stderr
 
 
-def test_spark_submit_imports_tally_from_the_zip_on_driver_and_executors(workspace, artifact):
+@pytest.fixture(scope="module")
+def submitted(workspace, artifact) -> dict[str, subprocess.CompletedProcess]:
+    """`spark-submit --py-files <zip> jobs/evaluate.py`, then the probe the same way."""
     root, env = workspace
     (root / "probe.py").write_text(PROBE)
-    done = run([str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact),
-                "probe.py"], cwd=root, env=env)
+    submit = [str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact)]
+    job = run([*submit, str(PROJECT_ROOT / "jobs" / "evaluate.py"),
+               "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root, env=env)
+    return {"job": job, "probe": run([*submit, "probe.py"], cwd=root, env=env)}
+
+
+def test_spark_submit_imports_tally_from_the_zip_on_driver_and_executors(submitted, artifact):
+    done = submitted["probe"]
     assert done.returncode == 0, done.stderr
     lines = [line.split(" ", 1) for line in done.stdout.splitlines() if " " in line]
     where = {role: path for role, path in lines if role in ("driver", "executor")}
@@ -126,22 +132,17 @@ def test_spark_submit_imports_tally_from_the_zip_on_driver_and_executors(workspa
         assert f"{artifact.name}/tally/__init__.py" in path, done.stdout
 
 
-def test_packaged_job_writes_metrics_readable_with_sql(workspace, artifact):
-    root, env = workspace
-    done = run([str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact),
-                str(PROJECT_ROOT / "jobs" / "evaluate.py"),
-                "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root, env=env)
+def test_packaged_job_writes_metrics_readable_with_sql(workspace, submitted):
+    root, _ = workspace
+    done = submitted["job"]
     assert done.returncode == 0, done.stderr
     # spark-submit passes the Python driver's stderr (the job's log) on to its own stdout
     assert f"read {ROWS:,} rows" in done.stdout + done.stderr
 
-    read_back = run([str(BIN / "tally"), "sql", "--format", "csv",
-                     "SELECT metric, value FROM tally_pkg.metrics WHERE model = 'packaged' "
-                     "AND run_date = DATE'2026-11-22' AND threshold IS NULL"],
-                    cwd=root, env={**env, "PYSPARK_PYTHON": sys.executable,
-                                   "PYSPARK_DRIVER_PYTHON": sys.executable})
+    read_back = submitted["probe"]
     assert read_back.returncode == 0, read_back.stderr
-    got = {r["metric"]: r["value"] for r in csv.DictReader(io.StringIO(read_back.stdout))}
+    lines = [line for line in read_back.stdout.splitlines() if line.startswith("sql,")]
+    got = {r["metric"]: r["value"] for r in csv.DictReader(io.StringIO("\n".join(lines)))}
     valid = pq.read_table(root / "data").column("score").drop_null()
     assert float(got["count"]) == len(valid) > 0
     assert float(got["invalid_rows"]) == ROWS - len(valid)

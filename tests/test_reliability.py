@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 import tally.spark.counts_store
 import tally.spark.results
 import tally.spark.tables
-from conftest import write_spark_conf
+from helpers import job_env
 from tally.config import parse_config
 from tally.counts import BinaryCounts, count_binary
 from tally.errors import ConfigError, OutputError
@@ -42,7 +41,6 @@ from tally.plan import CountPlan
 from tally.spark.count import collect_count_groups, count_table
 from tally.spark.tables import OVERWRITE_MODE
 
-BIN = Path(sys.executable).parent
 DAY0, DAY1, DAY2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21), dt.date(2026, 11, 22)
 ROWS = 20_000
 
@@ -234,13 +232,8 @@ def test_retried_tasks_count_and_write_each_row_once(tmp_path, data):
     out.mkdir()
     script = tmp_path / "retry_job.py"
     script.write_text(RETRY_SCRIPT)
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path / "spark")),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "TALLY_SPARK_LOG_LEVEL": "warn",  # the executor's logs of the failed attempts
-    }
+    # the executor's logs of the failed attempts
+    env = job_env(tmp_path / "spark", TALLY_SPARK_LOG_LEVEL="warn")
     done = subprocess.run(
         [sys.executable, str(script), data["path"], str(marks), str(out)],
         cwd=tmp_path,
@@ -486,9 +479,11 @@ def test_concurrent_runs_in_one_session_keep_each_others_rows(spark, tmp_path, m
 
 
 def test_counts_and_metrics_do_not_depend_on_partitioning_or_run(spark, spark_conf, data, tmp_path):
-    """1, 7 and 200 input partitions (200 also with 200 shuffle partitions), and a second run
-    of the 7: identical count tables (integer columns exactly, float sums to 1e-12 relative),
-    identical metrics (1e-12), and equal to numpy's counts of the same rows."""
+    """1, 7 and 200 input partitions, 7 also into 200 shuffle partitions (Spark's default;
+    adaptive execution off, so they stay 200), and a second run of the 7: identical count
+    tables (integer columns exactly, float sums to 1e-12 relative), identical metrics (1e-12),
+    and equal to numpy's counts of the same rows. (The 200-partition runs vary one cut each:
+    200 input partitions into 200 shuffle partitions would run some 600 tasks on 2 cores.)"""
     rng = np.random.default_rng(1)
     country = rng.choice(["de", "fr", "us", None], ROWS)
     second = np.clip(data["score"] * 0.5 + rng.random(ROWS) * 0.5, 0.0, 1.0)
@@ -509,9 +504,9 @@ def test_counts_and_metrics_do_not_depend_on_partitioning_or_run(spark, spark_co
         cells.unpersist()
         return rows, groups
 
-    runs = [counted(1), counted(7), counted(7)]
+    runs = [counted(1), counted(7), counted(7), counted(200)]
     with spark_conf(spark__sql__shuffle__partitions="200", spark__sql__adaptive__enabled="false"):
-        runs.append(counted(200))
+        runs.append(counted(7))
     first_rows, first_groups = runs[0]
     integer, floating = (
         ("score_column", "slice", "cell", "n"),
@@ -642,7 +637,7 @@ def test_quoted_table_name_holding_sql_is_only_a_name(spark, tmp_path):
     assert metric_values(spark, f"{db}.metrics", DAY1, "victim")[("ALL", "count", None)] == 5
 
 
-# --- 3. secrets in logs -----------------------------------------------------------------------
+# --- 3. secrets in logs (the `tally` subprocesses' logs: test_end_to_end.py) -------------------
 
 SECRET = "s3cr3t-9f2c41"
 
@@ -670,37 +665,6 @@ def test_job_log_shows_config_but_no_environment(spark, tmp_path, monkeypatch, c
     assert "done: read 7 rows" in caplog.text
     for text in (caplog.text, out, err):
         assert SECRET not in text
-
-
-def test_tally_evaluate_subprocess_prints_no_environment(tmp_path):
-    paths = _inputs(tmp_path, {"in": 7})
-    (tmp_path / "job.yaml").write_text(
-        "model: logged\n"
-        f"input: {{path: {paths['in']}}}\n"
-        "columns: {label: label, score: score}\n"
-        "output: {table: tally_logs.metrics, counts_table: tally_logs.counts,"
-        " curves_table: tally_logs.curves}\n"
-    )
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path / "spark")),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "TALLY_TEST_SECRET": SECRET,
-        "AWS_SECRET_ACCESS_KEY": SECRET + "-aws",
-    }
-    done = subprocess.run(
-        [str(BIN / "tally"), "evaluate", "--config", "job.yaml", "--run-date", "2026-11-21"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-5000:]
-    assert "model='logged'" in done.stderr and "done: read 7 rows" in done.stderr
-    assert SECRET not in done.stdout
-    assert SECRET not in done.stderr
 
 
 # --- 4. property: Spark counts equal numpy counts, however rows are split ----------------------

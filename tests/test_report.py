@@ -28,7 +28,14 @@ from tally.demo import write_demo_dataset
 from tally.errors import InputError
 from tally.job import evaluate
 from tally.metrics import MetricValue
-from tally.report import build_report, format_value, nice_ticks, svg_plot, write_report
+from tally.report import (
+    build_report,
+    default_report_path,
+    format_value,
+    nice_ticks,
+    svg_plot,
+    write_report,
+)
 from tally.spark.results import RunKey, result_rows, write_results
 
 DB = "tally_report_test"
@@ -269,6 +276,13 @@ def test_checks_of_the_run_open_the_page_failed_first(spark, tables):
         assert 'class="checks"' not in build_report(
             spark, RESULTS, CURVES, MODEL, DAY, checks_table=other
         )
+
+
+def test_default_report_path_is_a_safe_file_name():
+    day = dt.date(2026, 11, 22)
+    assert default_report_path("ctr_v7", day) == Path("reports/ctr_v7-2026-11-22.html")
+    assert default_report_path("../a b/c", day) == Path("reports/_a_b_c-2026-11-22.html")
+    assert default_report_path("m", day, "out") == Path("out/m-2026-11-22.html")
 
 
 def test_svg_helpers():

@@ -2,8 +2,8 @@
 stored by its daily runs, equal the metrics of one evaluation over the union of its rows.
 
 The daily runs and the union run are real ``tally.job.evaluate`` runs on Parquet files
-written here; the rollup is ``tally.job.rollup`` and, once, ``tally rollup`` as a user runs
-it. Where the union run is not the reference, scikit-learn on the same rows is.
+written here; the rollup is ``tally.job.rollup`` (``tally rollup`` as a user runs it is in
+test_end_to_end.py). Where the union run is not the reference, scikit-learn on the same rows is.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +21,6 @@ import pytest
 from pyspark.sql import functions as F
 from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
 
-from conftest import write_spark_conf
 from tally.config import JobConfig, parse_config
 from tally.errors import InputError
 from tally.job import evaluate, rollup
@@ -301,105 +297,3 @@ def test_rollup_of_no_stored_day_or_a_reversed_range_fails(spark, stored):
         rollup(spark, COUNTS, RESULTS, "m7", DAYS[3], DAYS[1])
     with pytest.raises(InputError, match="does not exist"):
         rollup(spark, f"{DB}.no_such_counts", RESULTS, "m7", DAYS[0], DAYS[1])
-
-
-# --------------------------------------------------------------------------- the command
-
-CLI_CONFIG = """\
-model: cli
-input: {path: data/2026-11-01}
-columns: {label: label, score: [s7, s8]}
-metrics: {buckets: 1024, thresholds: [0.5]}
-slices: [[country]]
-output: {table: tally_cli.metrics, counts_table: tally_cli.counts, curves_table: tally_cli.curves}
-"""
-
-
-def parse_printed_table(text: str) -> list[dict[str, str]]:
-    """Rows of the fixed-width table `tally` prints (header, dashes, rows)."""
-    lines = text.splitlines()
-    dashes = next(i for i, line in enumerate(lines) if line.startswith("---"))
-    spans, start = [], 0
-    for width in (len(d) for d in lines[dashes].split("  ")):
-        spans.append((start, start + width))
-        start += width + 2
-
-    def cells(line: str) -> list[str]:
-        return [line[a:b].strip() for a, b in spans]
-
-    header = cells(lines[dashes - 1])
-    return [dict(zip(header, cells(line), strict=True)) for line in lines[dashes + 1 :] if line]
-
-
-@pytest.mark.e2e
-def test_tally_rollup_prints_the_window_metrics(tmp_path):
-    env = {
-        **os.environ,
-        "SPARK_CONF_DIR": str(write_spark_conf(tmp_path)),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-    }
-    tally = str(Path(sys.executable).parent / "tally")
-    tables = {"2026-11-01": day_rows(seed=7, rows=800), "2026-11-02": day_rows(seed=8, rows=800)}
-    for day, table in tables.items():
-        (tmp_path / "data" / day).mkdir(parents=True)
-        pq.write_table(table, tmp_path / "data" / day / "part-0.parquet")
-    (tmp_path / "job.yaml").write_text(CLI_CONFIG)
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [tally, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode == 0, done.stderr
-        return done
-
-    for day in tables:
-        run(
-            "evaluate", "--config", "job.yaml", "--run-date", day, "--set", f"input.path=data/{day}"
-        )
-    done = run(
-        "rollup",
-        "--model",
-        "cli",
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-        "--config",
-        "job.yaml",
-    )
-    assert "rollup of cli from 2026-11-01 to 2026-11-02" in done.stderr
-    assert "written to tally_cli.metrics" in done.stderr
-
-    printed = parse_printed_table(done.stdout)
-    assert list(printed[0]) == ["score_column", "slice", "metric", "threshold", "value", "reason"]
-    assert {(r["score_column"], r["slice"]) for r in printed} == {
-        (s, c)
-        for s in ("s7", "s8")
-        for c in ("ALL", "country=de", "country=fr", "country=us", "country=null")
-    }
-    got = {
-        (r["score_column"], r["slice"], r["metric"], r["threshold"]): r["value"] for r in printed
-    }
-    ref = as_arrays(list(tables.values()))
-    for score in ("s7", "s8"):
-        y, s = ref["label"], ref[score]
-        valid = ~np.isnan(y) & ~np.isnan(s) & (s >= 0) & (s <= 1)
-        yv, sv = y[valid], s[valid]
-        assert float(got[(score, "ALL", "count", "")]) == valid.sum()
-        tn, fp, fn, tp = confusion_matrix(yv, sv >= 0.5).ravel()
-        assert [float(got[(score, "ALL", m, "0.5")]) for m in ("tp", "fp", "tn", "fn")] == [
-            tp,
-            fp,
-            tn,
-            fn,
-        ]
-        bound = float(got[(score, "ALL", "roc_auc_error_bound", "")])
-        assert abs(float(got[(score, "ALL", "roc_auc", "")]) - roc_auc_score(yv, sv)) <= (
-            bound + 1e-12
-        )
-        assert float(got[(score, "ALL", "log_loss", "")]) == pytest.approx(
-            log_loss(yv, sv), rel=1e-9
-        )
-        in_de = valid & (ref["country"] == "de")
-        assert float(got[(score, "country=de", "count", "")]) == in_de.sum()

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.sql import functions as F
@@ -32,6 +30,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from helpers import is_valid, write_parquet
 from tally.counts import BinaryCounts, count_binary
 from tally.metrics.binary import binary_metrics
 from tally.plan import ALL_ROWS, OTHER_VALUE, CountPlan
@@ -40,11 +39,6 @@ from tally.spark.count import collect_count_groups, count_table, count_tables
 BUCKETS = 512
 THRESHOLDS = (0.3, 0.5, 0.8)
 SPECS = (("country",), ("country", "device"), ("hour",))
-
-
-def write_parquet(path: Path, columns: dict[str, pa.Array]) -> str:
-    pq.write_table(pa.table(columns), path)
-    return str(path)
 
 
 def floats(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -64,14 +58,6 @@ def slice_label(spec: tuple[str, ...], values: tuple) -> str:
 def row_labels(columns: dict[str, list], spec: tuple[str, ...]) -> np.ndarray:
     rows = zip(*(columns[c] for c in spec), strict=True)
     return np.array([slice_label(spec, values) for values in rows])
-
-
-def is_valid(y: np.ndarray, s: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Rows every metric uses (NaN stands for null in ``y`` and ``w``)."""
-    ok = ~np.isnan(y) & ~np.isnan(s) & (s >= 0) & (s <= 1) & ((y == 0) | (y == 1))
-    if w is not None:
-        ok &= np.isfinite(w) & (w >= 0)
-    return ok
 
 
 def check_against_sklearn(
