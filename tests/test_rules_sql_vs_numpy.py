@@ -4,7 +4,7 @@ float below 1, negatives, values above 1, labels 2 and 0.5, negative/NaN/inf wei
 
 The numpy side is the definition both readers' kernels use (:mod:`tally.kernels`,
 :mod:`tally.plan`); the SQL side is :mod:`tally.spark.rules`. The kernels' fast paths are
-held to the same definitions by tests/test_direct_reader.py and tests/test_counts.py.
+held to the same definitions by tests/test_arrow_reader.py and tests/test_counts.py.
 """
 
 from __future__ import annotations

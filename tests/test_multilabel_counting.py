@@ -1,4 +1,4 @@
-"""Multi-label rows counted with mapInArrow + numpy (tally.spark.multilabel_arrow): weights,
+"""Multi-label rows counted with mapInArrow + numpy (tally.spark.readers.sql.multilabel and tally.kernels.multilabel): weights,
 slices, several score columns, batch boundaries, input types and every invalid reason,
 against numpy counts of the same rows (tally.counts_multi.count_multilabel, which takes
 rows, not Spark)."""
