@@ -1,7 +1,7 @@
-"""Multi-label rows counted with mapInArrow + numpy (tally.spark.readers.sql.multilabel and tally.kernels.multilabel): weights,
-slices, several score columns, batch boundaries, input types and every invalid reason,
-against numpy counts of the same rows (tally.counts_multi.count_multilabel, which takes
-rows, not Spark)."""
+"""Multi-label rows counted with mapInArrow + numpy (tally.spark.readers.sql.multilabel,
+tally.kernels.multilabel): weights, slices, several score columns, batch boundaries, input
+types and every invalid reason, against numpy counts of the same rows
+(tally.counts_multi.count_multilabel, which takes rows, not Spark)."""
 
 from __future__ import annotations
 
