@@ -62,6 +62,7 @@ def config(path: str, db: str, model: str, **extra):
             "table": f"{db}.metrics",
             "counts_table": f"{db}.counts",
             "curves_table": f"{db}.curves",
+            "checks_table": f"{db}.checks",
         },
     }
     raw.update(extra)
@@ -400,7 +401,7 @@ def _clean_input(tmp_path: Path) -> str:
     )
 
 
-@pytest.mark.parametrize("conflict", ["counts", "metrics", "curves"])
+@pytest.mark.parametrize("conflict", ["counts", "metrics", "curves", "checks"])
 def test_output_table_with_another_schema_fails_and_writes_nothing(spark, tmp_path, conflict):
     db = f"tally_bad_schema_{conflict}"
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
@@ -409,6 +410,6 @@ def test_output_table_with_another_schema_fails_and_writes_nothing(spark, tmp_pa
         evaluate(spark, config(_clean_input(tmp_path), db, "m"), DAY1)
     assert error.value.exit_code == 5
     assert spark.table(f"{db}.{conflict}").count() == 0
-    for table in TABLES:
+    for table in (*TABLES, "checks"):
         if table != conflict:
             assert stored_rows(spark, f"{db}.{table}", "m", DAY1) == 0, f"{db}.{table} written"

@@ -26,7 +26,7 @@ from tally.evaluation import (
     results_rows,
 )
 from tally.run_date import render_input
-from tally.spark.checks_table import run_checks
+from tally.spark.checks_table import CHECKS_SCHEMA, run_checks
 from tally.spark.columns import check_columns
 from tally.spark.count import choose_reader, collect_count_groups
 from tally.spark.counts_store import COUNTS_SCHEMA, StoredLayout, read_window, write_counts
@@ -111,13 +111,14 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
 def check_output_tables(spark: SparkSession, config: JobConfig) -> None:
     """Fail (OutputError) when an output table exists with another schema, before any write.
 
-    Each table is written by its own insert; checking all three first means a schema
-    conflict on the last one cannot leave this run's rows in the first two.
+    Each table is written by its own insert; checking all four first means a schema
+    conflict on the last one cannot leave this run's rows in the others.
     """
     outputs = (
         (config.output.counts_table, COUNTS_SCHEMA, "output.counts_table"),
         (config.output.table, RESULTS_SCHEMA, "output"),
         (config.output.curves_table, CURVES_SCHEMA, "output.curves_table"),
+        (config.output.checks_table, CHECKS_SCHEMA, "output.checks_table"),
     )
     for table, schema, role in outputs:
         if spark.catalog.tableExists(table):
