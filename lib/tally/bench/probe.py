@@ -2,16 +2,18 @@
 
 Linux only (reads ``/proc``). What is measured:
 
-* **CPU seconds**: this Python process's own (``time.process_time``), plus
-  ``utime + stime`` (``/proc/<pid>/stat``) of the Spark JVM and of every
-  descendant of either (e.g. Python workers), each process's last reading minus
-  its first. A thread reads the process tree every :data:`POLL_SECONDS` while the
-  work runs, so a process that exits in between (Spark kills idle Python workers)
-  still counts with its last reading; one born and gone between two readings is
-  missed (under ``POLL_SECONDS`` of CPU each). Children's ``cutime``/``cstime`` are
-  left out: they would count an exited worker's whole life again. The thread's
-  own CPU is taken off this process's. Under ``spark-submit`` the JVM is this
-  process's parent and is found that way.
+* **CPU seconds**: this Python process's own (``time.process_time``) and that of
+  its reaped children (``os.times``), plus, for the Spark JVM and every process
+  below it or this one (e.g. Python workers) alive at the end, ``utime + stime +
+  cutime + cstime`` (``/proc/<pid>/stat``), each last reading minus its first.
+  A process that exits during the measurement (Spark kills idle Python workers;
+  one may live less than any polling interval) is thereby counted whole, in its
+  parent's ``cutime``/``cstime`` once reaped; what it had spent before the
+  measurement (its first reading) is taken off. Under ``spark-submit`` the JVM is
+  this process's parent and is found that way.
+* **Machine CPU seconds** (:attr:`Sample.machine_cpu_s`): every CPU's busy time
+  from ``/proc/stat`` (all but ``idle``, ``iowait`` and guest time), which also
+  counts whatever else runs on the machine.
 * **Peak RSS**: ``VmHWM`` (``/proc/<pid>/status``) of the Python process and of
   the JVM, each reset to its current RSS before a measurement by writing ``5``
   to ``/proc/<pid>/clear_refs`` (Linux ≥ 4.0). Where the reset is refused the
@@ -24,15 +26,12 @@ from __future__ import annotations
 
 import gc
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-#: How often a measurement reads the process tree (each read costs ~ms of CPU).
-POLL_SECONDS = 0.25
 PROC = Path("/proc")
 
 
@@ -51,6 +50,28 @@ def own_cpu_seconds(pid: int) -> float | None:
     if fields is None:
         return None
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """``utime + stime + cutime + cstime`` of ``pid``: its own CPU and that of its
+    reaped descendants (None if it is gone)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine since boot (``/proc/stat``, all CPUs):
+    user, nice, system, irq, softirq and steal (guest time is inside user)."""
+    fields = (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def _reaped_children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def parent_of(pid: int) -> int | None:
@@ -129,6 +150,7 @@ class Sample:
     peak_rss_python_mib: float
     peak_rss_jvm_mib: float | None
     peak_reset: bool
+    machine_cpu_s: float | None = None
 
     @property
     def peak_rss_mib(self) -> float:
@@ -161,10 +183,11 @@ class Probe:
         return {self.python_pid} | ({self.jvm_pid} if self.jvm_pid else set())
 
     def others(self) -> dict[int, float]:
-        """``utime + stime`` of the JVM and every descendant, by pid (not this process)."""
+        """:func:`tree_cpu_seconds` of the JVM and every descendant, by pid (not this
+        process)."""
         found = {}
         for pid in descendants(self.roots) - {self.python_pid}:
-            seconds = own_cpu_seconds(pid)
+            seconds = tree_cpu_seconds(pid)
             if seconds is not None:
                 found[pid] = seconds
         return found
@@ -184,29 +207,21 @@ class Measurement:
         self.probe.settle()
         self.reset = all([reset_peak(pid) for pid in self.probe.roots])
         self.first = self.probe.others()
-        self.last = dict(self.first)
-        self.poll_cpu = 0.0
-        self.done = threading.Event()
-        self.poller = threading.Thread(target=self._poll, daemon=True)
-        self.own = time.process_time()
+        self.machine = machine_cpu_seconds()
+        self.own = time.process_time() + _reaped_children_cpu()
         self.wall = time.perf_counter()
-        self.poller.start()
         return self
-
-    def _poll(self) -> None:
-        start = time.thread_time()
-        while not self.done.wait(POLL_SECONDS):
-            self.last.update(self.probe.others())
-        self.poll_cpu = time.thread_time() - start
 
     def __exit__(self, *exc: object) -> None:
         wall = time.perf_counter() - self.wall
-        own = time.process_time() - self.own
-        self.done.set()
-        self.poller.join()
-        self.last.update(self.probe.others())
-        others = sum(seconds - self.first.get(pid, 0.0) for pid, seconds in self.last.items())
-        cpu = own - self.poll_cpu + others
+        own = time.process_time() + _reaped_children_cpu() - self.own
+        machine = machine_cpu_seconds() - self.machine
+        last = self.probe.others()
+        # the alive: their growth, reaped descendants included; the gone: counted whole
+        # in a parent's cutime/cstime, less what they had spent before the start
+        others = sum(seconds - self.first.get(pid, 0.0) for pid, seconds in last.items())
+        others -= sum(seconds for pid, seconds in self.first.items() if pid not in last)
+        cpu = own + others
         jvm = self.probe.jvm_pid
         self.sample = Sample(
             wall_s=wall,
@@ -214,4 +229,5 @@ class Measurement:
             peak_rss_python_mib=status_kib(self.probe.python_pid, "VmHWM") / 1024,
             peak_rss_jvm_mib=status_kib(jvm, "VmHWM") / 1024 if jvm else None,
             peak_reset=self.reset,
+            machine_cpu_s=machine,
         )

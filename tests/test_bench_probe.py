@@ -1,0 +1,77 @@
+"""The benchmark's CPU accounting (``tally.bench.probe``): a process that is born and exits
+during a measurement counts whole, once, however short its life.
+
+A stand-in for the Spark JVM (a long-lived child) forks workers that burn CPU and exit,
+as Spark's Python daemon forks and reaps its workers. The workers report their own CPU
+(``time.process_time``), the reference the probe's figure is held to.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tally.bench.probe import CLOCK_TICKS, Probe, machine_cpu_seconds
+
+#: Forks one worker per line read: the worker burns the CPU seconds the line gives,
+#: prints what it spent and exits; the daemon reaps it before it answers.
+DAEMON = textwrap.dedent(
+    """
+    import os, sys, time
+    for line in sys.stdin:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            end = time.process_time() + float(line)
+            while time.process_time() < end:
+                pass
+            os.write(write, repr(time.process_time()).encode())
+            os._exit(0)
+        os.close(write)
+        spent = os.read(read, 100).decode()
+        os.waitpid(pid, 0)
+        print(spent, flush=True)
+    """
+)
+
+
+@pytest.fixture
+def daemon():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DAEMON], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    yield proc
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+def _burn(daemon: subprocess.Popen, seconds: float) -> float:
+    daemon.stdin.write(f"{seconds}\n")
+    daemon.stdin.flush()
+    return float(daemon.stdout.readline())
+
+
+@pytest.mark.parametrize("burns", [(0.05,) * 6, (0.6,)])
+def test_workers_that_exit_during_a_measurement_count_once(daemon, burns):
+    probe = Probe(jvm_pid=daemon.pid)
+    _burn(daemon, 0.05)  # a worker before the measurement: not counted
+    with probe.measure() as m:
+        spent = sum(_burn(daemon, s) for s in burns)
+    assert m.sample is not None
+    tick = 1 / CLOCK_TICKS
+    # every worker whole (up to one clock tick each), and not counted twice: the rest
+    # is the daemon's and this process's own CPU over a few milliseconds of work
+    assert m.sample.cpu_s >= spent - tick * len(burns)
+    assert m.sample.cpu_s <= spent + 0.1 + tick * len(burns)
+    assert m.sample.machine_cpu_s is not None and m.sample.machine_cpu_s >= spent - 0.05
+
+
+def test_machine_cpu_grows_with_work():
+    before = machine_cpu_seconds()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    assert machine_cpu_seconds() > before
