@@ -68,7 +68,9 @@ class BatchColumns:
     """The batch columns of one plan, and the input column each one holds.
 
     ``arrays``: labels and scores are arrays (one value per class: multi-label), not
-    single values.
+    single values; ``label_arrays`` overrides it for the labels (None: as ``arrays``).
+    Multiclass batches hold what ``plan.multiclass_input`` says: arrays of scores with
+    single labels ("scores"), arrays of both ("pixels"), neither ("prediction").
     """
 
     #: batch column -> input column, in batch order
@@ -76,6 +78,7 @@ class BatchColumns:
     #: the batch columns of each slice spec (spec ``k`` of the plan is entry ``k − 1``)
     spec_columns: tuple[tuple[str, ...], ...]
     arrays: bool = False
+    label_arrays: bool | None = None
 
     @classmethod
     def of(cls, plan: CountPlan, *, arrays: bool = False) -> BatchColumns:
@@ -85,6 +88,9 @@ class BatchColumns:
             sources[WEIGHT] = plan.weight
         sources |= {slice_column(j): c for j, c in enumerate(slices)}
         specs = tuple(tuple(slice_column(slices.index(c)) for c in spec) for spec in plan.slices)
+        if plan.task == "multiclass":
+            kind = plan.multiclass_input
+            return cls(sources, specs, kind != "prediction", kind == "pixels")
         return cls(sources, specs, arrays)
 
     @property
@@ -94,14 +100,19 @@ class BatchColumns:
 
     def slices_only(self) -> BatchColumns:
         """The contract of batches that hold only the slice columns."""
-        return BatchColumns(self.slice_sources, self.spec_columns, self.arrays)
+        return BatchColumns(self.slice_sources, self.spec_columns, self.arrays, self.label_arrays)
 
     def check(self, schema: pa.Schema) -> None:
         """Raise :class:`BatchContractError` unless ``schema`` holds every declared column
         with a type the kernels take."""
         array = "arrays of " if self.arrays else ""
+        label_arrays = self.arrays if self.label_arrays is None else self.label_arrays
+        label_array = "arrays of " if label_arrays else ""
         rules = {
-            LABEL: (_list_of(_label) if self.arrays else _label, f"{array}numbers or booleans"),
+            LABEL: (
+                _list_of(_label) if label_arrays else _label,
+                f"{label_array}numbers or booleans",
+            ),
             WEIGHT: (pa.types.is_float64, "float64"),
         }
         score = (_list_of(_numeric) if self.arrays else _numeric, f"{array}numbers")
