@@ -1,4 +1,5 @@
-"""The ``tally`` command: ``evaluate``, ``check``, ``sql``, ``rollup``, ``report``, ``demo-data``.
+"""The ``tally`` command: ``evaluate``, ``check``, ``sql``, ``spark-sql``, ``rollup``, ``report``,
+``demo-data``.
 
 Failures a user can cause end with one line on stderr (``tally: error: ...``)
 and a non-zero exit code; config problems are found before Spark starts. A
@@ -10,7 +11,6 @@ shows its warnings too (conf/log4j2.properties).
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import sys
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from tally.checks import Outcome
 from tally.errors import ChecksFailedError, ConfigError, TallyError
+from tally.sql_text import format_value, print_table
 
 log = logging.getLogger("tally")
 
@@ -48,11 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     _job_arguments(chk, "run date whose checks to (re)evaluate, YYYY-MM-DD")
 
     sql = sub.add_parser(
-        "sql", parents=[common], help="run a SQL query against the catalog and print the rows"
+        "sql",
+        parents=[common],
+        help="run SQL against the catalog and print the rows: one query, a --file of them "
+        "(or stdin), or a prompt when no query is given",
     )
-    sql.add_argument("query")
+    sql.add_argument("query", nargs="?", help="statement(s) to run; none: read stdin or prompt")
+    sql.add_argument("--file", help="run every ;-separated statement of this file ('-': stdin)")
     sql.add_argument("--format", choices=("table", "csv"), default="table")
-    sql.add_argument("--max-rows", type=int, default=1000, help="print at most this many rows")
+    sql.add_argument(
+        "--max-rows",
+        type=int,
+        help="print at most this many rows, saying so on stderr when a result has more "
+        "(default: 1000 for table, all for csv; 0: all)",
+    )
+    sql.add_argument(
+        "--timing", action="store_true", help="each statement's rows and time on stderr"
+    )
+
+    # prefix_chars="+": every argument, -e and --help included, goes to spark-sql
+    spark_sql = sub.add_parser(
+        "spark-sql",
+        add_help=False,
+        prefix_chars="+",
+        help="Spark's spark-sql shell on tally's catalog (conf/, this venv's PySpark)",
+    )
+    spark_sql.add_argument("args", nargs=argparse.REMAINDER)
 
     roll = sub.add_parser(
         "rollup",
@@ -157,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "sql":
             return _sql(args)
+        if args.command == "spark-sql":
+            return _spark_sql(args)
         if args.command == "rollup":
             return _rollup(args)
         if args.command == "report":
@@ -219,11 +243,11 @@ def _check(args: argparse.Namespace) -> int:
 def _print_outcomes(outcomes: Sequence[Outcome]) -> None:
     header = ["score_column", "slice", "check", "value", "limit", "passed", "message"]
     cells = [
-        [o.score_column, o.slice, o.check, *(_format_value(v) for v in (o.value, o.limit)),
+        [o.score_column, o.slice, o.check, *(format_value(v) for v in (o.value, o.limit)),
          str(o.passed).lower(), o.message or ""]
         for o in outcomes
     ]
-    _print_table(header, cells)
+    print_table(header, cells)
 
 
 def _rollup(args: argparse.Namespace) -> int:
@@ -262,7 +286,7 @@ def _rollup(args: argparse.Namespace) -> int:
     shown = [
         [r[0], r[1], r[2], r[4], r[5], r[6]] for r in rows if not args.slice or r[1] in args.slice
     ]
-    _print_table(header, [[_format_value(v) for v in r] for r in shown])
+    print_table(header, [[format_value(v) for v in r] for r in shown])
     where = f"; written to {output_table}" if output_table else ""
     log.info("rollup of %s from %s to %s: %d metrics%s", args.model, start, end, len(rows), where)
     return 0
@@ -314,41 +338,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(header: list[str], cells: list[list[str]]) -> None:
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-
-
 def _sql(args: argparse.Namespace) -> int:
-    from pyspark.errors import AnalysisException, ParseException
+    from tally.sql_shell import run_sql
 
-    from tally.spark.session import get_spark, prepare_local_environment
-
-    prepare_local_environment()
-    spark = get_spark("tally-sql")
-    try:
-        df = spark.sql(args.query)
-        rows = df.take(args.max_rows)
-    except (AnalysisException, ParseException) as exc:
-        raise TallyError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
-    header = df.columns
-    cells = [[_format_value(v) for v in row] for row in rows]
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(cells)
-    else:
-        _print_table(header, cells)
-    return 0
+    return run_sql(args.query, args.file, args.format, args.max_rows, args.timing)
 
 
-def _format_value(value: object) -> str:
-    if value is None:
-        return ""
-    return repr(value) if isinstance(value, float) else str(value)
+def _spark_sql(args: argparse.Namespace) -> int:
+    from tally.spark.spark_sql import exec_spark_sql
+
+    exec_spark_sql(args.args)
 
 
 def _demo_data(args: argparse.Namespace) -> int:
