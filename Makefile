@@ -111,7 +111,7 @@ ROWS ?= 20000000
 MEMORY_ROWS ?= 1000000,100000000
 BENCH_ARGS ?=
 DAYS ?= 30
-.PHONY: bench bench-memory bench-partitions
+.PHONY: bench bench-memory bench-partitions bench-shapes
 bench: setup ## floor vs Tally vs Spark ML vs scikit-learn on ROWS rows (default 20M) -> docs/benchmarks.md
 	$(PY) jobs/bench.py --rows $(ROWS) $(BENCH_ARGS)
 
@@ -120,6 +120,10 @@ bench-memory: setup ## driver peak RSS of Tally binary at MEMORY_ROWS rows (defa
 
 bench-partitions: setup ## one day of DAYS (default 30) daily partitions vs the whole table (ROWS in all)
 	$(PY) jobs/bench.py --partitions $(DAYS) --rows $(ROWS) $(BENCH_ARGS)
+
+SHAPES_ARGS ?=
+bench-shapes: setup ## Tally's marginal CPU vs the floor on binary data of several shapes (ROWS rows each)
+	$(PY) -m tally.bench.shapes --rows $(ROWS) $(SHAPES_ARGS)
 
 lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check lib jobs tests
