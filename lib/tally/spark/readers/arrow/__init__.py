@@ -8,8 +8,9 @@ same rows (docs/benchmarks.md). With this reader Spark still lists the input,
 schedules the tasks and adds up their count tables; only the reading moves
 (:mod:`.files`: which files, split how; :mod:`.run`: the Spark jobs). The cells are
 those of the Spark SQL reader, so everything downstream is unchanged. It counts
-binary and multi-label plans; :func:`tally.spark.count.choose_reader` falls back to
-the Spark SQL reader for the others, saying why.
+binary, multi-label and multiclass plans (:mod:`.multiclass`);
+:func:`tally.spark.count.choose_reader` falls back to the Spark SQL reader for any
+other, saying why.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.cells import CountTables
 from tally.spark.readers.arrow.files import ArrowInput
+from tally.spark.readers.arrow.multiclass import collect_multiclass
 from tally.spark.readers.arrow.run import (
     PARTITION_COUNTERS,
     collect_binary,
@@ -38,7 +40,11 @@ from tally.spark.readers.base import Reader
 Collector = Callable[
     [SparkSession, ArrowInput, CountPlan], "tuple[pa.Table, dict[str, int]] | None"
 ]
-COLLECTORS: dict[str, Collector] = {"binary": collect_binary, "multilabel": collect_multilabel}
+COLLECTORS: dict[str, Collector] = {
+    "binary": collect_binary,
+    "multilabel": collect_multilabel,
+    "multiclass": collect_multiclass,
+}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tally.kernels import binary as binary_kernels
+from tally.kernels import multiclass as multiclass_kernels
 from tally.kernels import multilabel as multilabel_kernels
 from tally.kernels.batches import BatchColumns
 from tally.kernels.cells import BinaryLayout, MultilabelLayout
@@ -169,6 +170,12 @@ PartitionCounter = tuple[Callable[..., Iterator[pa.RecordBatch]], Callable, bool
 PARTITION_COUNTERS: dict[str, PartitionCounter] = {
     "binary": (binary_kernels.count_partition, BinaryLayout.of, False, SUM_COLUMNS),
     "multilabel": (multilabel_kernels.count_partition, MultilabelLayout.of, True, ("n", "w", "wy")),
+    "multiclass": (
+        multiclass_kernels.count_partition,
+        multiclass_kernels.Layout.of,
+        True,  # BatchColumns.of reads the plan's multiclass_input
+        ("n", "w", "wy"),
+    ),
 }
 
 
