@@ -43,8 +43,10 @@ def valid_rows(label, score, weight=None):
     """The rows scikit-learn sees: what Tally's validity rules keep."""
     y = np.array([np.nan if v is None else v for v in label], np.float64)
     s = np.array([np.nan if v is None else v for v in score], np.float64)
-    w = np.ones_like(s) if weight is None else np.array(
-        [np.nan if v is None else v for v in weight], np.float64
+    w = (
+        np.ones_like(s)
+        if weight is None
+        else np.array([np.nan if v is None else v for v in weight], np.float64)
     )
     with np.errstate(invalid="ignore"):
         keep = (
@@ -109,11 +111,13 @@ def test_exact_metrics_equal_scikit_learn(spark, kind, partitions):
     assert flat.ap_exact
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
     assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
-    # Passes over the input, pass 1 included: all_ties 2 (pass 2 sees min == max);
-    # last_bit 3 (pass 2 only finds the chain's range, pass 3 separates every ulp);
-    # distinct and mixed 3 (pass 3 splits the few sub-bins still mixed).
-    assert flat.passes == {"all_ties": 2, "distinct": 3, "last_bit": 3, "mixed": 3}[kind]
+    # Reads of the input, pass 1 included: the sort pass makes every kind exact.
+    assert flat.passes == 2
     assert flat.pos.dtype == np.int64 and flat.neg.dtype == np.int64
+
+
+#: Every array of a FlatHistogram: the readers' passes give them bit for bit.
+BIN_FIELDS = ("pos", "neg", "single_valued", "low", "high", "resolved", "pairs", "ap")
 
 
 def test_spark_passes_give_the_numpy_reference_bins(spark):
@@ -123,7 +127,7 @@ def test_spark_passes_give_the_numpy_reference_bins(spark):
     y, s, _ = valid_rows(label, score)
     reference = refine_arrays(y, s, 16)
     assert flat.passes == reference.passes
-    for field in ("pos", "neg", "single_valued", "low", "high"):
+    for field in BIN_FIELDS:
         assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
 
 
@@ -142,9 +146,7 @@ def test_peaked_scores_are_exact_where_buckets_are_visibly_off(spark, buckets):
     bucketed, bucketed_bound = roc_auc(counts.pos, counts.neg)
     assert bucketed_bound.value > 0.01  # 0.075 (B=64), 0.045 (B=100)
     assert abs(bucketed.value - roc_auc_score(y, s)) > 0.01
-    # 3 passes: pass 2 splits the buckets into ~2**20 sub-bins, pass 3 the few
-    # hundred sub-bins that still hold a positive and a negative.
-    assert flat.passes == 3
+    assert flat.passes == 2  # the count, then the sort pass
     assert metrics["roc_auc_error_bound"] == 0.0
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
     assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
@@ -178,23 +180,33 @@ def test_one_pass_keeps_the_bucketed_bound(spark):
     assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= metrics["roc_auc_error_bound"]
 
 
-def test_a_tiny_cell_budget_leaves_a_smaller_bound_that_holds(spark):
+def test_bins_too_large_to_sort_are_split_first(spark):
+    """``sort_rows`` bounds a reducer's rows: larger buckets get a split pass first."""
     y, s = ctr_like(20_000, seed=2)
-    counts, flat, metrics = exact(spark, y.tolist(), s.tolist(), 64, cell_budget=64, max_passes=3)
+    counts, flat, metrics = exact(spark, y.tolist(), s.tolist(), 64, sort_rows=500, partitions=3)
+    assert int((counts.pos + counts.neg).max()) > 500
+    assert flat.passes == 3  # count, split, sort
+    assert metrics["roc_auc_error_bound"] == 0.0 and flat.ap_exact
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
+
+
+def test_too_few_passes_to_split_leave_a_smaller_bound_that_holds(spark):
+    y, s = ctr_like(20_000, seed=2)
+    counts, flat, metrics = exact(spark, y.tolist(), s.tolist(), 64, sort_rows=500, max_passes=2)
     bucketed_bound = roc_auc(counts.pos, counts.neg)[1].value
-    assert flat.passes == 3
-    assert 0 < metrics["roc_auc_error_bound"] < bucketed_bound / 5  # 0.0075 vs 0.074
-    assert flat.bins <= 64 + 2 * 64  # memory: at most cell_budget new bins per pass
+    assert flat.passes == 2  # the small buckets are sorted, the large ones keep their bound
+    assert 0 < metrics["roc_auc_error_bound"] < bucketed_bound
+    assert flat.resolved.any() and not flat.resolved.all()
     assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= metrics["roc_auc_error_bound"]
 
 
 def test_tolerance_stops_early_without_average_precision(spark):
     y, s = ctr_like(20_000, seed=4)
-    _, flat, metrics = exact(
-        spark, y.tolist(), s.tolist(), 64, tolerance=1e-4, refine_ap=False
-    )
-    assert flat.passes == 2  # pass 2 already brings the bound to ~1e-6
-    assert 0 < metrics["roc_auc_error_bound"] <= 1e-4
+    _, flat, metrics = exact(spark, y.tolist(), s.tolist(), 64, tolerance=1e-4, refine_ap=False)
+    assert flat.passes == 2
+    assert 0 < metrics["roc_auc_error_bound"] <= 1e-4  # only the buckets needed are sorted
+    assert not flat.resolved.all()
     assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= metrics["roc_auc_error_bound"]
 
 
@@ -207,27 +219,38 @@ def test_an_input_that_changes_between_passes_fails(spark):
         refine_histogram(df, plan, "score", other)
 
 
-
 # The arrow reader's passes (tally.spark.refine_arrow): Parquet files read by pyarrow.
 
 
-def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **options):
-    """Pass 1 and the refinement passes as the job runs them on Parquet files (arrow
-    reader), over 3 files of 700-row row groups read in several byte ranges."""
+def exact_from_files(
+    spark,
+    tmp_path,
+    label,
+    score,
+    buckets,
+    weight=None,
+    score_type=None,
+    reader="arrow",
+    **options,
+):
+    """Pass 1 and the refinement passes as the job runs them on Parquet files (the arrow
+    reader, or ``reader="spark"``), over 3 files of 700-row row groups read in several
+    byte ranges."""
     import pyarrow.parquet as pq
 
     from tally.config import InputConfig
     from tally.plan import ALL_ROWS
     from tally.spark.count import arrow_reader, count_tables
+    from tally.spark.readers import SQL_READER
 
     columns = {
         "label": pa.array(label, pa.float64(), from_pandas=False),
-        "score": pa.array(score, pa.float64(), from_pandas=False),
+        "score": pa.array(score, pa.float64(), from_pandas=False).cast(score_type or pa.float64()),
     }
     if weight is not None:
         columns["weight"] = pa.array(weight, pa.float64(), from_pandas=False)
     table = pa.table(columns)
-    path = tmp_path / "rows"
+    path = tmp_path / f"rows-{reader}"
     path.mkdir()
     bounds = np.linspace(0, table.num_rows, 4).astype(int)
     for i in range(3):
@@ -236,7 +259,8 @@ def exact_from_files(spark, tmp_path, label, score, buckets, weight=None, **opti
     weight_column = "weight" if weight is not None else None
     plan = CountPlan("label", ("score",), buckets, (), weight=weight_column)
     df = spark.read.parquet(str(path))
-    direct = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+    direct = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader=reader))
+    direct = direct or SQL_READER
     tables = count_tables(df, plan, direct)
     try:
         counts = tables.groups(plan)[("score", ALL_ROWS)]
@@ -254,7 +278,7 @@ def test_arrow_reader_passes_give_the_numpy_reference_bins(spark, spark_conf, tm
     y, s, _ = valid_rows(label, score)
     reference = refine_arrays(y, s, 16)
     assert flat.passes == reference.passes > 1
-    for field in ("pos", "neg", "single_valued", "low", "high"):
+    for field in BIN_FIELDS:
         assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
     assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
@@ -274,6 +298,96 @@ def test_arrow_reader_passes_on_weighted_peaked_scores_equal_scikit_learn(spark,
     assert metrics["roc_auc"] == pytest.approx(expected, abs=1e-9, rel=0)
     expected_ap = average_precision_score(yv, sv, sample_weight=wv)
     assert metrics["pr_auc"] == pytest.approx(expected_ap, abs=1e-9, rel=0)
+
+
+def float32_adversarial(seed: int = 6) -> tuple[list, np.ndarray]:
+    """Labels and float32 scores: peaked, ties, runs of adjacent float32 values,
+    float32 values next to the edges of 100 buckets (not float32 themselves), 0, -0,
+    the smallest float32, 1."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    s = rng.beta(0.5, 25, n).astype(np.float32)
+    s[:500] = np.round(s[:500], 3)
+    run = np.float32(0.3) + np.arange(300, dtype=np.float32) * np.spacing(np.float32(0.3))
+    s[500:800] = run[rng.integers(0, 300, 300)]
+    edges = np.float32(rng.integers(1, 100, 300) / 100)
+    s[800:1100] = np.nextafter(edges, np.float32(rng.choice([0.0, 1.0], 300)))
+    s[1100:1110] = -0.0
+    s[1110:1120] = np.float32(1e-45)
+    s[1120:1130] = 1.0
+    y = (rng.random(n) < np.clip(4 * s.astype(np.float64), 0.2, 0.8)).astype(np.float64)
+    return y.tolist(), s
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_scores_both_readers_identical_and_equal_scikit_learn(spark, tmp_path, weighted):
+    """A float32 column is sorted by its float32 bit pattern, under either reader, into
+    many reducers (``part_rows``): the same bins, equal to scikit-learn."""
+    label, s32 = float32_adversarial()
+    weight = np.random.default_rng(2).exponential(size=s32.size).tolist() if weighted else None
+    runs = {
+        reader: exact_from_files(
+            spark,
+            tmp_path,
+            label,
+            s32.astype(np.float64).tolist(),
+            100,
+            weight=weight,
+            score_type=pa.float32(),
+            reader=reader,
+            part_rows=400,
+        )
+        for reader in ("arrow", "spark")
+    }
+    (flat, metrics), (other, _) = runs["arrow"], runs["spark"]
+    assert flat.passes == other.passes == 2
+    fields = BIN_FIELDS if not weighted else ("resolved", "single_valued", "low", "high")
+    for field in fields:
+        assert np.array_equal(getattr(flat, field), getattr(other, field)), field
+    y, s = np.asarray(label), s32.astype(np.float64)
+    tol = TOL if not weighted else 1e-9
+    assert metrics["roc_auc_error_bound"] == 0.0 and flat.ap_exact
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s, sample_weight=weight), abs=tol)
+    expected_ap = average_precision_score(y, s, sample_weight=weight)
+    assert metrics["pr_auc"] == pytest.approx(expected_ap, abs=tol, rel=0)
+    reference = refine_arrays(
+        y, s, 100, None if weight is None else np.asarray(weight), narrow=True
+    )
+    for field in fields:
+        assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
+
+
+def test_float64_scores_both_readers_identical(spark, tmp_path):
+    label, score = adversarial("mixed", seed=9)
+    runs = [
+        exact_from_files(spark, tmp_path, label, score, 16, reader=r, parallelism=3)
+        for r in ("arrow", "spark")
+    ]
+    for field in BIN_FIELDS:
+        assert np.array_equal(getattr(runs[0][0], field), getattr(runs[1][0], field)), field
+    y, s, _ = valid_rows(label, score)
+    assert runs[0][1]["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+
+
+def test_sort_keys_order_scores_and_bucket_edges():
+    """The bit pattern of a non-negative float orders it; -0 is 0; a bucket's lower key
+    is the smallest float32 at or above its edge."""
+    from tally.kernels.exact_sort import low_keys, score_keys
+
+    rng = np.random.default_rng(0)
+    s = np.r_[rng.random(1000), rng.random(1000) * 1e-30, 0.0, -0.0, 5e-324, 1.0]
+    for narrow in (False, True):
+        v = s.astype(np.float32).astype(np.float64) if narrow else s
+        keys = score_keys(v, narrow)
+        order = np.argsort(keys, kind="stable")
+        assert np.all(np.diff(v[order]) >= 0)
+        assert score_keys(np.array([-0.0]), narrow)[0] == score_keys(np.array([0.0]), narrow)[0]
+    edges = np.arange(101) / 100
+    low = low_keys(edges, narrow=True)
+    as_float = low.view(np.float32).astype(np.float64)
+    assert np.all(as_float >= edges)
+    below = np.nextafter(low.view(np.float32), np.float32(0)).astype(np.float64)
+    assert np.all((below < edges) | (edges == 0))
 
 
 def test_step_tables_walk_rows_as_the_numpy_reference_does():
@@ -307,19 +421,21 @@ def test_step_tables_walk_rows_as_the_numpy_reference_does():
         np.testing.assert_array_equal(rows, ref_rows)
         np.testing.assert_array_equal(node, ref_node)
 
+
 # Pure numpy (no Spark): the refinement loop on many small adversarial inputs.
 
 
 def worst_case_auc_gap(flat) -> float:
     """How far the AUC of ``flat``'s bins can be from the exact one, by scikit-learn.
 
-    Inside a bin whose scores are not all equal, the rows may be ordered any way; the
-    bucketed AUC counts its pairs as ties. The largest gap is reached when every positive
-    of each such bin scores above its negatives: rebuild that ordering as weighted rows
+    Inside a bin whose scores are not all equal and that was not sorted, the rows may be
+    ordered any way; the bucketed AUC counts its pairs as ties. The largest gap is reached
+    when every positive of each such bin scores above its negatives: rebuild that
+    ordering as weighted rows
     (one row per bin and class, weight = its count) and score both with scikit-learn.
     """
     bins = np.arange(flat.bins, dtype=np.float64)
-    lift = np.where(flat.single_valued, 0.0, 0.5)  # positives above negatives in the bin
+    lift = np.where(flat.exact, 0.0, 0.5)  # positives above negatives in the bin
     labels = np.r_[np.ones(flat.bins), np.zeros(flat.bins)]
     weights = np.r_[flat.pos, flat.neg].astype(np.float64)
     if weights[labels == 1].sum() == 0 or weights[labels == 0].sum() == 0:

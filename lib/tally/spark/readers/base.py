@@ -1,8 +1,8 @@
 """The Reader interface: what turns an input DataFrame's rows into count tables.
 
 A reader counts a :class:`~tally.plan.CountPlan` in one pass (:meth:`Reader.cells`,
-:meth:`Reader.count`) and runs the refinement passes of exact AUC
-(:meth:`Reader.refinement_pass`), for the tasks it knows (:attr:`Reader.supported_tasks`,
+:meth:`Reader.count`) and runs the passes of exact AUC (:meth:`Reader.refinement_pass`,
+:meth:`Reader.sort_rows`), for the tasks it knows (:attr:`Reader.supported_tasks`,
 looked up by name). Every reader gives the same cells for the same rows (the rules of
 :mod:`tally.kernels`), so what follows (:mod:`tally.spark.cells`, metrics, stored
 counts) does not depend on which one counted.
@@ -14,8 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, TypeVar
 
+from pyspark import RDD
 from pyspark.sql import DataFrame
 
+from tally.kernels.exact_sort import SortLayout
 from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.cells import CountTables
@@ -50,6 +52,14 @@ class Reader(ABC):
     ) -> Cells:
         """One refinement pass of exact AUC over the valid rows of ``score_column``
         (:func:`tally.kernels.refine.walk` is the reference of its moves)."""
+
+    @abstractmethod
+    def sort_rows(
+        self, df: DataFrame, plan: CountPlan, score: str, steps: Sequence[Step], layout: SortLayout
+    ) -> RDD:
+        """The sort pass of exact AUC, lazily: the valid rows of column ``score`` walked
+        through ``steps``, packed per part of ``layout`` as ``(part, chunk)`` pairs of
+        :meth:`tally.kernels.exact_sort.PartRows.chunks`."""
 
     def for_task(self, counters: Mapping[str, Counter], plan: CountPlan) -> Counter:
         """``counters[plan.task]``; ``ValueError`` when this reader does not count the task."""

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pyarrow as pa
+from pyspark import RDD
 from pyspark.sql import DataFrame, SparkSession
 
+from tally.kernels.exact_sort import SortLayout
 from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.cells import CountTables
@@ -32,6 +34,7 @@ from tally.spark.readers.arrow.run import (
     collect_binary,
     collect_multilabel,
     collect_refinement_pass,
+    sort_pass_rows,
     sum_task_cells,
 )
 from tally.spark.readers.base import Reader
@@ -72,3 +75,8 @@ class ArrowReader(ArrowInput, Reader):
         self, df: DataFrame, plan: CountPlan, score_column: str, steps: Sequence[Step]
     ) -> Cells:
         return collect_refinement_pass(df.sparkSession, self, plan, score_column, steps)
+
+    def sort_rows(
+        self, df: DataFrame, plan: CountPlan, score: str, steps: Sequence[Step], layout: SortLayout
+    ) -> RDD:
+        return sort_pass_rows(df.sparkSession, self, plan, score, steps, layout)

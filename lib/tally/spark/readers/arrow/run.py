@@ -23,16 +23,20 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 from pyspark import RDD
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tally.kernels import batches as batch_columns
 from tally.kernels import binary as binary_kernels
 from tally.kernels import multiclass as multiclass_kernels
 from tally.kernels import multilabel as multilabel_kernels
 from tally.kernels.batches import BatchColumns
+from tally.kernels.buckets import bucket_of
 from tally.kernels.cells import BinaryLayout, MultilabelLayout
+from tally.kernels.exact_sort import PartRows, SortLayout
 from tally.kernels.refine import Cells, PassCells, Step, StepTables
 from tally.kernels.slices import add_value_rows, slice_value_rows
 from tally.plan import (
@@ -273,3 +277,68 @@ def collect_refinement_pass(
         return _ids(spark, source).mapPartitions(run).treeReduce(PassCells.merge, depth=2).cells()
     finally:
         shared.destroy()
+
+
+def _sort_rows(
+    ids: Iterator[int],
+    tasks: Tasks,
+    columns: BatchColumns,
+    buckets: int,
+    steps: Broadcast,
+    layout: Broadcast,
+    weighted: bool,
+) -> Iterator[tuple[int, tuple]]:
+    """The RDD function of :func:`sort_pass_rows`: task ids in, ``(part, chunk)`` out."""
+    walk = None if _buckets_only(steps.value) else StepTables(steps.value).walk
+    for task in ids:
+        rows = PartRows(layout.value)
+        for split in tasks[task]:
+            for batch in read_split(split, columns, ()):
+                weights = batch.column(batch_columns.WEIGHT) if weighted else None
+                label = batch.column(batch_columns.LABEL)
+                score = batch.column(batch_columns.score_column(0))
+                positive, s, w = binary_kernels.valid_rows(label, score, weights)
+                if walk is None:  # no split pass: the node is the pass-1 bucket
+                    rows.add(s, positive, w, bucket_of(s, buckets))
+                    continue
+                at, node = walk(s, buckets)
+                rows.add(s[at], positive[at], None if w is None else w[at], node)
+        yield from rows.chunks()
+
+
+def _buckets_only(steps: Sequence[Step]) -> bool:
+    """Whether ``steps`` is one pass-through step on pass-1 buckets (no split pass)."""
+    return len(steps) == 1 and not steps[0].split.any() and bool(
+        np.array_equal(steps[0].parent, steps[0].base)
+    )
+
+
+def sort_pass_rows(
+    spark: SparkSession,
+    source: ArrowInput,
+    plan: CountPlan,
+    score_column: str,
+    steps: Sequence[Step],
+    layout: SortLayout,
+) -> RDD:
+    """The sort pass of exact AUC over ``source``'s rows, lazily: per task, its valid
+    rows of the bins of ``layout`` as ``(part, chunk)`` pairs
+    (:class:`~tally.kernels.exact_sort.PartRows`).
+
+    Each task reads the label, the score and the weight of its byte ranges, keeps the
+    valid rows, finds each one's bin (its pass-1 bucket, or the walk of
+    :meth:`~tally.kernels.refine.StepTables.walk` after split passes), packs and
+    sorts them; :func:`tally.spark.refine.sort_pass` shuffles them to the reducers.
+    """
+    columns = BatchColumns.of(dataclasses.replace(plan, scores=(score_column,), slices=()))
+    context = spark.sparkContext
+    run = partial(
+        _sort_rows,
+        tasks=source.tasks,
+        columns=columns,
+        buckets=plan.buckets,
+        steps=context.broadcast(list(steps)),
+        layout=context.broadcast(layout),
+        weighted=plan.weighted,
+    )
+    return _ids(spark, source).mapPartitions(run)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from pyspark import RDD
 from pyspark.sql import DataFrame
 
+from tally.kernels.exact_sort import SortLayout
 from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.names import column
@@ -45,6 +47,11 @@ class SqlReader(Reader):
         self, df: DataFrame, plan: CountPlan, score_column: str, steps: Sequence[Step]
     ) -> Cells:
         return refine.refinement_pass(df, plan, score_column, steps)
+
+    def sort_rows(
+        self, df: DataFrame, plan: CountPlan, score: str, steps: Sequence[Step], layout: SortLayout
+    ) -> RDD:
+        return refine.sort_rows(df, plan, score, steps, layout)
 
 
 #: The reader every plan can fall back to.

@@ -15,17 +15,24 @@ Grouping by the final node id sums weighted positives and negatives and keeps
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import RDD
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from tally.kernels.exact_sort import PartRows, SortLayout
 from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.names import column
 from tally.spark.rules import bucket_column, invalid_reason_code, score_value, sub_bin_column
+
+if TYPE_CHECKING:
+    from pyspark import Broadcast
 
 
 def valid_rows(df: DataFrame, plan: CountPlan, score_column: str) -> DataFrame:
@@ -97,3 +104,49 @@ def refinement_pass(
         high=get("high", np.float64),
         rows=get("rows", np.int64),
     )
+
+
+def sort_rows(
+    df: DataFrame, plan: CountPlan, score_column: str, steps: Sequence[Step], layout: SortLayout
+) -> RDD:
+    """The sort pass of exact AUC, lazily: the valid rows walked through ``steps`` (the
+    last keeps the bins of ``layout`` only), packed per partition by ``mapInArrow``
+    (:class:`~tally.kernels.exact_sort.PartRows`) as ``(part, chunk)`` pairs."""
+    rows = walked(valid_rows(df, plan, score_column), steps)
+    shared = df.sparkSession.sparkContext.broadcast(layout)
+    pack = partial(_pack_rows, layout=shared, weighted=bool(plan.weight))
+    packed = rows.select("y", "s", "w", "node").mapInArrow(pack, PACKED_SCHEMA)
+    return packed.rdd.map(partial(_chunk, narrow=layout.narrow))
+
+
+#: One part's packed rows of one partition: the keys and the weights, as bytes.
+PACKED_SCHEMA = "part int, packed binary, weights binary"
+
+
+def _pack_rows(
+    batches: Iterator[pa.RecordBatch], layout: Broadcast, weighted: bool
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function of :func:`sort_rows`: rows in, one row per part out."""
+    rows = PartRows(layout.value)
+    for batch in batches:
+        y = batch.column("y").to_numpy(zero_copy_only=False)
+        s = batch.column("s").to_numpy(zero_copy_only=False)
+        w = batch.column("w").to_numpy(zero_copy_only=False) if weighted else None
+        node = batch.column("node").to_numpy(zero_copy_only=False)
+        rows.add(s, y == 1, w, node)
+    for part, (packed, weights) in rows.chunks():
+        yield pa.record_batch(
+            {
+                "part": pa.array([part], pa.int32()),
+                "packed": pa.array([packed.tobytes()], pa.binary()),
+                "weights": pa.array([b"" if weights is None else weights.tobytes()], pa.binary()),
+            }
+        )
+
+
+def _chunk(row: Row, narrow: bool) -> tuple[int, tuple[np.ndarray, np.ndarray | None]]:
+    """A packed row of :func:`_pack_rows` as the ``(part, chunk)`` pair of
+    :meth:`~tally.kernels.exact_sort.PartRows.chunks`."""
+    packed = np.frombuffer(row.packed, np.uint32 if narrow else np.uint64)
+    weights = np.frombuffer(row.weights, np.float64) if row.weights else None
+    return row.part, (packed, weights)
