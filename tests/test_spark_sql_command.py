@@ -1,0 +1,67 @@
+"""README's ``spark-sql`` line as a user runs it from a plain shell: ``.venv/bin/tally spark-sql
+-e "..."`` in a project folder whose ``conf/`` names the catalog, with nothing set beforehand
+(``PATH`` without the venv, no ``SPARK_*`` or ``PYSPARK_*`` variables).
+
+Spark's own ``spark-sql`` script from the venv fails there (it finds Spark with the system
+``python3``, which has no PySpark). One JVM: the statements make a table of the catalog over
+Parquet rows written here with pyarrow, read Spark's setting from ``conf/`` back, and select
+the rows, which must be the ones written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import BIN, write_spark_conf
+
+pytestmark = pytest.mark.e2e
+
+ROWS = {"metric": ["roc_auc", "pr_auc", "count"], "value": [0.8125, 0.40625, 1234.0]}
+
+
+def plain_environment(home: Path) -> dict[str, str]:
+    """What a new shell has: a system ``PATH`` (with Java), a home, a locale."""
+    java = shutil.which("java")
+    path = ["/usr/local/bin", "/usr/bin", "/bin"]
+    if java and str(Path(java).parent) not in path:
+        path.insert(0, str(Path(java).parent))
+    env = {"PATH": os.pathsep.join(path), "HOME": str(home), "LANG": "C.UTF-8"}
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    return env
+
+
+def test_tally_spark_sql_sees_the_catalog_from_a_plain_shell(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(write_spark_conf(tmp_path / "catalog"), project / "conf")  # catalog elsewhere
+    (tmp_path / "rows").mkdir()
+    pq.write_table(pa.table(ROWS), tmp_path / "rows" / "part-0.parquet")
+    statements = (
+        "CREATE DATABASE tally; "
+        f"CREATE TABLE tally.metrics USING parquet LOCATION '{tmp_path / 'rows'}'; "
+        "SET spark.sql.shuffle.partitions; "
+        "SELECT * FROM tally.metrics LIMIT 10"
+    )
+    done = subprocess.run(
+        [str(BIN / "tally"), "spark-sql", "-S", "-e", statements],
+        cwd=project,
+        env=plain_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "spark.sql.shuffle.partitions\t2" in lines  # conf/ was read (Spark's default: 200)
+    rows = sorted(tuple(x.split("\t")) for x in lines if "\t" in x and not x.startswith("spark."))
+    expected = sorted((m, repr(v)) for m, v in zip(ROWS["metric"], ROWS["value"], strict=True))
+    assert rows == expected
+    assert (tmp_path / "catalog" / "metastore_db").is_dir()  # conf/'s metastore, not ./
+    assert not (project / "metastore_db").exists()
