@@ -121,6 +121,14 @@ bench-memory: setup ## driver peak RSS of Tally binary at MEMORY_ROWS rows (defa
 bench-partitions: setup ## one day of DAYS (default 30) daily partitions vs the whole table (ROWS in all)
 	$(PY) jobs/bench.py --partitions $(DAYS) --rows $(ROWS) $(BENCH_ARGS)
 
+.PHONY: bench-queries spark-sql
+bench-queries: setup ## seconds per `tally sql --file` query after the first (11 queries, one process)
+	$(PY) -m tally.bench.queries
+
+# Q is passed to spark-sql -e inside double quotes: write SQL literals with single quotes.
+spark-sql: setup ## Spark's spark-sql on the project's catalog: make spark-sql Q="SELECT ..." (no Q: its prompt)
+	$(VENV)/bin/tally spark-sql $(if $(Q),-e "$(Q)")
+
 SHAPES_ARGS ?=
 bench-shapes: setup ## Tally's marginal CPU vs the floor on binary data of several shapes (ROWS rows each)
 	$(PY) -m tally.bench.shapes --rows $(ROWS) $(SHAPES_ARGS)
