@@ -8,13 +8,14 @@ as Spark's Python daemon forks and reaps its workers. The workers report their o
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from tally.bench.probe import CLOCK_TICKS, Probe, machine_cpu_seconds
+from tally.bench.probe import CLOCK_TICKS, machine_cpu_seconds
 
 #: Forks one worker per line read: the worker burns the CPU seconds the line gives,
 #: prints what it spent and exits; the daemon reaps it before it answers.
@@ -38,35 +39,48 @@ DAEMON = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def daemon():
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DAEMON], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+#: Run in a fresh interpreter, so that no other child of the test process (a Spark JVM of
+#: another test) is in the measured tree: a stand-in daemon as the JVM, one measurement
+#: of ``BURNS``; prints the probe's CPU, the workers' own and the machine's.
+MEASURE = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from tally.bench.probe import Probe
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
     )
-    yield proc
-    proc.stdin.close()
-    proc.wait(timeout=30)
-
-
-def _burn(daemon: subprocess.Popen, seconds: float) -> float:
-    daemon.stdin.write(f"{seconds}\n")
-    daemon.stdin.flush()
-    return float(daemon.stdout.readline())
+    def burn(seconds):
+        daemon.stdin.write(f"{seconds}\\n")
+        daemon.stdin.flush()
+        return float(daemon.stdout.readline())
+    probe = Probe(jvm_pid=daemon.pid)
+    burn(0.05)  # a worker before the measurement: not counted
+    with probe.measure() as m:
+        spent = sum(burn(s) for s in json.loads(sys.argv[2]))
+    daemon.stdin.close()
+    daemon.wait()
+    print(json.dumps([m.sample.cpu_s, spent, m.sample.machine_cpu_s]))
+    """
+)
 
 
 @pytest.mark.parametrize("burns", [(0.05,) * 6, (0.6,)])
-def test_workers_that_exit_during_a_measurement_count_once(daemon, burns):
-    probe = Probe(jvm_pid=daemon.pid)
-    _burn(daemon, 0.05)  # a worker before the measurement: not counted
-    with probe.measure() as m:
-        spent = sum(_burn(daemon, s) for s in burns)
-    assert m.sample is not None
+def test_workers_that_exit_during_a_measurement_count_once(burns):
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, DAEMON, json.dumps(burns)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    cpu, spent, machine = json.loads(done.stdout)
     tick = 1 / CLOCK_TICKS
     # every worker whole (up to one clock tick each), and not counted twice: the rest
-    # is the daemon's and this process's own CPU over a few milliseconds of work
-    assert m.sample.cpu_s >= spent - tick * len(burns)
-    assert m.sample.cpu_s <= spent + 0.1 + tick * len(burns)
-    assert m.sample.machine_cpu_s is not None and m.sample.machine_cpu_s >= spent - 0.05
+    # is the daemon's and the measuring process's own CPU over a few milliseconds of work
+    assert cpu >= spent - tick * len(burns)
+    assert cpu <= spent + 0.1 + tick * len(burns)
+    assert machine >= spent - 0.05
 
 
 def test_machine_cpu_grows_with_work():

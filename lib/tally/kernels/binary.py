@@ -28,9 +28,13 @@ scores are negated as they are converted to float64 (``−score`` and ``−loss`
 cost nothing, and each row holds the negatives of what it adds), a batch whose minima
 and maxima show no invalid row and no score outside ``[ε, 1 − ε]`` skips the per-row
 checks, the clip and the clamp of the last bucket, and four sums are added in two
-complex pairs (see :class:`Rows`). Cells are bit-identical either way. The
-measurements behind these choices: docs/benchmarks.md, "Design measurements behind
-the code".
+complex pairs (see :class:`Rows`). Cells are bit-identical either way. For scores
+stored in 24 bits or fewer (float32), where ``1 − p`` is exact, the log loss is one
+``log`` of each row's own-label probability rather than ``log1p`` and ``log`` by label
+(:meth:`_ByLabel.fill_exact`): the same real numbers, each rounded once, so the
+``w_loss`` sums may differ from ``log1p``'s in their last bits. The measurements behind
+these choices: docs/benchmarks.md, "Design measurements behind the code" and "The
+counting pass on data of other shapes".
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class _Checked(NamedTuple):
     invalid: np.ndarray  # rows of the batch that are invalid
     reason: np.ndarray  # the first problem of each (index into INVALID_REASONS)
     invalid_weight: np.ndarray | None  # their finite weights, 0 for others (weighted)
+    extremes: tuple[float, float]  # of the valid rows' minus_s (_extremes)
 
 
 def _check(
@@ -121,8 +126,10 @@ def _check(
     minus_s, s_null = _minus_float64(scores, out)
     w = _float64(weights)[0] if weights is not None else None
     none = np.zeros(0, np.int64)
-    if binary_all_valid(y, _extremes(minus_s), w):
-        return _Checked(y, minus_s, w, None, none, none, None if w is None else np.zeros(0))
+    extremes = _extremes(minus_s)
+    if binary_all_valid(y, extremes, w):
+        no_weights = None if w is None else np.zeros(0)
+        return _Checked(y, minus_s, w, None, none, none, no_weights, extremes)
     invalid, reason = binary_invalid_rows(y, y_null, minus_s, s_null, w)
     invalid_weight = None
     if w is not None:
@@ -132,7 +139,8 @@ def _check(
     keep[invalid] = False
     rows = np.flatnonzero(keep)
     w = w[rows] if w is not None else None
-    return _Checked(y[rows], minus_s[rows], w, rows, invalid, reason, invalid_weight)
+    minus_s = minus_s[rows]
+    return _Checked(y[rows], minus_s, w, rows, invalid, reason, invalid_weight, _extremes(minus_s))
 
 
 def valid_rows(
@@ -232,10 +240,9 @@ def batch_rows(
     ``−s <= −t`` is ``s >= t`` (negation is exact).
     """
     (minus_s_buffer, _), *_ = (work := work or Workspace()).get(len(labels))
-    y, minus_s, w, rows, invalid, reason, invalid_weight = _check(
+    y, minus_s, w, rows, invalid, reason, invalid_weight, extremes = _check(
         labels, scores, weights, minus_s_buffer
     )
-    extremes = _extremes(minus_s)
     (_, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(minus_s))
     low, high = -extremes[1], -extremes[0]  # of the valid scores
     bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
@@ -246,11 +253,14 @@ def batch_rows(
     np.equal(y, 1, out=flag)
     positives = np.flatnonzero(flag)
     by_label = _ByLabel(positives, flag)
-    clipped = minus_s
-    if low < LOG_LOSS_EPS or high > 1.0 - LOG_LOSS_EPS:
-        clipped = np.clip(minus_s, -(1.0 - LOG_LOSS_EPS), -LOG_LOSS_EPS, out=scratch)
-    by_label.fill(score_loss.imag, clipped, _ln_p_label0, _ln_p_label1)
-    by_label.fill(count_sqerr.imag, minus_s, _sqerr_label0, _sqerr_label1)
+    if _one_minus_exact(scores.type, low) and high <= 1.0 - LOG_LOSS_EPS:
+        by_label.fill_exact(score_loss.imag, count_sqerr.imag, minus_s, scratch)
+    else:
+        clipped = minus_s
+        if low < LOG_LOSS_EPS or high > 1.0 - LOG_LOSS_EPS:
+            clipped = np.clip(minus_s, -(1.0 - LOG_LOSS_EPS), -LOG_LOSS_EPS, out=scratch)
+        by_label.fill(score_loss.imag, clipped, _ln_p_label0, _ln_p_label1)
+        by_label.fill(count_sqerr.imag, minus_s, _sqerr_label0, _sqerr_label1)
     if w is None:
         np.copyto(score_loss.real, minus_s)
     else:
@@ -267,6 +277,19 @@ def batch_rows(
 # ``ln p`` for label 1 and ``ln(1 − p) = log1p(−p)`` for label 0 (as the Spark SQL count
 # table computes it); ``(score − label)²`` is ``p²`` or ``(1 − p)²``, of the unclipped
 # score.
+
+#: Below this, a float32 score's ``1 − p`` may round in float64 (its last bit is under 2^-53).
+_EXACT_LOW = 2.0**-30
+
+
+def _one_minus_exact(kind: pa.DataType, low: float) -> bool:
+    """Whether ``1 − p`` is exact in float64 for every score of the batch: scores stored
+    with at most 24 significant bits (float32, float16, integers) and none in
+    ``(0, 2^-30)`` (``low``: the smallest). Then ``ln(1 − p)`` equals ``log1p(−p)`` up
+    to the last bit of either function's rounding, and costs less (``log`` is faster
+    than ``log1p``, and one ``log`` covers both labels)."""
+    narrow = pa.types.is_float32(kind) or pa.types.is_float16(kind) or pa.types.is_integer(kind)
+    return narrow and low >= _EXACT_LOW
 
 
 def _ln_p_label0(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -305,6 +328,24 @@ class _ByLabel:
         major, minor = (label1, label0) if self.majority_positive else (label0, label1)
         major(m, out)
         out[self.minority] = minor(m[self.minority])
+
+    def fill_exact(
+        self, ln_p: np.ndarray, sqerr: np.ndarray, m: np.ndarray, scratch: np.ndarray
+    ) -> None:
+        """``−loss`` into ``ln_p`` and ``(score − label)²`` into ``sqerr``, where ``1 − p``
+        is exact (:func:`_one_minus_exact`; no clip needed): ``q``, the probability of
+        the row's own label (``1 − p`` for label 0, ``p`` for label 1), then ``ln q`` in
+        one ``log`` and ``(1 − q)²`` (which is ``p²`` or ``(1 − p)²``, bit for bit)."""
+        q, rows = scratch, self.minority
+        if self.majority_positive:
+            np.negative(m, out=q)
+            q[rows] = m[rows] + 1.0
+        else:
+            np.add(m, 1.0, out=q)
+            q[rows] = -m[rows]
+        np.log(q, out=ln_p)
+        np.subtract(1.0, q, out=q)
+        np.multiply(q, q, out=sqerr)
 
 
 class CellSums:

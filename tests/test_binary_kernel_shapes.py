@@ -1,0 +1,112 @@
+"""The binary counting kernel (``tally.kernels.binary``) on every stored shape of a label and
+a score: the cells it adds must not depend on how the values are stored.
+
+The oracle for each batch is numpy on float64 copies of the same rows, with the
+documented invalid-row rules (:func:`tally.kernels.validity.invalid_reason`) and
+scikit-learn's log loss and Brier score on the valid rows. Scores stored in 24 bits
+or fewer (float32) take the path that computes ``ln(1 − p)`` with ``log`` instead of
+``log1p`` (``1 − p`` is exact there); its cells must equal those of the same values
+stored as float64 (which take ``log1p``) to the last bits of the logarithm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.metrics import brier_score_loss, log_loss
+
+from tally.counts import bucket_of
+from tally.kernels import binary as kernel
+from tally.kernels.cells import BinaryLayout
+from tally.kernels.validity import INVALID_REASONS, invalid_reason
+
+BUCKETS, THRESHOLDS = 256, (0.25, 0.5)
+LAYOUT = BinaryLayout(BUCKETS, THRESHOLDS, weighted=False)
+LABEL_TYPES = [pa.int8(), pa.int32(), pa.int64(), pa.bool_(), pa.float32(), pa.float64()]
+
+
+def scores(n: int, rng: np.random.Generator, tiny: bool) -> np.ndarray:
+    """float32-representable scores in [0, 1]; ``tiny``: some below 2^-30 and exact 0/1."""
+    s = rng.random(n).astype(np.float32)
+    s[:20] = rng.random(20).astype(np.float32) * 2.0**-31 if tiny else s[:20]
+    if tiny:
+        s[20:25], s[25:30] = 0.0, 1.0
+    s[30:40] = np.float32(2.0**-30)  # the smallest value of the exact path
+    return s.astype(np.float64)
+
+
+def count(labels: pa.Array, score: pa.Array) -> kernel.TaskTotals:
+    totals = kernel.TaskTotals(1, LAYOUT)
+    for start in range(0, len(labels), 4_000):
+        batch = {"y": labels.slice(start, 4_000), "s0": score.slice(start, 4_000)}
+        totals.add(pa.RecordBatch.from_pydict(batch))
+    return totals
+
+
+def oracle_cells(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    above = sum((s >= t).astype(np.int64) for t in THRESHOLDS)
+    return bucket_of(s, BUCKETS) * (len(THRESHOLDS) + 1) + above
+
+
+@pytest.mark.parametrize("label_type", LABEL_TYPES, ids=str)
+@pytest.mark.parametrize("positive_rate", [0.1, 0.9])
+@pytest.mark.parametrize("tiny", [False, True])
+def test_float32_scores_count_as_the_same_values_in_float64(label_type, positive_rate, tiny):
+    rng = np.random.default_rng(7)
+    n = 12_000
+    y = (rng.random(n) < positive_rate).astype(np.int8)
+    s = scores(n, rng, tiny)
+    labels = pa.array(y.astype(bool) if label_type == pa.bool_() else y).cast(label_type)
+    narrow = count(labels, pa.array(s.astype(np.float32)))
+    wide = count(labels, pa.array(s))
+    a, b = narrow.sums[(0, 0)], wide.sums[(0, 0)]
+    np.testing.assert_array_equal(a.n, b.n)
+    for name in ("wy", "w_sqerr", "w_score"):
+        np.testing.assert_array_equal(a.sums[name], b.sums[name], err_msg=name)
+    np.testing.assert_allclose(a.sums["w_loss"], b.sums["w_loss"], rtol=1e-14, atol=0)
+
+    cell = oracle_cells(y, s)
+    np.testing.assert_array_equal(a.n[0], np.bincount(cell, minlength=LAYOUT.cells))
+    np.testing.assert_array_equal(a.sums["wy"][0], np.bincount(cell, y, LAYOUT.cells))
+    total = {name: a.sums[name][0].sum() for name in ("w_loss", "w_sqerr", "w_score")}
+    assert total["w_loss"] / n == pytest.approx(log_loss(y, s, labels=[0, 1]), rel=1e-12)
+    assert total["w_sqerr"] / n == pytest.approx(brier_score_loss(y, s), rel=1e-12)
+    assert total["w_score"] == pytest.approx(s.sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("label_type", LABEL_TYPES, ids=str)
+def test_invalid_labels_and_scores_follow_the_documented_rules(label_type):
+    """Invalid rows of every label type (a float label of 0.5 or 2, an integer label of 2
+    or -1, null labels and scores, NaN and out-of-range scores) are counted under the
+    first reason of :func:`~tally.kernels.validity.invalid_reason`, the rest as valid."""
+    rng = np.random.default_rng(3)
+    n = 9_000
+    y = (rng.random(n) < 0.3).astype(np.float64)
+    s = rng.random(n).astype(np.float32).astype(np.float64)
+    label_null = np.zeros(n, bool)
+    label_null[5::401] = True
+    if pa.types.is_floating(label_type):
+        y[7::397] = 0.5
+        y[9::389] = 2.0
+    elif pa.types.is_integer(label_type):
+        y[7::397] = 2.0
+        y[9::389] = -1.0
+    s[11::383] = np.nan
+    s[13::379] = 1.5
+    s[15::373] = -0.25
+    y_for_oracle = np.where(label_null, np.nan, y)
+    expected = invalid_reason(y_for_oracle, s)
+    labels = pa.array(y.astype(bool) if label_type == pa.bool_() else y, mask=label_null)
+    labels = labels.cast(label_type)
+    totals = count(labels, pa.array(s.astype(np.float32)))
+    found = totals.invalid_n[(0, 0)][0]
+    wanted = np.bincount(expected[expected >= 0], minlength=len(INVALID_REASONS))
+    np.testing.assert_array_equal(found, wanted)
+    assert found.sum() > 0
+    valid = expected < 0
+    cell = oracle_cells(y[valid], s[valid])
+    held = totals.sums[(0, 0)]
+    np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=LAYOUT.cells))
+    loss = log_loss(y[valid], s[valid], labels=[0, 1])
+    assert held.sums["w_loss"][0].sum() / valid.sum() == pytest.approx(loss, rel=1e-12)
