@@ -12,7 +12,10 @@ pays for the JVM and the Hive catalog. This benchmark:
    of the kind ``docs/results.md`` shows) and reads the time of each statement from its
    ``--timing`` lines (``spark.sql`` to the last row printed);
 3. reports the first query's time, the median and maximum of the others, and the whole
-   process's wall time.
+   process's wall time; then, for scale, the wall time of one process that runs the
+   second query alone (``tally sql "<query>"``, what each query cost before).
+
+``--repeats N`` runs step 2 N times (one process each) and step 3 once.
 
 ``python -m tally.bench.queries`` or ``make bench-queries``.
 """
@@ -130,20 +133,35 @@ def measure(workspace: Path, days: int) -> dict[str, float]:
     }
 
 
+def one_query_process(workspace: Path, days: int) -> float:
+    """Wall seconds of one ``tally sql "<query>"`` process running the second query alone."""
+    last = FIRST_NIGHT + dt.timedelta(days=days - 1)
+    started = time.perf_counter()
+    _tally(workspace, "sql", QUERIES[1].format(first=FIRST_NIGHT, last=last))
+    return time.perf_counter() - started
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tally.bench.queries", description=__doc__)
     p.add_argument("--workdir", type=Path, default=PROJECT_ROOT / "data" / "bench" / "queries")
     p.add_argument("--rows", type=int, default=100_000, help="demo rows evaluated (default 100k)")
     p.add_argument("--days", type=int, default=30, help="nights in the results table")
+    p.add_argument("--repeats", type=int, default=1, help="tally sql --file runs (default 1)")
     args = p.parse_args(argv)
-    prepare(args.workdir.resolve(), args.rows, args.days)
-    result = measure(args.workdir.resolve(), args.days)
-    print(
-        f"tally sql --file, {len(QUERIES)} queries on {args.days} nights of sliced metrics: "
-        f"first {result['first_s']:.2f} s; after the first, median {result['median_s']:.3f} s, "
-        f"max {result['max_s']:.3f} s ({result['queries_after_first']} queries); "
-        f"whole process {result['process_wall_s']:.1f} s"
-    )
+    workspace = args.workdir.resolve()
+    prepare(workspace, args.rows, args.days)
+    for run in range(1, args.repeats + 1):
+        result = measure(workspace, args.days)
+        print(
+            f"run {run}: tally sql --file, {len(QUERIES)} queries on {args.days} nights of "
+            f"sliced metrics: first {result['first_s']:.2f} s; after the first, median "
+            f"{result['median_s']:.3f} s, max {result['max_s']:.3f} s "
+            f"({result['queries_after_first']} queries); whole process "
+            f"{result['process_wall_s']:.1f} s",
+            flush=True,
+        )
+    alone = one_query_process(workspace, args.days)
+    print(f'one query in its own process (tally sql "..."): {alone:.1f} s')
     return 0
 
 
