@@ -40,20 +40,34 @@ BIN = Path(sys.executable).parent
 TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
+def project_spark_defaults() -> dict[str, str]:
+    """The settings of the project's ``conf/spark-defaults.conf`` (what users' jobs run with)."""
+    settings = {}
+    for line in (PROJECT_ROOT / "conf" / "spark-defaults.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split(None, 1)
+            settings[key] = value.strip()
+    return settings
+
+
 def write_spark_conf(base: Path) -> Path:
-    """A Spark conf dir like the project's ``conf/``, with the catalog under ``base``."""
+    """A Spark conf dir like the project's ``conf/``: its settings (the tests run what users
+    run), with the catalog and warehouse under ``base``, 2 shuffle partitions and C1-only JVMs."""
     conf_dir = base / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
+    project = project_spark_defaults()
+    java_options = f"{project.get('spark.driver.extraJavaOptions', '')} {TEST_JAVA_OPTIONS}"
+    settings = {
+        **project,
+        "spark.sql.warehouse.dir": str(base / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true"
+        ),
+        "spark.sql.shuffle.partitions": "2",
+        "spark.driver.extraJavaOptions": java_options.strip(),
+    }
     (conf_dir / "spark-defaults.conf").write_text(
-        "spark.sql.catalogImplementation hive\n"
-        f"spark.sql.warehouse.dir {base / 'warehouse'}\n"
-        "spark.hadoop.javax.jdo.option.ConnectionURL "
-        f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true\n"
-        "spark.sql.session.timeZone UTC\n"
-        "spark.ui.enabled false\n"
-        "spark.ui.showConsoleProgress false\n"
-        "spark.sql.shuffle.partitions 2\n"
-        f"spark.driver.extraJavaOptions {TEST_JAVA_OPTIONS}\n"
+        "".join(f"{key} {value}\n" for key, value in settings.items())
     )
     shutil.copy(PROJECT_ROOT / "conf" / "log4j2.properties", conf_dir / "log4j2.properties")
     return conf_dir
