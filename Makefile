@@ -133,6 +133,11 @@ SHAPES_ARGS ?=
 bench-shapes: setup ## Tally's marginal CPU vs the floor on binary data of several shapes (ROWS rows each)
 	$(PY) -m tally.bench.shapes --rows $(ROWS) $(SHAPES_ARGS)
 
+PIXELS ?= 20000000
+.PHONY: bench-multiclass
+bench-multiclass: setup ## multiclass floor vs Tally with each reader, ROWS rows and PIXELS pixels (printed)
+	$(PY) -m tally.bench.multiclass --rows $(ROWS) --pixels $(PIXELS) $(BENCH_ARGS)
+
 lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check lib jobs tests
 
