@@ -181,5 +181,5 @@ def write_checks(
         )
         for o in outcomes
     ]
-    df = spark.createDataFrame(rows, schema=CHECKS_SCHEMA)
+    df = spark.createDataFrame(rows, schema=CHECKS_SCHEMA).coalesce(1)
     replace_partitions(spark, table, df, CHECKS_SCHEMA, PARTITION_COLUMNS, "output.checks_table")

@@ -67,7 +67,7 @@ def result_rows(key: RunKey, metrics: Iterable[MetricValue]) -> list[tuple]:
 
 def write_results(spark: SparkSession, table: str, rows: list[tuple]) -> None:
     """Replace the (run_date, model, window_days) partitions present in ``rows``."""
-    df = spark.createDataFrame(rows, schema=RESULTS_SCHEMA)
+    df = spark.createDataFrame(rows, schema=RESULTS_SCHEMA).coalesce(1)  # a few hundred rows
     replace_partitions(spark, table, df, RESULTS_SCHEMA, PARTITION_COLUMNS, "output")
 
 
@@ -110,5 +110,5 @@ def write_curves(spark: SparkSession, table: str, rows: list[tuple]) -> None:
     """Replace the (run_date, model, window_days) partitions present in ``rows``."""
     if not rows:
         return
-    df = spark.createDataFrame(rows, schema=CURVES_SCHEMA)
+    df = spark.createDataFrame(rows, schema=CURVES_SCHEMA).coalesce(1)
     replace_partitions(spark, table, df, CURVES_SCHEMA, PARTITION_COLUMNS, "output.curves_table")

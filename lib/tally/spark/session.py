@@ -5,16 +5,22 @@ warehouse come from the cluster's configuration. Started from plain Python (the
 ``tally`` command), PySpark launches a local JVM whose master defaults to
 ``local[*]`` and which reads ``$SPARK_CONF_DIR/spark-defaults.conf`` — the
 project's ``conf/`` holds the embedded default (Hive support, Derby metastore and
-warehouse inside the project).
+warehouse inside the project). When it launches that JVM, :func:`get_spark` starts it with
+Java class-data sharing where it can (:mod:`tally.spark.class_sharing`).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from pathlib import Path
 
+from pyspark import SparkContext
+from pyspark.find_spark_home import _find_spark_home
 from pyspark.sql import SparkSession
+
+from tally.spark import class_sharing
 
 
 def prepare_local_environment(conf_dir: Path | None = None) -> None:
@@ -32,5 +38,39 @@ def prepare_local_environment(conf_dir: Path | None = None) -> None:
 
 
 def get_spark(app_name: str = "tally") -> SparkSession:
-    """The active session, or a new one with Hive catalog support."""
-    return SparkSession.builder.appName(app_name).enableHiveSupport().getOrCreate()
+    """The active session, or a new one with Hive catalog support.
+
+    When this call launches the JVM, it does so with class-data sharing where
+    :func:`tally.spark.class_sharing.plan_launch` allows it; a run that writes the
+    archive waits at exit for its JVM to finish writing it.
+    """
+    builder = SparkSession.builder.appName(app_name).enableHiveSupport()
+    if SparkContext._gateway is not None:  # a JVM already runs (or spark-submit started us)
+        return builder.getOrCreate()
+    launch = class_sharing.plan_launch(
+        os.environ,
+        Path(_find_spark_home()),
+        class_sharing.find_java(os.environ),
+        class_sharing.cache_dir(),
+    )
+    if launch is None:
+        return builder.getOrCreate()
+    try:
+        with class_sharing.environment(launch.env):
+            spark = builder.getOrCreate()
+    except BaseException:
+        class_sharing.finish_writing(launch, None)
+        raise
+    if launch.writing is not None:
+        proc = getattr(SparkContext._gateway, "proc", None)
+        atexit.register(_stop_and_finish_archive, launch, proc)
+    return spark
+
+
+def _stop_and_finish_archive(launch: class_sharing.Launch, proc: object) -> None:
+    """At exit of a run that writes the archive: stop Spark (its accumulator server would
+    otherwise see the JVM go), then let the JVM exit and write the archive."""
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.stop()
+    class_sharing.wait_and_finish(launch, proc)  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ partition columns last). A write replaces exactly the partitions present in the
 new rows — dynamic partition overwrite, no read-modify-write — so a rerun of one
 (run_date, model) never touches other dates or models, even when jobs overlap.
 Each write is one Spark insert: files land in a staging folder and are moved
-into the partition folders when the job commits.
+into the partition folders when the job commits. Rows built on the driver (results,
+curves, checks: a few hundred) are written by one task, so each partition gets one file.
 """
 
 from __future__ import annotations

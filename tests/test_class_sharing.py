@@ -1,0 +1,169 @@
+"""Class-data sharing for the JVM ``tally`` launches (tally.spark.class_sharing): when it
+applies, which archive it reads or writes, and that a missing, corrupt or foreign archive
+never stops the JVM (real ``java`` runs, no timings)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tally.spark import class_sharing as cs
+
+JAVA = cs.find_java({"PATH": os.environ.get("PATH", "")})
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    """A conf directory like the project's: spark-defaults.conf, log4j2.properties, YAML."""
+    d = tmp_path / "conf"
+    d.mkdir()
+    (d / "spark-defaults.conf").write_text(
+        "spark.sql.catalogImplementation hive\nspark.driver.extraJavaOptions -Dfoo=bar -Dbaz=1\n"
+    )
+    (d / "log4j2.properties").write_text("rootLogger.level = warn\n")
+    (d / "demo.yaml").write_text("model: demo\n")
+    return d
+
+
+@pytest.fixture
+def spark_home(tmp_path: Path) -> Path:
+    home = tmp_path / "spark"
+    (home / "jars").mkdir(parents=True)
+    (home / "jars" / "a.jar").write_bytes(b"jar a")
+    return home
+
+
+def plan(conf: Path, spark_home: Path, cache: Path, **env: str) -> cs.Launch | None:
+    java = Path(JAVA) if JAVA else spark_home / "jars" / "a.jar"  # any file to digest
+    return cs.plan_launch({"SPARK_CONF_DIR": str(conf), **env}, spark_home, java, cache)
+
+
+def submit_args(launch: cs.Launch) -> list[str]:
+    return shlex.split(launch.env["PYSPARK_SUBMIT_ARGS"])
+
+
+def test_first_launch_writes_the_archive_to_a_private_file(conf, spark_home, tmp_path):
+    cache = tmp_path / "cache"
+    launch = plan(conf, spark_home, cache)
+    assert launch is not None and launch.writing is not None
+    assert launch.writing.parent == cache and launch.writing != launch.archive
+    args = submit_args(launch)
+    assert args[:2] == ["--properties-file", str((conf / "spark-defaults.conf").resolve())]
+    assert args[-1] == "pyspark-shell"
+    options = shlex.split(args[args.index("--driver-java-options") + 1])
+    # the conf file's own driver options are kept (--driver-java-options replaces them)
+    assert options[:2] == ["-Dfoo=bar", "-Dbaz=1"]
+    assert f"-XX:ArchiveClassesAtExit={launch.writing}" in options
+    assert f"-Dlog4j2.configurationFile=file:{(conf / 'log4j2.properties').resolve()}" in options
+    # Spark's class path starts with SPARK_CONF_DIR: an empty directory, or Java cannot dump
+    empty = Path(launch.env["SPARK_CONF_DIR"])
+    assert empty.is_dir() and not any(empty.iterdir())
+    # a second run while the first writes starts without sharing rather than race it
+    assert plan(conf, spark_home, cache) is None
+
+
+def test_written_archive_is_moved_into_place_and_read_next_time(conf, spark_home, tmp_path):
+    cache = tmp_path / "cache"
+    launch = plan(conf, spark_home, cache)
+    launch.writing.write_bytes(cs.DYNAMIC_MAGIC + b"rest of an archive")
+    assert cs.finish_writing(launch, 0)
+    assert launch.archive.read_bytes().startswith(cs.DYNAMIC_MAGIC)
+    again = plan(conf, spark_home, cache)
+    assert again is not None and again.writing is None and again.archive == launch.archive
+    options = submit_args(again)[submit_args(again).index("--driver-java-options") + 1]
+    assert f"-XX:SharedArchiveFile={launch.archive}" in options
+
+
+@pytest.mark.parametrize("exit_code, content", [(1, cs.DYNAMIC_MAGIC), (0, b"junk"), (None, b"")])
+def test_failed_or_bad_dump_is_dropped_and_the_lock_released(
+    conf, spark_home, tmp_path, exit_code, content
+):
+    cache = tmp_path / "cache"
+    launch = plan(conf, spark_home, cache)
+    launch.writing.write_bytes(content)
+    assert not cs.finish_writing(launch, exit_code)
+    assert not launch.archive.exists() and not launch.writing.exists()
+    assert plan(conf, spark_home, cache).writing is not None  # the next run tries again
+
+
+def test_corrupt_archive_is_replaced(conf, spark_home, tmp_path):
+    cache = tmp_path / "cache"
+    first = plan(conf, spark_home, cache)
+    cs.finish_writing(first, None)  # release the lock
+    first.archive.write_bytes(b"\x00" * 64)  # truncated / foreign
+    launch = plan(conf, spark_home, cache)
+    assert launch.writing is not None and not first.archive.exists()
+
+
+def test_stale_writer_lock_is_taken_over(conf, spark_home, tmp_path):
+    cache = tmp_path / "cache"
+    crashed = plan(conf, spark_home, cache)
+    lock = crashed.archive.with_suffix(".lock")
+    old = lock.stat().st_mtime - cs.STALE_LOCK_SECONDS - 1
+    os.utime(lock, (old, old))
+    orphan = crashed.writing
+    orphan.write_bytes(cs.DYNAMIC_MAGIC)  # its JVM was killed while writing
+    os.utime(orphan, (old, old))
+    assert plan(conf, spark_home, cache).writing is not None
+    assert not orphan.exists()
+
+
+def test_archive_name_follows_spark_jars(conf, spark_home, tmp_path):
+    cache = tmp_path / "cache"
+    before = plan(conf, spark_home, cache).archive
+    (spark_home / "jars" / "b.jar").write_bytes(b"new jar")
+    cs.finish_writing(plan(conf, spark_home, tmp_path / "other"), None)
+    assert plan(conf, spark_home, tmp_path / "third").archive.name != before.name
+
+
+@pytest.mark.parametrize(
+    "env, extra_file",
+    [
+        ({"TALLY_CDS": "off"}, None),
+        ({"TALLY_CDS": "0"}, None),
+        ({"PYSPARK_SUBMIT_ARGS": "--master local[1] pyspark-shell"}, None),
+        ({"PYSPARK_GATEWAY_PORT": "4040"}, None),  # under spark-submit: the JVM runs already
+        ({}, "hive-site.xml"),  # read from the class path: sharing would hide it
+        ({}, "spark-env.sh"),  # sourced by Spark's scripts from SPARK_CONF_DIR
+    ],
+)
+def test_no_sharing_where_it_would_change_the_launch(conf, spark_home, tmp_path, env, extra_file):
+    if extra_file:
+        (conf / extra_file).write_text("")
+    assert plan(conf, spark_home, tmp_path / "cache", **env) is None
+
+
+def test_no_sharing_without_a_conf_directory(spark_home, tmp_path):
+    assert cs.plan_launch({}, spark_home, Path("/bin/sh"), tmp_path) is None
+    assert plan(tmp_path / "missing", spark_home, tmp_path / "cache") is None
+
+
+def test_environment_is_restored(monkeypatch):
+    monkeypatch.setenv("SPARK_CONF_DIR", "/conf")
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS", raising=False)
+    with cs.environment({"SPARK_CONF_DIR": "/empty", "PYSPARK_SUBMIT_ARGS": "x"}):
+        assert os.environ["SPARK_CONF_DIR"] == "/empty"
+    assert os.environ["SPARK_CONF_DIR"] == "/conf"
+    assert "PYSPARK_SUBMIT_ARGS" not in os.environ
+
+
+@pytest.mark.skipif(JAVA is None, reason="no java on PATH")
+@pytest.mark.parametrize("content", [b"", b"\x00" * 4096, cs.DYNAMIC_MAGIC + b"\x00" * 4096])
+def test_java_starts_with_a_missing_or_corrupt_archive(tmp_path, content):
+    """The options a launch passes never stop the JVM: with an archive that is empty,
+    foreign, or has the right magic and garbage after it, ``java`` still runs, silently."""
+    archive = tmp_path / "spark.jsa"
+    if content:
+        archive.write_bytes(content)
+    done = subprocess.run(
+        [str(JAVA), f"-XX:SharedArchiveFile={archive}", cs.QUIET, "-version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cds" not in done.stdout.lower() + done.stderr.lower()
