@@ -121,6 +121,11 @@ bench-memory: setup ## driver peak RSS of Tally binary at MEMORY_ROWS rows (defa
 bench-partitions: setup ## one day of DAYS (default 30) daily partitions vs the whole table (ROWS in all)
 	$(PY) jobs/bench.py --partitions $(DAYS) --rows $(ROWS) $(BENCH_ARGS)
 
+FIXED_ARGS ?=
+.PHONY: bench-fixed
+bench-fixed: setup ## a job's fixed cost: 1,000-row evaluate and one-row sql vs a bare Spark start (fresh processes)
+	$(PY) -m tally.bench.fixed_cost $(FIXED_ARGS)
+
 .PHONY: bench-queries spark-sql
 bench-queries: setup ## seconds per `tally sql --file` query after the first (11 queries, one process)
 	$(PY) -m tally.bench.queries
