@@ -62,8 +62,10 @@ SEED = 20261202
 CHUNK_ROWS = 1 << 17
 #: The rows of the job whose CPU is taken off (a job's fixed cost).
 SMALL_ROWS = 1_000
-#: Rows of the warm-up job (base shape: two tasks on two cores).
+#: Rows of the warm-up jobs (base shape: two tasks on two cores), and how many: with 3,
+#: the first shapes measured at 20M rows still ran slower than the later ones (JIT).
 WARM_UP_ROWS = 2_000_000
+WARM_UP_JOBS = 8
 COUNTRIES = datasets.COUNTRIES
 
 LABEL_TYPES = {
@@ -319,7 +321,7 @@ def run_shapes(
         # JVM start, class loading, codegen; two tasks: each core's Python worker
         # imports numpy, pyarrow and Tally
         warm = _ctx(ensure(data, BASE, WARM_UP_ROWS, log=say), spark)
-        for _ in range(3):
+        for _ in range(WARM_UP_JOBS):
             tally_binary(warm)
         out = []
         for s in shapes:
@@ -335,6 +337,7 @@ def run_shapes(
                 more, metrics = _measure(probe, lambda c=ctx: tally_binary(c), 1)
                 tally += more
                 fixed += _measure(probe, lambda c=ctx_small: tally_binary(c), 1)[0]
+            fixed += _measure(probe, lambda c=ctx_small: tally_binary(c), 3 - len(fixed))[0]
             measured = Measured(
                 s,
                 rows,
