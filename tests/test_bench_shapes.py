@@ -33,8 +33,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shapes")
 
 
-@pytest.mark.parametrize("shape", shapes.SHAPES, ids=lambda s: s.name)
-def test_every_shape_stores_the_base_rows_as_declared(data: Path, shape: shapes.Shape) -> None:
+STORAGE = [s for s in shapes.SHAPES if (s.positive_rate, s.null_every) == (0.1, 0)]
+
+
+@pytest.mark.parametrize("shape", STORAGE, ids=lambda s: s.name)
+def test_every_storage_variant_stores_the_base_rows_as_declared(
+    data: Path, shape: shapes.Shape
+) -> None:
     base = read(shapes.ensure(data, shapes.BASE, ROWS, log=lambda _: None))
     dataset = shapes.ensure(data, shape, ROWS, log=lambda _: None)
     assert shapes.cached(data, shape, ROWS) == dataset
@@ -54,18 +59,30 @@ def test_every_shape_stores_the_base_rows_as_declared(data: Path, shape: shapes.
     assert 0.08 < base["label"].to_numpy().mean() < 0.12
 
 
-def test_the_floor_counts_what_numpy_counts(data: Path) -> None:
-    for shape in (shapes.BY_NAME["label_float64"], shapes.BY_NAME["label_bool"]):
-        dataset = shapes.ensure(data, shape, ROWS, log=lambda _: None)
-        metrics = shapes.floor(Context(binary=dataset, multilabel=None, buckets=1 << 16))
-        table = read(dataset)
-        y = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
-        s = table["score"].to_numpy()
-        counts = np.bincount(bucket_of(s, 1 << 16) * 2 + y, minlength=2 << 16)
-        auc, bound = roc_auc(counts[1::2], counts[0::2])
-        assert metrics["rows"] == ROWS
-        assert metrics["roc_auc[score]"] == auc.value
-        assert abs(auc.value - roc_auc_score(y, s)) <= bound.value + 1e-12
+def test_content_variants_change_the_rows_as_declared(data: Path) -> None:
+    half = read(shapes.ensure(data, shapes.BY_NAME["positives_50"], ROWS, log=lambda _: None))
+    assert 0.48 < half["label"].to_numpy().mean() < 0.52
+    nulls = read(shapes.ensure(data, shapes.BY_NAME["label_nulls"], ROWS, log=lambda _: None))
+    base = read(shapes.ensure(data, shapes.BASE, ROWS, log=lambda _: None))
+    missing = np.flatnonzero(nulls["label"].is_null().to_numpy(zero_copy_only=False))
+    np.testing.assert_array_equal(missing, np.arange(99_999, ROWS, 100_000))
+    kept = np.delete(nulls["label"].to_numpy(zero_copy_only=False), missing)
+    np.testing.assert_array_equal(kept, np.delete(base["label"].to_numpy(), missing))
+
+
+@pytest.mark.parametrize("name", ["label_float64", "label_bool", "label_nulls"])
+def test_the_floor_counts_what_numpy_counts(data: Path, name: str) -> None:
+    dataset = shapes.ensure(data, shapes.BY_NAME[name], ROWS, log=lambda _: None)
+    metrics = shapes.floor(Context(binary=dataset, multilabel=None, buckets=1 << 16))
+    table = read(dataset)
+    table = table.filter(table["label"].is_valid())
+    y = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
+    s = table["score"].to_numpy()
+    counts = np.bincount(bucket_of(s, 1 << 16) * 2 + y, minlength=2 << 16)
+    auc, bound = roc_auc(counts[1::2], counts[0::2])
+    assert metrics["rows"] == table.num_rows == ROWS - (3 if name == "label_nulls" else 0)
+    assert metrics["roc_auc[score]"] == auc.value
+    assert abs(auc.value - roc_auc_score(y, s)) <= bound.value + 1e-12
 
 
 def test_marginal_is_the_cpu_of_the_rows_less_a_small_job() -> None:

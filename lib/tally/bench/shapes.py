@@ -5,13 +5,15 @@ A **shape** is how the same rows are stored: the label's type, the score's, rows
 row group, rows per file, and whether the files hold columns the job does not read.
 :data:`SHAPES` is a base shape (label int8, score float32, row groups of 2^20 rows:
 pyarrow's default, files of 2^23 rows, no other column) and variants that each change
-one of those from the base (not the cross product).
+one of those from the base (not the cross product), plus two that change the rows
+instead: half of them positive, and a null label every 100,000 rows (so that every
+batch holds invalid rows and takes the per-row checks).
 
-Every shape holds the same rows (label and score values), so the floor's and Tally's
-ROC AUC agree across shapes up to the score's precision (float32 or float64). A
+Every storage variant holds the same rows (label and score values), so the floor's and
+Tally's ROC AUC agree across them up to the score's precision (float32 or float64). A
 row ``i`` (in chunks of :data:`CHUNK_ROWS`, each with its own seed):
 
-* ``label ~ Bernoulli(0.1)``;
+* ``label ~ Bernoulli(0.1)`` (``positive_rate``);
 * ``score = sigmoid(−1.5 + 2.5·label + N(0, 1.2²))`` (ROC AUC ≈ 0.9);
 * with ``extra``: ``other`` float32 (uniform) and ``country`` (50 strings, uniform),
   never read.
@@ -89,6 +91,9 @@ class Shape:
     row_group_rows: int = 1 << 20
     file_rows: int = 1 << 23
     extra: bool = False
+    positive_rate: float = 0.1
+    #: a null label every this many rows (0: none)
+    null_every: int = 0
 
     def __post_init__(self) -> None:
         if self.label not in LABEL_TYPES or self.score not in SCORE_TYPES:
@@ -102,6 +107,10 @@ class Shape:
 
     def describe(self) -> str:
         extra = ", + other float32, country string (unread)" if self.extra else ""
+        if self.positive_rate != BASE_RATE:
+            extra += f", {self.positive_rate:.0%} positives"
+        if self.null_every:
+            extra += f", a null label every {self.null_every:,} rows"
         return (
             f"label {self.label}, score {self.score}, row groups {_rows(self.row_group_rows)}, "
             f"files {_rows(self.file_rows)}{extra}"
@@ -115,6 +124,7 @@ def _rows(n: int) -> str:
     return f"{n:,}"
 
 
+BASE_RATE = 0.1
 BASE = Shape("base")
 #: The base and one-factor-at-a-time variants of it.
 SHAPES: tuple[Shape, ...] = (
@@ -129,6 +139,8 @@ SHAPES: tuple[Shape, ...] = (
     replace(BASE, name="extra_columns", extra=True),
     replace(BASE, name="many_small_files", file_rows=1 << 20),
     replace(BASE, name="few_large_files", file_rows=1 << 27),
+    replace(BASE, name="positives_50", positive_rate=0.5),
+    replace(BASE, name="label_nulls", null_every=100_000),
 )
 BY_NAME = {s.name: s for s in SHAPES}
 
@@ -140,11 +152,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def chunk(index: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def chunk(
+    index: int, seed: int = SEED, rate: float = BASE_RATE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Chunk ``index`` (:data:`CHUNK_ROWS` rows): labels (0/1 int8), scores (float64),
     ``other`` (float32) and country codes (int8)."""
     rng = np.random.default_rng([seed, index])
-    label = (rng.random(CHUNK_ROWS, np.float32) < 0.1).astype(np.int8)
+    label = (rng.random(CHUNK_ROWS, np.float32) < rate).astype(np.int8)
     score = _sigmoid(-1.5 + 2.5 * label + 1.2 * rng.standard_normal(CHUNK_ROWS))
     other = rng.random(CHUNK_ROWS, np.float32)
     country = rng.integers(0, len(COUNTRIES), CHUNK_ROWS, dtype=np.int8)
@@ -153,13 +167,17 @@ def chunk(index: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def rows_table(shape: Shape, start: int, n: int, seed: int = SEED) -> pa.Table:
     """Rows ``start … start + n`` in ``shape``'s types."""
-    parts = [chunk(i, seed) for i in range(start // CHUNK_ROWS, -(-(start + n) // CHUNK_ROWS))]
+    first, end = start // CHUNK_ROWS, -(-(start + n) // CHUNK_ROWS)
+    parts = [chunk(i, seed, shape.positive_rate) for i in range(first, end)]
     offset = start % CHUNK_ROWS
     label, score, other, country = (
         np.concatenate([p[k] for p in parts])[offset : offset + n] for k in range(4)
     )
+    nulls = None
+    if shape.null_every:
+        nulls = np.arange(start, start + n) % shape.null_every == shape.null_every - 1
     columns = [
-        pa.array(label.astype(bool) if shape.label == "bool" else label).cast(
+        pa.array(label.astype(bool) if shape.label == "bool" else label, mask=nulls).cast(
             LABEL_TYPES[shape.label]
         ),
         pa.array(score.astype(np.float32) if shape.score == "float32" else score),
@@ -174,8 +192,13 @@ def dataset_path(root: Path, shape: Shape, rows: int) -> Path:
     return Path(root) / "shapes" / shape.name / f"rows={rows}"
 
 
+#: Fields a manifest leaves out at these values (datasets written before they existed).
+_LATER_FIELDS = {"positive_rate": BASE_RATE, "null_every": 0}
+
+
 def _manifest(shape: Shape, rows: int, seed: int) -> dict[str, object]:
-    return {"shape": asdict(shape), "rows": rows, "seed": seed, "version": GENERATOR_VERSION}
+    fields = {k: v for k, v in asdict(shape).items() if _LATER_FIELDS.get(k, ...) != v}
+    return {"shape": fields, "rows": rows, "seed": seed, "version": GENERATOR_VERSION}
 
 
 def cached(root: Path, shape: Shape, rows: int, seed: int = SEED) -> datasets.Dataset | None:
@@ -231,12 +254,15 @@ def ensure(
 
 def floor(ctx: Context) -> dict[str, float | None]:
     """Read ``label, score`` with pyarrow, bucket, ``bincount``; ROC AUC from the histogram
-    (float labels are cast to integers first: ``bincount`` takes integers)."""
+    (float labels are cast to integers first: ``bincount`` takes integers; rows with a
+    null label are left out)."""
     b = ctx.buckets
     counts = np.zeros(2 * b, np.int64)
     rows = 0
     for path in ctx.binary.files:
         for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=["label", "score"]):
+            if batch.column(0).null_count:  # rows without a label are left out
+                batch = batch.filter(batch.column(0).is_valid())
             label = batch.column(0).to_numpy(zero_copy_only=False)
             if label.dtype.kind == "f":
                 label = label.astype(np.int8)
