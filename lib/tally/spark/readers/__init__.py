@@ -4,8 +4,8 @@
 name       reads with                           counts tasks
 =========  ===================================  ==================================
 ``spark``  Spark's reader (any input)           every task (Spark SQL, mapInArrow)
-``arrow``  pyarrow in the Python workers        binary, multilabel (numpy kernels)
-           (Parquet files)
+``arrow``  pyarrow in the Python workers        binary, multilabel, multiclass
+           (Parquet files)                      (numpy kernels)
 =========  ===================================  ==================================
 
 ``input.reader`` names one, or ``auto``; :func:`tally.spark.count.choose_reader` is the
