@@ -89,12 +89,16 @@ def evaluate(spark: SparkSession, config: JobConfig, run_date: dt.date) -> RunSu
         _check_not_empty(overall, selection.description, config.input.allow_empty)
         rows = results_rows(evaluation.values(), run_date, config.model)
         curves = evaluation.curve_rows(run_date, config.model)
-        cells = evaluation.tables.cells
+        tables = evaluation.tables
+        # counted onto the driver (the arrow reader): one task writes them, one file
+        cells = tables.cells if tables.collected is None else tables.cells.coalesce(1)
         layout = StoredLayout.of(plan)
-        write_counts(spark, config.output.counts_table, cells, layout, run_date, config.model)
-        write_results(spark, config.output.table, rows)
-        write_curves(spark, config.output.curves_table, curves)
-        run_checks(spark, config, run_date)  # last: a failed check raises (exit 6)
+        out = config.output
+        # check_output_tables compared the four schemas before the scan: not again here
+        write_counts(spark, out.counts_table, cells, layout, run_date, config.model, checked=True)
+        write_results(spark, out.table, rows, checked=True)
+        write_curves(spark, out.curves_table, curves, checked=True)
+        run_checks(spark, config, run_date, checked=True)  # last: a failed check raises (exit 6)
     finally:
         evaluation.release()
     return RunSummary(

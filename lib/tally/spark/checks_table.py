@@ -48,23 +48,29 @@ PARTITION_COLUMNS = ("run_date", "model")
 RunNumbers = dict[tuple[str, str], dict[tuple[str, float | None, str | None], Stored]]
 
 
-def run_checks(spark: SparkSession, config: JobConfig, run_date: dt.date) -> list[Outcome]:
+def run_checks(
+    spark: SparkSession, config: JobConfig, run_date: dt.date, *, checked: bool = False
+) -> list[Outcome]:
     """Evaluate and write ``config.checks`` of the stored run; raise when one failed.
 
     Raises :class:`~tally.errors.ChecksFailedError` (exit 6) after writing when a
-    check failed; returns the outcomes otherwise (none without checks).
+    check failed; returns the outcomes otherwise (none without checks). ``checked``:
+    :func:`tally.spark.tables.replace_partitions`.
     """
-    outcomes = write_outcomes(spark, config, run_date)
+    outcomes = write_outcomes(spark, config, run_date, checked=checked)
     raise_on_failure(config, outcomes)
     return outcomes
 
 
-def write_outcomes(spark: SparkSession, config: JobConfig, run_date: dt.date) -> list[Outcome]:
+def write_outcomes(
+    spark: SparkSession, config: JobConfig, run_date: dt.date, *, checked: bool = False
+) -> list[Outcome]:
     """Evaluate ``config.checks`` on the stored run and replace its rows in the checks table."""
     if not config.checks:
         return []
     outcomes = evaluate_checks(spark, config, run_date)
-    write_checks(spark, config.output.checks_table, config.model, run_date, outcomes)
+    table = config.output.checks_table
+    write_checks(spark, table, config.model, run_date, outcomes, checked=checked)
     failed = sum(not o.passed for o in outcomes)
     for o in outcomes:
         if o.passed:
@@ -162,7 +168,13 @@ def _needed_metrics(checks: Sequence[Check]) -> set[str]:
 
 
 def write_checks(
-    spark: SparkSession, table: str, model: str, run_date: dt.date, outcomes: Sequence[Outcome]
+    spark: SparkSession,
+    table: str,
+    model: str,
+    run_date: dt.date,
+    outcomes: Sequence[Outcome],
+    *,
+    checked: bool = False,
 ) -> None:
     """Replace the (run_date, model) partition of ``table`` with ``outcomes``."""
     rows = [
@@ -182,4 +194,5 @@ def write_checks(
         for o in outcomes
     ]
     df = spark.createDataFrame(rows, schema=CHECKS_SCHEMA).coalesce(1)
-    replace_partitions(spark, table, df, CHECKS_SCHEMA, PARTITION_COLUMNS, "output.checks_table")
+    role = "output.checks_table"
+    replace_partitions(spark, table, df, CHECKS_SCHEMA, PARTITION_COLUMNS, role, checked=checked)

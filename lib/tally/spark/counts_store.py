@@ -108,8 +108,11 @@ def write_counts(
     layout: StoredLayout,
     run_date: dt.date,
     model: str,
+    *,
+    checked: bool = False,
 ) -> None:
-    """Replace the (run_date, model) partition of the counts table with ``cells``."""
+    """Replace the (run_date, model) partition of the counts table with ``cells``
+    (``checked``: :func:`tally.spark.tables.replace_partitions`)."""
     df = cells.select(
         *COUNT_COLUMNS,
         F.lit(layout.to_json()).alias("layout"),
@@ -117,7 +120,8 @@ def write_counts(
         F.lit(model).alias("model"),
     )
     df = df.select(*(F.col(f.name).cast(f.dataType) for f in COUNTS_SCHEMA.fields))
-    replace_partitions(spark, table, df, COUNTS_SCHEMA, PARTITION_COLUMNS, "output.counts_table")
+    role = "output.counts_table"
+    replace_partitions(spark, table, df, COUNTS_SCHEMA, PARTITION_COLUMNS, role, checked=checked)
 
 
 def read_window(

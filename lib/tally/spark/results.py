@@ -65,10 +65,15 @@ def result_rows(key: RunKey, metrics: Iterable[MetricValue]) -> list[tuple]:
     ]
 
 
-def write_results(spark: SparkSession, table: str, rows: list[tuple]) -> None:
-    """Replace the (run_date, model, window_days) partitions present in ``rows``."""
+def write_results(
+    spark: SparkSession, table: str, rows: list[tuple], *, checked: bool = False
+) -> None:
+    """Replace the (run_date, model, window_days) partitions present in ``rows``
+    (``checked``: :func:`tally.spark.tables.replace_partitions`)."""
     df = spark.createDataFrame(rows, schema=RESULTS_SCHEMA).coalesce(1)  # a few hundred rows
-    replace_partitions(spark, table, df, RESULTS_SCHEMA, PARTITION_COLUMNS, "output")
+    replace_partitions(
+        spark, table, df, RESULTS_SCHEMA, PARTITION_COLUMNS, "output", checked=checked
+    )
 
 
 CURVES_SCHEMA = T.StructType(
@@ -106,9 +111,12 @@ def curve_rows(key: RunKey, points: Iterable[CurvePoint]) -> list[tuple]:
     ]
 
 
-def write_curves(spark: SparkSession, table: str, rows: list[tuple]) -> None:
+def write_curves(
+    spark: SparkSession, table: str, rows: list[tuple], *, checked: bool = False
+) -> None:
     """Replace the (run_date, model, window_days) partitions present in ``rows``."""
     if not rows:
         return
     df = spark.createDataFrame(rows, schema=CURVES_SCHEMA).coalesce(1)
-    replace_partitions(spark, table, df, CURVES_SCHEMA, PARTITION_COLUMNS, "output.curves_table")
+    role = "output.curves_table"
+    replace_partitions(spark, table, df, CURVES_SCHEMA, PARTITION_COLUMNS, role, checked=checked)

@@ -37,18 +37,23 @@ def replace_partitions(
     schema: T.StructType,
     partition_columns: Sequence[str],
     role: str,
+    *,
+    checked: bool = False,
 ) -> None:
     """Replace the partitions present in ``df`` (already in ``schema`` order) in ``table``.
 
     Creates the database and table on first use; raises :class:`OutputError` when
     the table exists with another schema (``role`` names the config key in the message).
+    ``checked``: the caller has compared the table's schema in this run already (the job
+    does, for all its tables before the scan), so only whether it exists is looked up.
     """
     if not spark.catalog.tableExists(table):
         create_database_of(spark, table)
         log.info("creating %s table %s", role, table)
         df.write.format("parquet").partitionBy(*partition_columns).saveAsTable(table)
         return
-    check_schema(spark, table, schema, role)
+    if not checked:
+        check_schema(spark, table, schema, role)
     with _WRITE_LOCK:
         before = spark.conf.get(OVERWRITE_MODE, None)
         spark.conf.set(OVERWRITE_MODE, "dynamic")  # the writer option is ignored by insertInto
