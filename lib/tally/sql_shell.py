@@ -25,6 +25,7 @@ import contextlib
 import csv
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ class Shell:
         or cancels the running query. Each line typed goes to ``history`` (readline's).
         """
         self.timing = True
+        threading.Thread(target=self._warm_up, name="tally-sql-warm-up", daemon=True).start()
         print(
             "tally sql: end each statement with ';'; exit, quit or Ctrl-D to leave",
             file=self.err,
@@ -159,6 +161,15 @@ class Shell:
                 buffer = "" if is_blank(rest) else rest
                 for statement in statements:
                     self._run_at_prompt(statement.text)
+
+    def _warm_up(self) -> None:
+        """Start the catalog (Hive client, metastore) and run a first job while the user types
+        the first statement, which otherwise waits for both."""
+        try:
+            self.spark.sql("SHOW DATABASES").collect()
+            self.spark.range(1).collect()
+        except Exception:  # a warm-up only: the statement the user typed reports errors
+            pass
 
     def _run_at_prompt(self, sql: str) -> None:
         try:
@@ -245,6 +256,8 @@ def run_sql(
         except OSError as exc:
             raise ConfigError(f"--file {file}: {exc.strerror or exc}") from exc
 
+    if script is None:
+        print("tally sql: starting Spark and the catalog ...", file=sys.stderr, flush=True)
     prepare_local_environment()
     shell = Shell(get_spark("tally-sql"), fmt, limit, timing=timing)
     if script is None:
