@@ -198,3 +198,25 @@ def test_an_infinite_value_and_a_date_print_as_spark_returns_them(spark, capsys)
     printed = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert printed == [["i", "d", "n"], ["inf", "2026-11-22", ""]]
     assert math.isinf(float(printed[1][0]))
+
+
+class ClosedAfter(io.StringIO):
+    """A stdout whose reader goes away (``| head -3``) after ``lines`` lines."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.left = lines
+
+    def write(self, text: str) -> int:
+        if self.left <= 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= text.count("\n")
+        return super().write(text)
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(rows, monkeypatch, capsys):
+    closed = ClosedAfter(3)
+    monkeypatch.setattr(sys, "stdout", closed)
+    assert main(["sql", "--format", "csv", f"SELECT id FROM {VIEW} ORDER BY id"]) == 0
+    assert closed.getvalue() == "id\n0\n1\n"
+    assert capsys.readouterr().err == ""

@@ -263,8 +263,20 @@ def run_sql(
     if script is None:
         return shell.prompt(history=history_path())
     statements = all_statements(script)
-    if query is not None and len(statements) == 1:
-        shell.run(statements[0].text)  # one query: its error without a statement number
-    else:
-        shell.run_script(script)
+    try:
+        if query is not None and len(statements) == 1:
+            shell.run(statements[0].text)  # one query: its error without a statement number
+        else:
+            shell.run_script(script)
+    except BrokenPipeError:
+        _drop_stdout()  # the reader went away (`| head`): stop quietly
     return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail again."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
