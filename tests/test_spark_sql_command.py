@@ -5,7 +5,8 @@
 Spark's own ``spark-sql`` script from the venv fails there (it finds Spark with the system
 ``python3``, which has no PySpark). One JVM: the statements make a table of the catalog over
 Parquet rows written here with pyarrow, read Spark's setting from ``conf/`` back, and select
-the rows, which must be the ones written.
+the rows, which must be the ones written (marked ``e2e``). Two quick tests hold the parts
+without a JVM: every argument reaches ``spark-sql``, and the command and environment built.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyspark
 import pytest
 
 from helpers import BIN, write_spark_conf
-
-pytestmark = pytest.mark.e2e
+from tally.cli import build_parser
+from tally.spark.spark_sql import spark_sql_command
 
 ROWS = {"metric": ["roc_auc", "pr_auc", "count"], "value": [0.8125, 0.40625, 1234.0]}
 
@@ -38,6 +41,29 @@ def plain_environment(home: Path) -> dict[str, str]:
     return env
 
 
+def test_every_argument_goes_to_spark_sql():
+    for args in (["-e", "SELECT 1"], ["--help"], ["-S", "-f", "q.sql", "--verbose"], []):
+        parsed = build_parser().parse_args(["spark-sql", *args])
+        assert (parsed.command, parsed.args) == ("spark-sql", args)
+
+
+def test_the_command_is_spark_home_s_spark_sql_with_conf_and_this_python(tmp_path, monkeypatch):
+    for name in ("SPARK_HOME", "SPARK_CONF_DIR", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.ui.enabled false\n")
+    monkeypatch.chdir(tmp_path)
+    argv, env = spark_sql_command(["-e", "SELECT 1"])
+    assert Path(argv[0]) == Path(pyspark.__file__).parent / "bin" / "spark-sql"
+    assert Path(argv[0]).is_file() and argv[1:] == ["-e", "SELECT 1"]
+    assert env["SPARK_CONF_DIR"] == str(tmp_path / "conf")
+    assert env["PYSPARK_PYTHON"] == env["PYSPARK_DRIVER_PYTHON"] == sys.executable
+
+    monkeypatch.setenv("SPARK_HOME", "/opt/spark")  # set values win
+    assert spark_sql_command([])[0] == ["/opt/spark/bin/spark-sql"]
+
+
+@pytest.mark.e2e
 def test_tally_spark_sql_sees_the_catalog_from_a_plain_shell(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(write_spark_conf(tmp_path / "catalog"), project / "conf")  # catalog elsewhere

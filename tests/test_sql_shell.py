@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 
+from tally.bench.queries import TIMING
 from tally.cli import main
 from tally.sql_shell import Shell
 
@@ -108,8 +109,8 @@ def test_stdin_that_is_not_a_terminal_is_a_script(rows, monkeypatch, capsys):
     assert main(["sql", "--format", "csv", "--timing"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("n,literal\n5,a;b\n")
-    timings = [line for line in err.splitlines() if line.startswith("tally sql: ")]
-    assert [t.split()[2] for t in timings] == ["0", "1", "1"]  # rows of the 3 statements
+    timings = [m for m in map(TIMING.match, err.splitlines()) if m]  # as make bench-queries
+    assert [m[1] for m in timings] == ["0", "1", "1"]  # rows of the 3 statements
 
 
 def test_a_failed_statement_in_a_file_stops_it_and_names_it(rows, tmp_path, capsys):
