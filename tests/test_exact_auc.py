@@ -501,3 +501,56 @@ def test_one_class_needs_no_further_pass():
     for y in (np.zeros(500), np.ones(500)):
         flat = refine_arrays(y, s, 16)
         assert flat.passes == 1 and exact_bound(flat) == 0.0
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_sorted_bins_count_every_pair_as_brute_force_does(narrow):
+    """Per bin, ``pairs`` is the number of (positive, negative) pairs with the positive
+    scoring higher, plus ½ per tie, counted pair by pair; weighted rows of weight 1 give
+    the same; ``ap`` from either path is the same."""
+    from tally.kernels.exact_sort import (
+        PartRows,
+        SortJob,
+        SortLayout,
+        counted_sums,
+        low_keys,
+        weighted_sums,
+    )
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    s = np.r_[np.round(rng.random(n // 2), 3), rng.random(n // 2) ** 4]
+    s[:20] = [0.0, -0.0] * 10
+    if narrow:
+        s = s.astype(np.float32).astype(np.float64)
+    y = rng.random(n) < 0.3
+    buckets = 10
+    node = np.minimum(np.floor(s * buckets), buckets - 1).astype(np.int64)
+    node[node == 3] = -1  # a bucket not sorted: its rows are dropped
+    chosen = np.array([b for b in range(buckets) if b != 3])
+    layout = SortLayout(
+        0, np.where(np.arange(buckets) == 3, -1, 0).astype(np.int32), 1, narrow, False
+    )
+    rows = PartRows(layout)
+    rows.add(s, y, None, np.where(node < 0, 3, node))
+    ((_, (packed, _)),) = list(rows.chunks())
+    above = rng.integers(0, 50, (2, chosen.size)).astype(np.float64)
+    job = SortJob(
+        low_keys(chosen / buckets, narrow),
+        above[0],
+        above[1],
+        np.array([0, chosen.size]),
+        narrow,
+        False,
+    )
+    counted = counted_sums(np.sort(packed), job, 0, chosen.size)
+    order = np.argsort(packed, kind="stable")
+    weighted = weighted_sums(packed[order], np.ones(packed.size), job, 0, chosen.size)
+    for i, b in enumerate(chosen):
+        inside = node == b
+        sp, sn = s[inside & y], s[inside & ~y]
+        brute = float(np.sum(sp[:, None] > sn[None, :]) + 0.5 * np.sum(sp[:, None] == sn[None, :]))
+        assert counted.pairs[i] == brute and weighted.pairs[i] == pytest.approx(brute, abs=1e-9)
+        assert counted.rows[i] == inside.sum() and counted.pos[i] == sp.size
+        assert counted.single[i] == (np.unique(s[inside]).size == 1)
+    np.testing.assert_allclose(counted.ap, weighted.ap, rtol=1e-12)

@@ -85,9 +85,13 @@ class SortLayout:
     weighted: bool
 
     def parts_of(self, node: np.ndarray) -> np.ndarray:
-        at = node - self.first
-        part = np.full(node.shape[0], -1, np.int64)
-        known = (at >= 0) & (at < self.part_of.shape[0])
+        """The part of each row's node id (−1: not sorted)."""
+        at = node - self.first if self.first else node
+        size = self.part_of.shape[0]
+        if at.size == 0 or (int(at.min()) >= 0 and int(at.max()) < size):
+            return self.part_of[at]
+        part = np.full(node.shape[0], -1, np.int32)
+        known = (at >= 0) & (at < size)
         part[known] = self.part_of[at[known]]
         return part
 
@@ -97,8 +101,7 @@ class PartRows:
 
     def __init__(self, layout: SortLayout) -> None:
         self.layout = layout
-        self.runs: dict[int, list[np.ndarray]] = {}
-        self.weights: dict[int, list[np.ndarray]] = {}
+        self.runs: list[tuple[int, np.ndarray, np.ndarray | None]] = []
 
     def add(
         self, s: np.ndarray, positive: np.ndarray, w: np.ndarray | None, node: np.ndarray
@@ -106,32 +109,28 @@ class PartRows:
         """Add rows (score, label, weight or None, node id); rows of bins not sorted
         (part −1) are dropped."""
         part = self.layout.parts_of(node)
-        keep = part >= 0
-        if not keep.all():
-            s, positive, part = s[keep], positive[keep], part[keep]
-            w = None if w is None else w[keep]
-        if s.shape[0] == 0:
-            return
         packed = pack(score_keys(s, self.layout.narrow), positive)
+        # rows per part, those dropped (part −1) first
+        sizes = np.bincount(part + 1, minlength=self.layout.parts + 1)
+        if sizes[0]:
+            keep = part >= 0
+            packed = packed[keep]
+            w = None if w is None else w[keep]
         if w is None:
             packed.sort()
         else:
             order = np.argsort(packed)
             packed, w = packed[order], w[order]
         # parts are monotone in the score, so the sorted rows are grouped by part
-        sizes = np.bincount(part, minlength=self.layout.parts)
-        ends = np.cumsum(sizes)
-        for k in np.flatnonzero(sizes):
-            start = int(ends[k] - sizes[k])
-            self.runs.setdefault(int(k), []).append(packed[start : ends[k]])
-            if w is not None:
-                self.weights.setdefault(int(k), []).append(w[start : ends[k]])
+        ends = np.cumsum(sizes[1:])
+        for k in np.flatnonzero(sizes[1:]):
+            start, stop = int(ends[k] - sizes[k + 1]), int(ends[k])
+            self.runs.append((int(k), packed[start:stop], None if w is None else w[start:stop]))
 
     def chunks(self) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray | None]]]:
-        """``(part, (packed, weights or None))`` per part with rows."""
-        for k, runs in self.runs.items():
-            w = np.concatenate(self.weights[k]) if k in self.weights else None
-            yield k, (np.concatenate(runs), w)
+        """``(part, (packed, weights or None))``: each batch's rows of each part."""
+        for k, packed, w in self.runs:
+            yield k, (packed, w)
 
 
 @dataclass(frozen=True)
@@ -151,14 +150,14 @@ class SortJob:
 @dataclass(frozen=True)
 class BinSums:
     """Per sorted bin (its index into the job's bins): rows, positives, negatives
-    (weight sums when weighted), distinct values, smallest and largest score,
-    ``pairs`` and ``ap`` (module docstring)."""
+    (weight sums when weighted), whether it holds one distinct score, its smallest and
+    largest score, ``pairs`` and ``ap`` (module docstring)."""
 
     bin: np.ndarray
     rows: np.ndarray
     pos: np.ndarray
     neg: np.ndarray
-    values: np.ndarray
+    single: np.ndarray
     low: np.ndarray
     high: np.ndarray
     pairs: np.ndarray
@@ -182,49 +181,97 @@ def resolve(
     first, end = int(job.part_start[part]), int(job.part_start[part + 1])
     dtype = np.uint32 if job.narrow else np.uint64
     packed = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype)
-    if job.weighted:
-        w = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0)  # type: ignore[misc]
-        order = np.argsort(packed, kind="stable")
-        packed, w = packed[order], w[order]
-    else:
-        packed = np.sort(packed)
-        w = None
-    return bin_sums(packed, w, job, first, end)
+    if not job.weighted:
+        packed.sort()
+        return counted_sums(packed, job, first, end)
+    w = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0)  # type: ignore[misc]
+    order = np.argsort(packed, kind="stable")
+    return weighted_sums(packed[order], w[order], job, first, end)
 
 
-def bin_sums(
-    packed: np.ndarray, w: np.ndarray | None, job: SortJob, first: int, end: int
-) -> BinSums:
-    """:class:`BinSums` of sorted ``packed`` rows (weights ``w`` or None) of bins
-    ``first … end − 1``."""
+def _bin_rows(keys: np.ndarray, job: SortJob, first: int, end: int) -> np.ndarray:
+    """Where each bin ``first … end − 1`` starts in the sorted ``keys``, and the end."""
+    low = job.low[first:end].astype(keys.dtype)
+    start = np.searchsorted(keys, low)
+    if start.size and start[0] != 0:
+        raise ValueError("rows below the lowest bin of their part")
+    return np.r_[start, keys.shape[0]]
+
+
+def _shape(
+    keys: np.ndarray, bounds: np.ndarray, job: SortJob, first: int, end: int
+) -> dict[str, np.ndarray]:
+    """Per bin: its index, rows, single-valued, smallest and largest score (NaN if empty)."""
+    start, stop = bounds[:-1], bounds[1:]
+    rows = (stop - start).astype(np.int64)
+    seen = rows > 0
+    first_key = keys[np.minimum(start, max(keys.shape[0] - 1, 0))] if keys.size else start
+    last_key = keys[np.maximum(stop - 1, 0)] if keys.size else start
+    low = np.where(seen, key_scores(first_key, job.narrow), np.nan) if keys.size else start * 0.0
+    high = np.where(seen, key_scores(last_key, job.narrow), np.nan) if keys.size else start * 0.0
+    return {
+        "bin": np.arange(first, end, dtype=np.int64),
+        "rows": rows,
+        "single": seen & (first_key == last_key),
+        "low": low,
+        "high": high,
+    }
+
+
+def counted_sums(packed: np.ndarray, job: SortJob, first: int, end: int) -> BinSums:
+    """:class:`BinSums` of sorted unweighted ``packed`` rows of bins ``first … end − 1``.
+
+    Works on the positive rows: at equal scores negatives sort first, so for a positive
+    with packed value ``k``, ``searchsorted(k − 1)`` is the first row of its score and
+    ``searchsorted(k)`` the first positive of it; the negatives below it, tied with it
+    and above it in its bin follow from those indices and the bin's first row.
+    """
     one = packed.dtype.type(1)
     keys = packed >> one
-    positive = (packed & one).astype(bool)
-    n = keys.shape[0]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if n else np.zeros(0, np.int64)
-    rows = np.diff(np.r_[starts, n]).astype(np.int64)
-    if w is None:
-        p = np.add.reduceat(positive.astype(np.int64), starts) if n else np.zeros(0, np.int64)
-        q = rows - p
-        p, q = p.astype(np.float64), q.astype(np.float64)
-    else:
-        wp = np.where(positive, w, 0.0)
-        p = np.add.reduceat(wp, starts) if n else np.zeros(0)
-        q = np.add.reduceat(w - wp, starts) if n else np.zeros(0)
-    value_keys = keys[starts]
-    local = job.low[first:end]
-    b = np.searchsorted(local, value_keys, side="right") - 1  # bin of each value, 0-based
-    if b.size and (b[0] < 0):
-        raise ValueError("a row below the lowest bin of its part")
+    bounds = _bin_rows(keys, job, first, end)
+    shape = _shape(keys, bounds, job, first, end)
+    positives = np.flatnonzero(packed & one)
+    pos_before = np.searchsorted(positives, bounds)  # positives before each bin boundary
+    bin_p = np.diff(pos_before).astype(np.float64)
+    bin_n = shape["rows"] - bin_p
+    neg_before = bounds[:-1] - pos_before[:-1]
+    k = packed[positives]
+    score_first = np.searchsorted(packed, k - one)  # first row of the positive's score
+    tied = (np.searchsorted(packed, k) - score_first).astype(np.float64)
+    pos_below = np.searchsorted(positives, score_first)  # positives of lower scores
+    b = np.searchsorted(bounds, positives, side="right") - 1  # bin of each positive
     m = end - first
-    # per-bin cumulative sums below each value (exclusive), within its bin
-    cp, cq = np.cumsum(p) - p, np.cumsum(q) - q
-    bin_first = np.searchsorted(b, np.arange(m))  # first value of each bin (or past it)
-    has = np.bincount(b, minlength=m) > 0
-    at = np.minimum(bin_first, max(b.size - 1, 0))
-    base_p = np.where(has, cp[at] if b.size else 0.0, 0.0)
-    base_q = np.where(has, cq[at] if b.size else 0.0, 0.0)
-    p_below, q_below = cp - base_p[b], cq - base_q[b]
+    pos_below_in_bin = (pos_below - pos_before[b]).astype(np.float64)
+    neg_below_in_bin = (score_first - pos_below - neg_before[b]).astype(np.float64)
+    pairs = np.bincount(b, weights=neg_below_in_bin + 0.5 * tied, minlength=m)
+    tp = job.tp_above[first:end][b] + bin_p[b] - pos_below_in_bin
+    fp = job.fp_above[first:end][b] + bin_n[b] - neg_below_in_bin
+    ap = np.bincount(b, weights=tp / (tp + fp), minlength=m)
+    return BinSums(pos=bin_p, neg=bin_n, pairs=pairs, ap=ap, **shape)
+
+
+def weighted_sums(packed: np.ndarray, w: np.ndarray, job: SortJob, first: int, end: int) -> BinSums:
+    """:class:`BinSums` of sorted weighted ``packed`` rows (weights ``w``) of bins
+    ``first … end − 1``: per distinct score ``v`` its weights ``p_v``, ``n_v``."""
+    one = packed.dtype.type(1)
+    keys = packed >> one
+    bounds = _bin_rows(keys, job, first, end)
+    shape = _shape(keys, bounds, job, first, end)
+    m = end - first
+    n = keys.shape[0]
+    if n == 0:
+        zero = np.zeros(m)
+        return BinSums(pos=zero, neg=zero, pairs=zero, ap=zero, **shape)
+    positive = (packed & one).astype(bool)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    wp = np.where(positive, w, 0.0)
+    p = np.add.reduceat(wp, starts)
+    q = np.add.reduceat(w - wp, starts)
+    b = np.searchsorted(bounds, starts, side="right") - 1  # bin of each value
+    cp, cq = np.cumsum(p) - p, np.cumsum(q) - q  # below each value, in the part
+    value_start = np.searchsorted(starts, bounds[:-1])  # first value of each bin
+    at = np.minimum(value_start, starts.shape[0] - 1)
+    p_below, q_below = cp - cp[at][b], cq - cq[at][b]
     bin_p = np.bincount(b, weights=p, minlength=m)
     bin_q = np.bincount(b, weights=q, minlength=m)
     pairs = np.bincount(b, weights=p * (q_below + 0.5 * q), minlength=m)
@@ -234,18 +281,4 @@ def bin_sums(
     precision = np.zeros(p.shape[0])
     precision[gained] = tp[gained] / (tp[gained] + fp[gained])
     ap = np.bincount(b, weights=p * precision, minlength=m)
-    scores = key_scores(value_keys, job.narrow)
-    last = np.r_[bin_first[1:], b.size] - 1
-    low = np.where(has, scores[at] if b.size else np.nan, np.nan)
-    high = np.where(has, scores[np.maximum(last, 0)] if b.size else np.nan, np.nan)
-    return BinSums(
-        bin=np.arange(first, end, dtype=np.int64),
-        rows=np.bincount(b, weights=rows, minlength=m).astype(np.int64),
-        pos=bin_p,
-        neg=bin_q,
-        values=np.bincount(b, minlength=m).astype(np.int64),
-        low=low,
-        high=high,
-        pairs=pairs,
-        ap=ap,
-    )
+    return BinSums(pos=bin_p, neg=bin_q, pairs=pairs, ap=ap, **shape)

@@ -436,6 +436,7 @@ class _Bins:
         self.low, self.high = flat.low, flat.high
         self.resolved, self.pairs, self.ap = flat.resolved, flat.pairs, flat.ap
         self.weighted = counts.weighted
+        self.buckets = counts.buckets
         if counts.weighted:  # rows per bucket unknown: estimated from the weights
             weight = (counts.pos + counts.neg).astype(np.float64)
             share = weight / max(float(weight.sum()), 1e-300)
@@ -509,8 +510,9 @@ class _Bins:
             np.where(self.rows[chosen] >= 0, self.rows[chosen], self.estimate[chosen]), options
         )
         self.parts = int(part.max()) + 1
-        first = int(nodes.min())
-        part_of = np.full(int(nodes.max()) - first + 1, -1, np.int32)
+        top = int(nodes.max())
+        first = 0 if top < self.buckets else int(nodes.min())  # pass-1 buckets: all of them
+        part_of = np.full(max(top + 1, self.buckets if first == 0 else 0) - first, -1, np.int32)
         part_of[nodes - first] = part
         layout = SortLayout(first, part_of, self.parts, narrow, self.weighted)
         p = self.pos.astype(np.float64)
@@ -543,7 +545,7 @@ class _Bins:
             setattr(self, name, array)
         seen = sums.rows > 0
         self.single = self.single.copy()
-        self.single[chosen] = sums.values == 1
+        self.single[chosen] = sums.single
         self.low, self.high = self.low.copy(), self.high.copy()
         self.low[chosen[seen]] = sums.low[seen]
         self.high[chosen[seen]] = sums.high[seen]

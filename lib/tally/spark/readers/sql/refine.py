@@ -134,7 +134,12 @@ def _pack_rows(
         w = batch.column("w").to_numpy(zero_copy_only=False) if weighted else None
         node = batch.column("node").to_numpy(zero_copy_only=False)
         rows.add(s, y == 1, w, node)
-    for part, (packed, weights) in rows.chunks():
+    runs: dict[int, list[tuple[np.ndarray, np.ndarray | None]]] = {}
+    for part, run in rows.chunks():
+        runs.setdefault(part, []).append(run)
+    for part, chunks in runs.items():
+        packed = np.concatenate([c[0] for c in chunks])
+        weights = np.concatenate([c[1] for c in chunks]) if weighted else None  # type: ignore[misc]
         yield pa.record_batch(
             {
                 "part": pa.array([part], pa.int32()),
