@@ -10,9 +10,12 @@ Output, per statement that returns columns:
   more, one line on stderr says so with the total: ``tally sql: output truncated to N of M
   rows (--max-rows)``.
 - ``csv``: every row unless ``--max-rows`` is given (then the same stderr line when it cuts).
-  Rows are streamed from the executors a partition at a time (``toLocalIterator``): the
-  driver never holds the whole result, and it is computed once (the total of a cut result
-  is counted while streaming, not by a second query).
+
+Rows are streamed from the executors a partition at a time (``toLocalIterator``), so the
+driver never holds more than one partition of a result, and the stream stops after the
+rows printed: Spark computes the partitions that hold them, not the whole result (a
+``SELECT *`` of a large table prints its first rows at once). When a result is cut, its
+total comes from ``count()`` on the executors: the one case where a statement runs twice.
 
 A statement Spark rejects ends a one-shot or file run with ``tally: error: ...`` (exit 1,
 naming the statement and its line in a file); at the prompt it prints that line and the
@@ -27,7 +30,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -106,16 +109,16 @@ class Shell:
         return total
 
     def _print(self, df: DataFrame) -> tuple[int, int]:
-        """(rows printed, rows in the result), streaming the rows once."""
+        """(rows printed, rows in the result)."""
         if self._results:
             print(file=self.out)
         self._results += 1
         if self.fmt == "csv":
             writer = csv.writer(self.out, lineterminator="\n")
             writer.writerow(df.columns)
-            return _stream(df.toLocalIterator(), self.limit, writer.writerow)
+            return _stream(df, self.limit, writer.writerow)
         cells: list[list[str]] = []
-        shown, total = _stream(df.toLocalIterator(), self.limit, cells.append)
+        shown, total = _stream(df, self.limit, cells.append)
         print_table(df.columns, cells, self.out)
         return shown, total
 
@@ -182,15 +185,19 @@ class Shell:
 
 
 def _stream(
-    rows: Iterable[Row], limit: int | None, sink: Callable[[list[str]], object]
+    df: DataFrame, limit: int | None, sink: Callable[[list[str]], object]
 ) -> tuple[int, int]:
-    """Hand the first ``limit`` rows (all when None) to ``sink`` as text; count them all."""
-    total = 0
+    """Hand the first ``limit`` rows (all when None) of ``df`` to ``sink`` as text;
+    (rows handed, rows in ``df``), counted by Spark only when there are more."""
+    shown = 0
+    rows: Iterator[Row] = df.toLocalIterator()
     for row in rows:
-        if limit is None or total < limit:
-            sink([format_value(v) for v in row])
-        total += 1
-    return (total if limit is None else min(total, limit)), total
+        if shown == limit:
+            rows.close()  # type: ignore[attr-defined]  # a generator: stops the stream
+            return shown, df.count()
+        sink([format_value(v) for v in row])
+        shown += 1
+    return shown, shown
 
 
 class _History:
