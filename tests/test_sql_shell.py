@@ -127,10 +127,15 @@ def test_arguments_are_checked_before_spark(tmp_path, capsys):
     assert main(["sql", "--file", str(tmp_path / "missing.sql")]) == 2
     assert main(["sql", "--file", "q.sql", "SELECT 1"]) == 2
     assert main(["sql", "--max-rows", "-1", "SELECT 1"]) == 2
+    assert main(["sql", " ; -- nothing"]) == 2
+    (tmp_path / "empty.sql").write_text("/* nothing; */\n")
+    assert main(["sql", "--file", str(tmp_path / "empty.sql")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("tally: error: --file ") and "missing.sql" in err[0]
     assert err[1] == "tally: error: tally sql takes a query or --file, not both"
     assert err[2] == "tally: error: --max-rows must be 0 (all rows) or more, got -1"
+    assert err[3] == "tally: error: no SQL statement in the query"
+    assert err[4] == f"tally: error: no SQL statement in --file {tmp_path / 'empty.sql'}"
 
 
 def typed(*lines: str):

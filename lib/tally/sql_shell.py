@@ -263,13 +263,16 @@ def run_sql(
         except OSError as exc:
             raise ConfigError(f"--file {file}: {exc.strerror or exc}") from exc
 
+    statements = [] if script is None else all_statements(script)
+    if script is not None and not statements:
+        source = "the query" if query is not None else f"--file {file}" if file else "stdin"
+        raise ConfigError(f"no SQL statement in {source}")
     if script is None:
         print("tally sql: starting Spark and the catalog ...", file=sys.stderr, flush=True)
     prepare_local_environment()
     shell = Shell(get_spark("tally-sql"), fmt, limit, timing=timing)
     if script is None:
         return shell.prompt(history=history_path())
-    statements = all_statements(script)
     try:
         if query is not None and len(statements) == 1:
             shell.run(statements[0].text)  # one query: its error without a statement number
