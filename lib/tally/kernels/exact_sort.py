@@ -127,9 +127,15 @@ class PartRows:
             start, stop = int(ends[k] - sizes[k + 1]), int(ends[k])
             self.runs.append((int(k), packed[start:stop], None if w is None else w[start:stop]))
 
+    @property
+    def rows(self) -> int:
+        return sum(packed.shape[0] for _, packed, _ in self.runs)
+
     def chunks(self) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray | None]]]:
-        """``(part, (packed, weights or None))``: each batch's rows of each part."""
-        for k, packed, w in self.runs:
+        """``(part, (packed, weights or None))``: each batch's rows of each part, in
+        the order added; they are let go of as they are yielded."""
+        runs, self.runs = self.runs, []
+        for k, packed, w in runs:
             yield k, (packed, w)
 
 

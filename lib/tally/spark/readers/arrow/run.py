@@ -300,10 +300,11 @@ def _sort_rows(
                 positive, s, w = binary_kernels.valid_rows(label, score, weights)
                 if walk is None:  # no split pass: the node is the pass-1 bucket
                     rows.add(s, positive, w, bucket_of(s, buckets))
+                    yield from rows.chunks()
                     continue
                 at, node = walk(s, buckets)
                 rows.add(s[at], positive[at], None if w is None else w[at], node)
-        yield from rows.chunks()
+            yield from rows.chunks()  # batch by batch: a task holds one batch's rows
 
 
 def _buckets_only(steps: Sequence[Step]) -> bool:

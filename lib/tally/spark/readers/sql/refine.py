@@ -134,6 +134,17 @@ def _pack_rows(
         w = batch.column("w").to_numpy(zero_copy_only=False) if weighted else None
         node = batch.column("node").to_numpy(zero_copy_only=False)
         rows.add(s, y == 1, w, node)
+        if rows.rows >= FLUSH_ROWS:
+            yield from _packed_batches(rows, weighted)
+    yield from _packed_batches(rows, weighted)
+
+
+#: Rows a ``mapInArrow`` task of :func:`sort_rows` gathers before it emits them.
+FLUSH_ROWS = 1 << 22
+
+
+def _packed_batches(rows: PartRows, weighted: bool) -> Iterator[pa.RecordBatch]:
+    """The rows gathered in ``rows`` (then let go of), one Arrow row per part."""
     runs: dict[int, list[tuple[np.ndarray, np.ndarray | None]]] = {}
     for part, run in rows.chunks():
         runs.setdefault(part, []).append(run)
