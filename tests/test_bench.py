@@ -114,3 +114,23 @@ def test_methods_that_hold_every_row_are_skipped_above_the_limit(
     assert status == {"floor": "ok", "tally": "ok", "spark_ml": "skipped", "sklearn": "skipped"}
     assert payload["auc"] and all(row["exact"] is None for row in payload["auc"])
     assert "skipped: above 19,999 rows" in report.render({"throughput": payload})
+
+
+def test_exact_mode_on_float32_and_float64_scores_equals_scikit_learn(
+    bench: tuple[dict, Path],
+) -> None:
+    """``ctr_score`` as float32 and as its float64 copy: the same values, so the same
+    bucketed and exact metrics, exact in 2 reads, equal to scikit-learn's AUC."""
+    payload, _ = bench
+    metrics = {m["key"]: m["metrics"] for m in payload["methods"]}
+    (row,) = [r for r in payload["auc"] if r["column"] == "ctr_score" and not r["buckets"]]
+    for key in ("tally_ctr_exact", "tally_ctr64_exact"):
+        assert metrics[key]["passes"] == 2
+        assert metrics[key]["roc_auc_error_bound[ctr_score]"] == 0.0
+        assert metrics[key]["roc_auc[ctr_score]"] == pytest.approx(row["exact"], abs=1e-12)
+    for name in ("roc_auc", "roc_auc_error_bound", "pr_auc"):
+        column = f"{name}[ctr_score]"
+        assert metrics["tally_ctr64"][column] == metrics["tally_ctr"][column]
+        assert metrics["tally_ctr64_exact"][column] == pytest.approx(
+            metrics["tally_ctr_exact"][column], abs=1e-12
+        )

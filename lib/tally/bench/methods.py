@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from tally.bench.data import CLASSES, Dataset
+from tally.bench.exact import with_ctr64
 from tally.kernels.buckets import bucket_of
 from tally.metrics.binary import roc_auc
 from tally.plan import ALL_ROWS, CountPlan
@@ -76,6 +77,7 @@ class Method:
     what: str  # what is timed, for the report
     limited: bool = False  # skipped above SLOW_LIMIT rows (holds every row at once)
     repeats: int | None = None  # overrides the run's repeats
+    prepare: Callable[[Context], object] | None = None  # untimed, before the Spark methods
 
 
 # --- the floor -------------------------------------------------------------------------------
@@ -192,8 +194,9 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
     return _tally_binary(ctx, scores=("ctr_score",), buckets=FINE_BUCKETS)
 
 
-def tally_ctr_exact(ctx: Context) -> Metrics:
-    """``ctr_score`` with ``metrics.auc: exact``: pass one, then the refinement passes."""
+def _tally_ctr(ctx: Context, exact: bool) -> Metrics:
+    """``ctr_score`` alone, as ``tally evaluate`` counts it; with ``exact``, then the
+    passes of ``metrics.auc: exact`` (``passes``: reads of the input, the count included)."""
     from tally.metrics.binary import binary_metrics
     from tally.spark.count import count_tables
     from tally.spark.refine import exact_auc_metrics, refine_histogram
@@ -208,12 +211,33 @@ def tally_ctr_exact(ctx: Context) -> Metrics:
         counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
     finally:
         tables.release()
-    binary_metrics(counts)
-    flat = refine_histogram(df, plan, "ctr_score", counts, reader=reader)  # type: ignore[arg-type]
-    out: Metrics = {"rows": float(counts.count), "passes": float(flat.passes)}
-    for m in exact_auc_metrics(flat):
-        out[f"{m.metric}[ctr_score]"] = m.value
+    values = binary_metrics(counts)
+    out: Metrics = {"rows": float(counts.count), "passes": 1.0}
+    if exact:
+        flat = refine_histogram(df, plan, "ctr_score", counts, reader=reader)  # type: ignore[arg-type]
+        out["passes"] = float(flat.passes)
+        values = exact_auc_metrics(flat)
+    for m in values:
+        if m.metric in ("roc_auc", "roc_auc_error_bound", "pr_auc"):
+            out[f"{m.metric}[ctr_score]"] = m.value
     return out
+
+
+def tally_ctr(ctx: Context) -> Metrics:
+    return _tally_ctr(ctx, exact=False)
+
+
+def tally_ctr_exact(ctx: Context) -> Metrics:
+    """``ctr_score`` with ``metrics.auc: exact``: pass one, then the refinement passes."""
+    return _tally_ctr(ctx, exact=True)
+
+
+def tally_ctr64(ctx: Context) -> Metrics:
+    return _tally_ctr(with_ctr64(ctx), exact=False)
+
+
+def tally_ctr64_exact(ctx: Context) -> Metrics:
+    return _tally_ctr(with_ctr64(ctx), exact=True)
 
 
 def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
@@ -368,15 +392,45 @@ METHODS: tuple[Method, ...] = (
         "tightens the AUC bound of a peaked score.",
     ),
     Method(
+        "tally_ctr",
+        "Tally binary, ctr_score (float32)",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr,
+        what="`ctr_score` (float32) alone at 2^16 buckets, bucketed: the baseline of exact mode.",
+    ),
+    Method(
         "tally_ctr_exact",
-        "Tally binary, ctr_score, metrics.auc: exact",
+        "Tally binary, ctr_score (float32), metrics.auc: exact",
         "binary",
         "floor",
         spark=True,
         run=tally_ctr_exact,
-        what="`ctr_score` alone at 2^16 buckets, then the refinement passes of "
-        "`metrics.auc: exact` (re-reading only rows in buckets that carry AUC error) until "
-        "`roc_auc` and `pr_auc` are exact: the cost of exact over bucketed.",
+        what="the same, then the sort pass of `metrics.auc: exact` (the rows of the buckets "
+        "that carry error, sorted by score in reducers holding whole buckets) until `roc_auc` "
+        "and `pr_auc` are exact: the cost of exact over bucketed.",
+    ),
+    Method(
+        "tally_ctr64",
+        "Tally binary, ctr_score as float64",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr64,
+        prepare=with_ctr64,
+        what="`ctr_score` widened to float64 (a copy of `label, ctr_score`, "
+        "`tally.bench.exact`), bucketed.",
+    ),
+    Method(
+        "tally_ctr64_exact",
+        "Tally binary, ctr_score as float64, metrics.auc: exact",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr64_exact,
+        prepare=with_ctr64,
+        what="the same with `metrics.auc: exact`: 8-byte sort keys instead of 4.",
     ),
     Method(
         "spark_ml",

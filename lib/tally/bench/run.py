@@ -424,6 +424,9 @@ def run_throughput(
             return
         results[method.key] = measure(method, ctx, probe, options.repeats, options.repeat_budget)
 
+    for method in wanted:  # untimed preparation (derived datasets)
+        if method.prepare is not None:
+            method.prepare(ctx)
     for method in wanted:  # the floors, before any JVM exists
         if not method.spark:
             run(method)
