@@ -21,9 +21,11 @@ def conf(tmp_path: Path) -> Path:
     """A conf directory like the project's: spark-defaults.conf, log4j2.properties, YAML."""
     d = tmp_path / "conf"
     d.mkdir()
-    (d / "spark-defaults.conf").write_text(
-        "spark.sql.catalogImplementation hive\nspark.driver.extraJavaOptions -Dfoo=bar -Dbaz=1\n"
-    )
+    lines = [
+        "spark.sql.catalogImplementation hive",
+        "spark.driver.extraJavaOptions -Dfoo=bar '-Dbaz=a b'",
+    ]
+    (d / "spark-defaults.conf").write_text("\n".join(lines) + "\n")
     (d / "log4j2.properties").write_text("rootLogger.level = warn\n")
     (d / "demo.yaml").write_text("model: demo\n")
     return d
@@ -56,7 +58,7 @@ def test_first_launch_writes_the_archive_to_a_private_file(conf, spark_home, tmp
     assert args[-1] == "pyspark-shell"
     options = shlex.split(args[args.index("--driver-java-options") + 1])
     # the conf file's own driver options are kept (--driver-java-options replaces them)
-    assert options[:2] == ["-Dfoo=bar", "-Dbaz=1"]
+    assert options[:2] == ["-Dfoo=bar", "-Dbaz=a b"]  # quoted again for Spark's parser
     assert f"-XX:ArchiveClassesAtExit={launch.writing}" in options
     assert f"-Dlog4j2.configurationFile=file:{(conf / 'log4j2.properties').resolve()}" in options
     # Spark's class path starts with SPARK_CONF_DIR: an empty directory, or Java cannot dump

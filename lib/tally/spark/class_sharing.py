@@ -130,7 +130,7 @@ def plan_launch(
         "--properties-file",
         str((conf / PROPERTIES_FILE).resolve()),
         "--driver-java-options",
-        " ".join(options),
+        shlex.join(options),  # Spark parses it with shell-like quoting
         "pyspark-shell",
     ]
     env = {"SPARK_CONF_DIR": str(empty_conf), "PYSPARK_SUBMIT_ARGS": shlex.join(submit)}
