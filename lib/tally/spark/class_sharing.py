@@ -210,6 +210,9 @@ def finish_writing(launch: Launch, exit_code: int | None) -> bool:
             log.info("class-data sharing: wrote %s for the next runs", launch.archive)
         else:
             launch.writing.unlink(missing_ok=True)
+    except OSError as exc:  # a cache that is not ours to write: the next run tries again
+        log.info("class-data sharing: could not keep %s (%s)", launch.archive, exc)
+        done = False
     finally:
         launch.archive.with_suffix(".lock").unlink(missing_ok=True)
     return done
