@@ -24,7 +24,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 .PHONY: help setup java-check run demo-data test lint clean package airflow-env
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -111,8 +111,12 @@ ROWS ?= 20000000
 MEMORY_ROWS ?= 1000000,100000000
 BENCH_ARGS ?=
 DAYS ?= 30
-.PHONY: bench bench-memory bench-partitions bench-shapes
-bench: setup ## floor vs Tally vs Spark ML vs scikit-learn on ROWS rows (default 20M) -> docs/benchmarks.md
+.PHONY: bench bench-throughput bench-memory bench-partitions bench-shapes
+# `make bench` runs every target of issue 17 beside the throughput table, each in its own
+# processes (one at a time: their ratios are measured within each run).
+bench: bench-throughput bench-fixed bench-queries bench-shapes bench-multiclass ## all of the below but memory and partitions
+
+bench-throughput: setup ## floor vs Tally vs Spark ML vs scikit-learn on ROWS rows (default 20M) -> docs/benchmarks.md
 	$(PY) jobs/bench.py --rows $(ROWS) $(BENCH_ARGS)
 
 bench-memory: setup ## driver peak RSS of Tally binary at MEMORY_ROWS rows (default 1M,100M), fresh JVM each
@@ -139,9 +143,10 @@ bench-shapes: setup ## Tally's marginal CPU vs the floor on binary data of sever
 	$(PY) -m tally.bench.shapes --rows $(ROWS) $(SHAPES_ARGS)
 
 PIXELS ?= 20000000
+MULTICLASS_ARGS ?=
 .PHONY: bench-multiclass
 bench-multiclass: setup ## multiclass floor vs Tally with each reader, ROWS rows and PIXELS pixels (printed)
-	$(PY) -m tally.bench.multiclass --rows $(ROWS) --pixels $(PIXELS) $(BENCH_ARGS)
+	$(PY) -m tally.bench.multiclass --rows $(ROWS) --pixels $(PIXELS) $(MULTICLASS_ARGS)
 
 lint: $(STAMP) ## ruff check
 	$(VENV)/bin/ruff check lib jobs tests
