@@ -15,7 +15,7 @@ available" in the table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -240,6 +240,47 @@ def tally_ctr64_exact(ctx: Context) -> Metrics:
     return _tally_ctr(with_ctr64(ctx), exact=True)
 
 
+class _ShuffledError(Exception):
+    """Ends :func:`tally_ctr_exact_floor` after its shuffle (args: rows shuffled)."""
+
+
+def _rows_in(items: Iterator[tuple[int, tuple]]) -> Iterator[int]:
+    yield sum(chunk[0].shape[0] for _, chunk in items)
+
+
+def tally_ctr_exact_floor(ctx: Context) -> Metrics:
+    """The lower bound of exact mode on ``ctr_score``: the count, then one read and one
+    shuffle of exactly the rows the sort pass sorts (reducers only count them)."""
+    from tally.metrics.exact import RefineOptions, refine
+    from tally.spark.count import count_tables
+    from tally.spark.refine import narrow_scores, part_key
+
+    plan = CountPlan(
+        label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
+    )
+    session = ctx.session()
+    df = session.read.parquet(str(ctx.binary.path))
+    reader = _reader(ctx, df, plan, ctx.binary.path, "auto")
+    tables = count_tables(df, plan, reader)
+    try:
+        counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
+    finally:
+        tables.release()
+
+    def shuffle_only(steps, layout, job):
+        rows = reader.sort_rows(df, plan, "ctr_score", steps, layout)  # type: ignore[attr-defined]
+        by_part = rows.partitionBy(layout.parts, part_key)
+        raise _ShuffledError(sum(by_part.mapPartitions(_rows_in).collect()))
+
+    options = RefineOptions(parallelism=session.sparkContext.defaultParallelism)
+    try:
+        refine(counts, None, shuffle_only, options, narrow=narrow_scores(df, plan, "ctr_score"))  # type: ignore[arg-type]
+        shuffled = 0
+    except _ShuffledError as done:
+        shuffled = done.args[0]
+    return {"rows": float(counts.count), "rows_shuffled": float(shuffled)}
+
+
 def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
     """Tally multi-label on Spark, as ``tally evaluate`` counts (minus writing the tables).
 
@@ -410,6 +451,17 @@ METHODS: tuple[Method, ...] = (
         what="the same, then the sort pass of `metrics.auc: exact` (the rows of the buckets "
         "that carry error, sorted by score in reducers holding whole buckets) until `roc_auc` "
         "and `pr_auc` are exact: the cost of exact over bucketed.",
+    ),
+    Method(
+        "tally_ctr_exact_floor",
+        "lower bound of exact mode, ctr_score (float32)",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr_exact_floor,
+        what="the bucketed count, then one read and one shuffle (`partitionBy`) of exactly "
+        "the rows exact mode sorts, the reducers only counting them (no sort, no metrics): "
+        "what any exact method that orders those rows on Spark pays at least.",
     ),
     Method(
         "tally_ctr64",

@@ -64,7 +64,8 @@ def narrow_scores(df: DataFrame, plan: CountPlan, score_column: str) -> bool:
     return isinstance(kind, FloatType) and plan.score_transform == "none"
 
 
-def _part_key(part: int) -> int:
+def part_key(part: int) -> int:
+    """The partition of part ``part`` in :func:`sort_pass`: itself."""
     return part
 
 
@@ -84,7 +85,7 @@ def sort_pass(rows: RDD, layout: SortLayout, job: SortJob) -> BinSums:
     spark_context = rows.context
     shared = spark_context.broadcast(job)
     try:
-        by_part = rows.partitionBy(layout.parts, _part_key)
+        by_part = rows.partitionBy(layout.parts, part_key)
         sums = by_part.mapPartitionsWithIndex(partial(_resolve_parts, job=shared)).collect()
     finally:
         shared.destroy()
