@@ -194,23 +194,31 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
     return _tally_binary(ctx, scores=("ctr_score",), buckets=FINE_BUCKETS)
 
 
-def _tally_ctr(ctx: Context, exact: bool) -> Metrics:
-    """``ctr_score`` alone, as ``tally evaluate`` counts it; with ``exact``, then the
-    passes of ``metrics.auc: exact`` (``passes``: reads of the input, the count included)."""
-    from tally.metrics.binary import binary_metrics
+def _ctr_counts(ctx: Context) -> tuple:
+    """``ctr_score`` alone counted as ``tally evaluate`` counts it: the DataFrame, the
+    plan, the reader and the counts of the ALL slice."""
     from tally.spark.count import count_tables
-    from tally.spark.refine import exact_auc_metrics, refine_histogram
 
     plan = CountPlan(
         label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
     )
     df = ctx.session().read.parquet(str(ctx.binary.path))
     reader = _reader(ctx, df, plan, ctx.binary.path, "auto")
-    tables = count_tables(df, plan, reader)
+    tables = count_tables(df, plan, reader)  # type: ignore[arg-type]
     try:
         counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
     finally:
         tables.release()
+    return df, plan, reader, counts
+
+
+def _tally_ctr(ctx: Context, exact: bool) -> Metrics:
+    """``ctr_score`` alone, as ``tally evaluate`` counts it; with ``exact``, then the
+    passes of ``metrics.auc: exact`` (``passes``: reads of the input, the count included)."""
+    from tally.metrics.binary import binary_metrics
+    from tally.spark.refine import exact_auc_metrics, refine_histogram
+
+    df, plan, reader, counts = _ctr_counts(ctx)
     values = binary_metrics(counts)
     out: Metrics = {"rows": float(counts.count), "passes": 1.0}
     if exact:
@@ -252,20 +260,10 @@ def tally_ctr_exact_floor(ctx: Context) -> Metrics:
     """The lower bound of exact mode on ``ctr_score``: the count, then one read and one
     shuffle of exactly the rows the sort pass sorts (reducers only count them)."""
     from tally.metrics.exact import RefineOptions, refine
-    from tally.spark.count import count_tables
     from tally.spark.refine import narrow_scores, part_key
 
-    plan = CountPlan(
-        label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
-    )
+    df, plan, reader, counts = _ctr_counts(ctx)
     session = ctx.session()
-    df = session.read.parquet(str(ctx.binary.path))
-    reader = _reader(ctx, df, plan, ctx.binary.path, "auto")
-    tables = count_tables(df, plan, reader)
-    try:
-        counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
-    finally:
-        tables.release()
 
     def shuffle_only(steps, layout, job):
         rows = reader.sort_rows(df, plan, "ctr_score", steps, layout)  # type: ignore[attr-defined]
