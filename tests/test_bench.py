@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tally.bench import data as datasets
@@ -134,3 +135,34 @@ def test_exact_mode_on_float32_and_float64_scores_equals_scikit_learn(
         assert metrics["tally_ctr64_exact"][column] == pytest.approx(
             metrics["tally_ctr_exact"][column], abs=1e-12
         )
+
+
+def _rows_exact_mode_sorts(dataset: datasets.Dataset, buckets: int) -> int:
+    """Per-row numpy: the rows of the ``ctr_score`` buckets (``min(floor(s·B), B−1)``,
+    B a power of two) holding positives and more than one distinct score, with a
+    negative in or above them (the buckets whose ROC AUC or AP share is not yet exact)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(dataset.path, columns=["label", "ctr_score"])
+    s = table["ctr_score"].to_numpy().astype(np.float64)
+    y = table["label"].to_numpy() == 1
+    b = np.minimum(np.floor(s * buckets).astype(np.int64), buckets - 1)
+    pos = np.bincount(b[y], minlength=buckets)
+    neg = np.bincount(b[~y], minlength=buckets)
+    distinct = np.bincount(np.unique(np.stack([b, s.view(np.int64)]), axis=1)[0], minlength=buckets)
+    neg_at_or_above = np.cumsum(neg[::-1])[::-1]
+    sorted_buckets = (pos > 0) & (distinct > 1) & (neg_at_or_above > 0)
+    return int((pos + neg)[sorted_buckets].sum())
+
+
+def test_exact_floor_shuffles_the_rows_exact_mode_sorts(bench: tuple[dict, Path]) -> None:
+    """The lower bounds of exact mode (float32 and its float64 copy) shuffle exactly the
+    rows of the buckets that carry error, counted here per row."""
+    payload, _ = bench
+    metrics = {m["key"]: m["metrics"] for m in payload["methods"]}
+    binary = datasets.Dataset("binary", ROWS, Path(payload["data"]["binary"]))
+    expected = _rows_exact_mode_sorts(binary, payload["buckets"])
+    assert 0 < expected <= ROWS
+    for key in ("tally_ctr_exact_floor", "tally_ctr64_exact_floor"):
+        assert metrics[key]["rows"] == ROWS
+        assert metrics[key]["rows_shuffled"] == expected

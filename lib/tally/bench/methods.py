@@ -279,6 +279,11 @@ def tally_ctr_exact_floor(ctx: Context) -> Metrics:
     return {"rows": float(counts.count), "rows_shuffled": float(shuffled)}
 
 
+def tally_ctr64_exact_floor(ctx: Context) -> Metrics:
+    """:func:`tally_ctr_exact_floor` on the float64 copy of ``ctr_score``."""
+    return tally_ctr_exact_floor(with_ctr64(ctx))
+
+
 def tally_multilabel(ctx: Context, reader: str = "auto") -> Metrics:
     """Tally multi-label on Spark, as ``tally evaluate`` counts (minus writing the tables).
 
@@ -481,6 +486,17 @@ METHODS: tuple[Method, ...] = (
         run=tally_ctr64_exact,
         prepare=with_ctr64,
         what="the same with `metrics.auc: exact`: 8-byte sort keys instead of 4.",
+    ),
+    Method(
+        "tally_ctr64_exact_floor",
+        "lower bound of exact mode, ctr_score as float64",
+        "binary",
+        "floor",
+        spark=True,
+        run=tally_ctr64_exact_floor,
+        prepare=with_ctr64,
+        what="`tally_ctr_exact_floor` on the float64 copy: the rows exact mode sorts, "
+        "read and shuffled as 8-byte keys.",
     ),
     Method(
         "spark_ml",
