@@ -34,10 +34,17 @@ input: {path: data, format: parquet}
 columns: {label: label, score: score}
 output: {table: tally_pkg.metrics}
 """
-#: Run after the packaged job, under the same spark-submit: where tally is imported from on the
-#: driver and on the executors, then the job's metrics read back with SQL (as CSV lines).
+#: One spark-submit (each costs a JVM start): jobs/evaluate.py run as spark-submit runs it (as
+#: ``__main__``, its exit code printed), then where tally is imported from on the driver and on
+#: the executors, then the job's metrics read back with SQL (as CSV lines).
 PROBE = """\
-import csv, sys
+import csv, runpy, sys
+job, sys.argv = sys.argv[1], sys.argv[1:]
+try:
+    runpy.run_path(job, run_name="__main__")
+except SystemExit as done:
+    print("job exit", done.code, flush=True)
+
 import tally
 from pyspark.sql import SparkSession
 
@@ -113,13 +120,13 @@ def test_the_interpreter_cannot_import_tally_from_the_source_tree(workspace, pyt
 
 @pytest.fixture(scope="module")
 def submitted(workspace, artifact) -> dict[str, subprocess.CompletedProcess]:
-    """`spark-submit --py-files <zip> jobs/evaluate.py`, then the probe the same way."""
+    """`spark-submit --py-files <zip> probe.py jobs/evaluate.py ...`: the job, then the probe."""
     root, env = workspace
     (root / "probe.py").write_text(PROBE)
     submit = [str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact)]
-    job = run([*submit, str(PROJECT_ROOT / "jobs" / "evaluate.py"),
-               "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root, env=env)
-    return {"job": job, "probe": run([*submit, "probe.py"], cwd=root, env=env)}
+    done = run([*submit, "probe.py", str(PROJECT_ROOT / "jobs" / "evaluate.py"),
+                "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root, env=env)
+    return {"job": done, "probe": done}
 
 
 def test_spark_submit_imports_tally_from_the_zip_on_driver_and_executors(submitted, artifact):
@@ -136,6 +143,7 @@ def test_packaged_job_writes_metrics_readable_with_sql(workspace, submitted):
     root, _ = workspace
     done = submitted["job"]
     assert done.returncode == 0, done.stderr
+    assert "job exit 0" in done.stdout.splitlines(), done.stdout
     # spark-submit passes the Python driver's stderr (the job's log) on to its own stdout
     assert f"read {ROWS:,} rows" in done.stdout + done.stderr
 
