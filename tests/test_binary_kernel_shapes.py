@@ -110,3 +110,36 @@ def test_invalid_labels_and_scores_follow_the_documented_rules(label_type):
     np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=LAYOUT.cells))
     loss = log_loss(y[valid], s[valid], labels=[0, 1])
     assert held.sums["w_loss"][0].sum() / valid.sum() == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "buckets, thresholds",
+    [
+        (256, (0.0, 0.25, 1.0)),  # edges, the first and last included: one lookup a row
+        (256, (0.3, 0.5)),  # 0.3 is no edge: a comparison per threshold
+        (100, (0.29, 0.5)),  # edges of buckets that are no power of two (29/100 == 0.29)
+        (100, (0.295,)),
+    ],
+)
+@pytest.mark.parametrize("score_type", [np.float32, np.float64])
+def test_cells_on_and_off_bucket_edges(buckets, thresholds, score_type):
+    """Each valid row's cell is ``bucket_of · (T+1) + #{t: s >= t}``, for scores at,
+    just below and just above every edge and threshold, and exactly 0 and 1, stored as
+    float32 or float64."""
+    rng = np.random.default_rng(11)
+    points = np.concatenate([np.arange(buckets + 1) / buckets, thresholds])
+    s = np.concatenate(
+        [points, np.nextafter(points, -1.0), np.nextafter(points, 2.0), rng.random(3_000)]
+    )
+    s = s[(s >= 0) & (s <= 1)].astype(score_type)
+    y = (rng.random(len(s)) < 0.2).astype(np.int8)
+    layout = BinaryLayout(buckets, thresholds, weighted=False)
+    totals = kernel.TaskTotals(1, layout)
+    totals.add(pa.RecordBatch.from_pydict({"y": pa.array(y), "s0": pa.array(s)}))
+    s = s.astype(np.float64)
+    above = sum((s >= t).astype(np.int64) for t in thresholds)
+    cell = bucket_of(s, buckets) * (len(thresholds) + 1) + above
+    held = totals.sums[(0, 0)]
+    np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=layout.cells))
+    np.testing.assert_array_equal(held.sums["wy"][0], np.bincount(cell, y, layout.cells))
+    np.testing.assert_allclose(held.sums["w_score"][0], np.bincount(cell, s, layout.cells))

@@ -39,6 +39,7 @@ counting pass on data of other shapes".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -48,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tally.kernels.batches import LABEL, WEIGHT, score_column
-from tally.kernels.buckets import bucket_into
+from tally.kernels.buckets import bucket_into, is_power_of_two
 from tally.kernels.cells import LOG_LOSS_EPS, BinaryLayout, invalid_cell
 from tally.kernels.slices import slice_groups
 from tally.kernels.validity import INVALID_REASONS, binary_all_valid, binary_invalid_rows
@@ -122,6 +123,8 @@ def _check(
     """The validity checks of :func:`~tally.kernels.validity.binary_invalid_rows`, per
     row only where the batch's extremes say some row fails
     (:func:`~tally.kernels.validity.binary_all_valid`); ``out`` takes the negated scores."""
+    if labels.null_count:
+        return _check_labelled(labels, scores, weights, out)
     y, y_null = _labels(labels)
     minus_s, s_null = _minus_float64(scores, out)
     w = _float64(weights)[0] if weights is not None else None
@@ -141,6 +144,38 @@ def _check(
     w = w[rows] if w is not None else None
     minus_s = minus_s[rows]
     return _Checked(y[rows], minus_s, w, rows, invalid, reason, invalid_weight, _extremes(minus_s))
+
+
+#: The reason of a row without a label: the first check, whatever else the row has.
+_NULL_LABEL = INVALID_REASONS.index("null_label")
+
+
+def _check_labelled(
+    labels: pa.Array, scores: pa.Array, weights: pa.Array | None, out: np.ndarray
+) -> _Checked:
+    """:func:`_check` of a batch with null labels: those rows are invalid (``null_label``
+    is checked first), so they are filtered out in Arrow and the rest checked as a batch
+    of its own, which takes the shortcut when nothing else is wrong (a few null labels
+    would otherwise send every row through the per-row checks)."""
+    has_label = labels.is_valid()
+    keep = has_label.to_numpy(zero_copy_only=False)
+    kept, nulls = np.flatnonzero(keep), np.flatnonzero(~keep)
+    rest = weights.filter(has_label) if weights is not None else None
+    inner = _check(labels.filter(has_label), scores.filter(has_label), rest, out[: len(kept)])
+    invalid_weight = None
+    if weights is not None:
+        w = _float64(weights.take(pa.array(nulls)))[0]
+        invalid_weight = np.concatenate([np.where(np.isfinite(w), w, 0.0), inner.invalid_weight])
+    return _Checked(
+        inner.y,
+        inner.minus_s,
+        inner.w,
+        kept if inner.rows is None else kept[inner.rows],
+        np.concatenate([nulls, kept[inner.invalid]]),
+        np.concatenate([np.full(len(nulls), _NULL_LABEL, np.int64), inner.reason]),
+        invalid_weight,
+        inner.extremes,
+    )
 
 
 def valid_rows(
@@ -202,6 +237,7 @@ class Workspace:
         self.pairs: list[np.ndarray] = []
         self.cells = np.empty(0, np.int64)
         self.flags = np.empty(0, bool)
+        self.narrow = np.empty(0, np.float32)  # float32 scores times B (batch_rows)
 
     def get(
         self, rows: int
@@ -215,6 +251,7 @@ class Workspace:
             self.pairs = [np.full(rows, 1.0 + 0j), np.empty(rows, np.complex128)]
             self.cells = np.empty(rows, np.int64)
             self.flags = np.empty(rows, bool)
+            self.narrow = np.empty(rows, np.float32)
         return (
             [f[:rows] for f in self.floats],
             [c[:rows] for c in self.pairs],
@@ -245,11 +282,23 @@ def batch_rows(
     )
     (_, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(minus_s))
     low, high = -extremes[1], -extremes[0]  # of the valid scores
-    bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
-    cell *= layout.per_bucket
-    for t in layout.thresholds:
-        np.less_equal(minus_s, -t, out=flag)  # s >= t
-        cell += flag
+    cell_of_bucket = _cell_of_bucket(layout)
+    if cell_of_bucket is None:
+        bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
+        cell *= layout.per_bucket
+        for t in layout.thresholds:
+            np.less_equal(minus_s, -t, out=flag)  # s >= t
+            cell += flag
+    else:
+        if rows is None and pa.types.is_float32(scores.type) and is_power_of_two(layout.buckets):
+            # s·B is exact in float32 for B a power of two, and truncation is floor for
+            # s·B >= 0: the bucket from the stored scores, half the bytes of minus_s
+            narrow = work.narrow[: len(minus_s)]
+            np.multiply(scores.to_numpy(), np.float32(layout.buckets), out=narrow)
+            cell[...] = narrow
+        else:
+            bucket_into(minus_s, layout.buckets, cell, scratch, top=False)
+        np.take(cell_of_bucket, cell, out=cell, mode="clip")
     np.equal(y, 1, out=flag)
     positives = np.flatnonzero(flag)
     by_label = _ByLabel(positives, flag)
@@ -271,6 +320,32 @@ def batch_rows(
     return Rows(
         cell, count_sqerr, score_loss, wy, w, positives, rows, reason, invalid_weight, invalid
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _cell_of_bucket(layout: BinaryLayout) -> np.ndarray | None:
+    """The cell of each bucket ``0 … B`` (``B``: a score of 1, before the clamp to the
+    last bucket) where every threshold is a bucket edge ``k / B``; None otherwise.
+
+    Bucket ``b`` is the number of edges ``j / B`` (``j ≥ 1``) at or below the score, so
+    for a threshold ``t = k / B`` (as float64, as the edges are computed) ``s >= t``
+    exactly when ``b >= k``: ``above`` is then a function of the bucket, and the cell
+    one lookup instead of a comparison and an addition per threshold.
+    """
+    b = layout.buckets
+    edges = []
+    for t in layout.thresholds:
+        if not np.isfinite(t):
+            return None
+        k = round(t * b)
+        if k / b != t:
+            return None
+        edges.append(k)
+    bucket = np.arange(b + 1)
+    cell = np.minimum(bucket, b - 1) * layout.per_bucket
+    for k in edges:
+        cell += bucket >= k
+    return cell
 
 
 # Per-row values by label, of ``m`` = the negated (clipped) score ``−p``: ``−loss`` is
@@ -335,17 +410,21 @@ class _ByLabel:
         """``−loss`` into ``ln_p`` and ``(score − label)²`` into ``sqerr``, where ``1 − p``
         is exact (:func:`_one_minus_exact`; no clip needed): ``q``, the probability of
         the row's own label (``1 − p`` for label 0, ``p`` for label 1), then ``ln q`` in
-        one ``log`` and ``(1 − q)²`` (which is ``p²`` or ``(1 − p)²``, bit for bit)."""
+        one ``log`` and the squared error ``(1 − q)²``, which is ``p²`` or ``(1 − p)²``
+        bit for bit: where label 0 is the majority, ``m²`` over every row and
+        ``(1 + m)²`` over the positives (one pass fewer than ``1 − q`` and its square)."""
         q, rows = scratch, self.minority
         if self.majority_positive:
             np.negative(m, out=q)
             q[rows] = m[rows] + 1.0
+            np.subtract(1.0, q, out=sqerr)  # (1 − q)²: every row's, one formula
+            np.multiply(sqerr, sqerr, out=sqerr)
         else:
             np.add(m, 1.0, out=q)
             q[rows] = -m[rows]
+            np.multiply(m, m, out=sqerr)
+            sqerr[rows] = np.square(m[rows] + 1.0)
         np.log(q, out=ln_p)
-        np.subtract(1.0, q, out=q)
-        np.multiply(q, q, out=sqerr)
 
 
 class CellSums:
