@@ -27,7 +27,9 @@ Per row the cost is numpy passes over the batch, so :func:`batch_rows` saves pas
 scores are negated as they are converted to float64 (``−score`` and ``−loss`` then
 cost nothing, and each row holds the negatives of what it adds), a batch whose minima
 and maxima show no invalid row and no score outside ``[ε, 1 − ε]`` skips the per-row
-checks, the clip and the clamp of the last bucket, and four sums are added in two
+checks, the clip and the clamp of the last bucket (rows with a null label, whose
+reason is checked first, are filtered out in Arrow before, so that a few of them do not
+send the whole batch through the per-row checks), and four sums are added in two
 complex pairs (see :class:`Rows`). Cells are bit-identical either way. For scores
 stored in 24 bits or fewer (float32), where ``1 − p`` is exact, the log loss is one
 ``log`` of each row's own-label probability rather than ``log1p`` and ``log`` by label
