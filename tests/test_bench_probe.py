@@ -84,6 +84,69 @@ def test_workers_that_exit_during_a_measurement_count_once(burns):
     assert machine >= spent - 0.05
 
 
+#: Spark's Python daemon ignores SIGCHLD (the kernel reaps its workers and adds their CPU to
+#: no one) and kills a worker once it has been idle a while. This stand-in forks one worker
+#: that burns the CPU seconds of its first line and then idles; the next line kills it.
+IGNORING_DAEMON = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    seconds = float(sys.stdin.readline())
+    pid = os.fork()
+    if pid == 0:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+        time.sleep(600)
+        os._exit(0)
+    time.sleep(seconds + 0.5)  # the worker has burnt its seconds: it idles
+    print("idle", flush=True)
+    sys.stdin.readline()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)  # reaped by the kernel
+    print("killed", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+#: The idle worker's CPU before the measurement, then a measurement in which it is killed.
+MEASURE_KILLED_IDLE = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from tally.bench.probe import Probe
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )
+    daemon.stdin.write("0.5\\n")
+    daemon.stdin.flush()
+    assert daemon.stdout.readline() == "idle\\n"
+    probe = Probe(jvm_pid=daemon.pid)
+    with probe.measure() as m:
+        daemon.stdin.write("kill\\n")
+        daemon.stdin.flush()
+        assert daemon.stdout.readline() == "killed\\n"
+    daemon.stdin.close()
+    daemon.wait()
+    print(json.dumps(m.sample.cpu_s))
+    """
+)
+
+
+def test_an_idle_worker_killed_under_a_daemon_ignoring_sigchld_costs_nothing():
+    """Its 0.5 CPU-s before the start are not taken off the interval (which would make an
+    idle interval's CPU -0.5) and nothing is added for it."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE_KILLED_IDLE, IGNORING_DAEMON],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    cpu = json.loads(done.stdout)
+    assert 0 <= cpu <= 0.1
+
+
 def test_machine_cpu_grows_with_work():
     before = machine_cpu_seconds()
     total = 0

@@ -6,10 +6,15 @@ Linux only (reads ``/proc``). What is measured:
   its reaped children (``os.times``), plus, for the Spark JVM and every process
   below it or this one (e.g. Python workers) alive at the end, ``utime + stime +
   cutime + cstime`` (``/proc/<pid>/stat``), each last reading minus its first.
-  A process that exits during the measurement (Spark kills idle Python workers;
-  one may live less than any polling interval) is thereby counted whole, in its
-  parent's ``cutime``/``cstime`` once reaped; what it had spent before the
-  measurement (its first reading) is taken off. Under ``spark-submit`` the JVM is
+  A process that exits during the measurement (one may live less than any polling
+  interval) is thereby counted whole, in its parent's ``cutime``/``cstime`` once
+  reaped; what it had spent before the measurement (its first reading) is taken
+  off. Except where its parent ignores ``SIGCHLD``, as Spark's Python daemon does:
+  the kernel then reaps the child itself and adds its time to no one, so the child
+  counts for nothing, neither its time before the start nor after. (Spark kills a
+  Python worker when it has been idle for a while, so what such a worker spent
+  after the start is that of an idle process; taking its first reading off would
+  have made an idle interval's CPU negative.) Under ``spark-submit`` the JVM is
   this process's parent and is found that way.
 * **Machine CPU seconds** (:attr:`Sample.machine_cpu_s`): every CPU's busy time
   from ``/proc/stat`` (all but ``idle``, ``iowait`` and guest time), which also
@@ -72,6 +77,22 @@ def machine_cpu_seconds() -> float:
 def _reaped_children_cpu() -> float:
     times = os.times()
     return times.children_user + times.children_system
+
+
+#: bit of ``SIGCHLD`` (signal 17 on Linux) in ``SigIgn`` of ``/proc/<pid>/status``
+SIGCHLD_BIT = 1 << (17 - 1)
+
+
+def ignores_sigchld(pid: int) -> bool:
+    """Whether ``pid`` ignores ``SIGCHLD``: its exited children are reaped by the kernel
+    and their CPU is added to no one's ``cutime``/``cstime``."""
+    try:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & SIGCHLD_BIT)
+    except OSError:
+        pass
+    return False
 
 
 def parent_of(pid: int) -> int | None:
@@ -207,6 +228,10 @@ class Measurement:
         self.probe.settle()
         self.reset = all([reset_peak(pid) for pid in self.probe.roots])
         self.first = self.probe.others()
+        # children that, on exit, are reaped by the kernel and counted nowhere
+        self.uncounted_on_exit = {
+            pid for pid in self.first if ignores_sigchld(parent_of(pid) or 0)
+        }
         self.machine = machine_cpu_seconds()
         self.own = time.process_time() + _reaped_children_cpu()
         self.wall = time.perf_counter()
@@ -218,9 +243,14 @@ class Measurement:
         machine = machine_cpu_seconds() - self.machine
         last = self.probe.others()
         # the alive: their growth, reaped descendants included; the gone: counted whole
-        # in a parent's cutime/cstime, less what they had spent before the start
+        # in a parent's cutime/cstime, less what they had spent before the start (those
+        # whose parent ignored SIGCHLD are in no one's: nothing to take off)
         others = sum(seconds - self.first.get(pid, 0.0) for pid, seconds in last.items())
-        others -= sum(seconds for pid, seconds in self.first.items() if pid not in last)
+        others -= sum(
+            seconds
+            for pid, seconds in self.first.items()
+            if pid not in last and pid not in self.uncounted_on_exit
+        )
         cpu = own + others
         jvm = self.probe.jvm_pid
         self.sample = Sample(
