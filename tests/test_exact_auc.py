@@ -510,20 +510,14 @@ def test_sorted_bins_count_every_pair_as_brute_force_does(narrow):
     the same; ``ap`` from either path is the same."""
     from tally.kernels.exact_sort import (
         PartRows,
-        SortJob,
         SortLayout,
         counted_sums,
-        low_keys,
         weighted_sums,
     )
 
     rng = np.random.default_rng(7)
-    n = 3000
-    s = np.r_[np.round(rng.random(n // 2), 3), rng.random(n // 2) ** 4]
-    s[:20] = [0.0, -0.0] * 10
-    if narrow:
-        s = s.astype(np.float32).astype(np.float64)
-    y = rng.random(n) < 0.3
+    s = tricky_scores(rng, 3000, narrow)
+    y = rng.random(s.size) < 0.3
     buckets = 10
     node = np.minimum(np.floor(s * buckets), buckets - 1).astype(np.int64)
     node[node == 3] = -1  # a bucket not sorted: its rows are dropped
@@ -534,23 +528,152 @@ def test_sorted_bins_count_every_pair_as_brute_force_does(narrow):
     rows = PartRows(layout)
     rows.add(s, y, None, np.where(node < 0, 3, node))
     ((_, (packed, _)),) = list(rows.chunks())
-    above = rng.integers(0, 50, (2, chosen.size)).astype(np.float64)
-    job = SortJob(
-        low_keys(chosen / buckets, narrow),
-        above[0],
-        above[1],
-        np.array([0, chosen.size]),
-        narrow,
-        False,
-    )
+    job = one_part_job(rng, chosen / buckets, narrow)
     counted = counted_sums(np.sort(packed), job, 0, chosen.size)
     order = np.argsort(packed, kind="stable")
     weighted = weighted_sums(packed[order], np.ones(packed.size), job, 0, chosen.size)
+    assert_bins_as_brute_force(counted, s, y, node, chosen)
+    np.testing.assert_allclose(weighted.pairs, counted.pairs, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(counted.ap, weighted.ap, rtol=1e-12)
+
+
+def tricky_scores(rng: np.random.Generator, n: int, narrow: bool) -> np.ndarray:
+    """Scores with ties (3 decimals), crowding near 0, runs one ulp apart, 0.0 and -0.0;
+    float32 values when ``narrow``."""
+    q = n // 4
+    s = np.r_[
+        np.round(rng.random(q), 3),
+        rng.random(q) ** 6,
+        nextafter_chain(0.3, q)[rng.integers(0, q, q)],
+        rng.random(n - 3 * q),
+    ]
+    s[:20] = [0.0, -0.0] * 10
+    return s.astype(np.float32).astype(np.float64) if narrow else s
+
+
+def one_part_job(rng: np.random.Generator, edges: np.ndarray, narrow: bool):
+    """A :class:`SortJob` of one part over bins with lower edges ``edges`` (random
+    positives and negatives above each)."""
+    from tally.kernels.exact_sort import SortJob, low_keys
+
+    above = rng.integers(0, 50, (2, edges.size)).astype(np.float64)
+    return SortJob(
+        low_keys(edges, narrow), above[0], above[1], np.array([0, edges.size]), narrow, False
+    )
+
+
+def assert_bins_as_brute_force(sums, s, y, node, chosen) -> None:
+    """Per bin: pairs counted pair by pair (ties ½), rows, positives, negatives, the
+    smallest and largest score and single-valued bins, as numpy finds them per row."""
     for i, b in enumerate(chosen):
         inside = node == b
         sp, sn = s[inside & y], s[inside & ~y]
         brute = float(np.sum(sp[:, None] > sn[None, :]) + 0.5 * np.sum(sp[:, None] == sn[None, :]))
-        assert counted.pairs[i] == brute and weighted.pairs[i] == pytest.approx(brute, abs=1e-9)
-        assert counted.rows[i] == inside.sum() and counted.pos[i] == sp.size
-        assert counted.single[i] == (np.unique(s[inside]).size == 1)
-    np.testing.assert_allclose(counted.ap, weighted.ap, rtol=1e-12)
+        assert sums.pairs[i] == brute, b
+        assert sums.rows[i] == inside.sum() and sums.pos[i] == sp.size and sums.neg[i] == sn.size
+        if inside.any():
+            assert sums.low[i] == s[inside].min() and sums.high[i] == s[inside].max(), b
+        assert sums.single[i] == (np.unique(s[inside]).size == 1), b
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+@pytest.mark.parametrize("table_bits", [1, 3, 6, 12])
+def test_counted_negatives_give_every_bin_as_brute_force_does(narrow, table_bits):
+    """Sorting only the kept sub-bins' rows and counting the other negatives
+    (``split_rows``): per bin, pairs counted pair by pair, rows, positives, the smallest
+    and largest score and single-valued bins as numpy finds them from every row;
+    ``ap`` as the weighted path gives it. Coarse tables put many rows in a sub-bin,
+    bins edges inside sub-bins, and ties across them."""
+    from tally.kernels.exact_sort import (
+        counted_sums,
+        pack,
+        score_keys,
+        split_rows,
+        weighted_sums,
+    )
+
+    rng = np.random.default_rng(table_bits)
+    s = tricky_scores(rng, 4000, narrow)
+    y = rng.random(s.size) < 0.1
+    buckets = 10
+    node = np.minimum(np.floor(s * buckets), buckets - 1).astype(np.int64)
+    chosen = np.arange(1, buckets)  # bin 0 is not sorted: its rows are left out
+    keep = node >= 1
+    packed = pack(score_keys(s[keep], narrow), y[keep])
+    rng.shuffle(packed)
+    job = one_part_job(rng, chosen / buckets, narrow)
+    kept, gaps = split_rows(packed.copy(), job, 0, chosen.size, table_bits)
+    if table_bits >= 6:  # some negatives are only counted
+        assert kept.size < packed.size
+    got = counted_sums(kept, job, 0, chosen.size, gaps)
+    assert_bins_as_brute_force(got, s, y, node, chosen)
+    order = np.argsort(packed, kind="stable")
+    weighted = weighted_sums(packed[order], np.ones(packed.size), job, 0, chosen.size)
+    np.testing.assert_allclose(got.ap, weighted.ap, rtol=1e-12)
+
+
+@pytest.mark.parametrize("table_bits", [1, 4, 10])
+def test_coarse_sub_bins_still_equal_scikit_learn(monkeypatch, table_bits):
+    """The numpy reference (same reducers as Spark) with few sub-bins per reducer, so
+    that most rows share a sub-bin with a positive or are counted in bulk: ROC AUC and
+    average precision equal scikit-learn's on the same rows, bound 0."""
+    from tally.kernels import exact_sort
+
+    monkeypatch.setattr(exact_sort, "TABLE_BITS", table_bits)
+    rng = np.random.default_rng(table_bits)
+    cases = [random_case(rng, case % 5) for case in range(100)] + [ctr_like(20_000, 2)]
+    for case, (y, s) in enumerate(cases):
+        for narrow in (False, True):
+            v = s.astype(np.float32).astype(np.float64) if narrow else s
+            buckets = int(rng.choice([1, 3, 16, 100]))
+            options = RefineOptions(parallelism=int(rng.integers(1, 4)), part_rows=500)
+            flat = refine_arrays(y, v, buckets, options=options, narrow=narrow)
+            metrics = {m.metric: m.value for m in exact_auc_metrics(flat)}
+            assert exact_bound(flat) == 0 and flat.ap_exact, case
+            assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, v), abs=TOL, rel=0), case
+            ap = average_precision_score(y, v)
+            assert metrics["pr_auc"] == pytest.approx(ap, abs=TOL, rel=0), case
+
+
+@pytest.mark.parametrize("parts", [1, 3, 40])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_part_rows_group_each_batch_by_part(parts, weighted):
+    """Each part's chunks hold exactly its rows (as a multiset, packed as ``pack`` packs
+    them), their weights beside them; rows of bins not sorted are dropped. Few parts
+    go through one mask each, many through a sort of the part numbers."""
+    from tally.kernels.exact_sort import PartRows, SortLayout, pack, score_keys
+
+    rng = np.random.default_rng(parts)
+    n, buckets = 5000, 64
+    s = rng.random(n)
+    y = rng.random(n) < 0.3
+    w = rng.random(n) if weighted else None
+    node = np.minimum(np.floor(s * buckets), buckets - 1).astype(np.int64)
+    part_of = np.minimum(np.arange(buckets) * parts // buckets, parts - 1).astype(np.int32)
+    part_of[5] = -1
+    layout = SortLayout(0, part_of, parts, False, weighted)
+    rows = PartRows(layout)
+    for at in range(0, n, 1200):
+        rows.add(
+            s[at : at + 1200],
+            y[at : at + 1200],
+            None if w is None else w[at : at + 1200],
+            node[at : at + 1200],
+        )
+    got: dict[int, list] = {}
+    for k, (packed, weights) in rows.chunks():
+        got.setdefault(k, []).append((packed, weights))
+    packed_all = pack(score_keys(s, False), y)
+    for k in range(parts):
+        inside = part_of[node] == k
+        chunks = got.get(k, [])
+        mine = np.concatenate([c[0] for c in chunks]) if chunks else packed_all[:0]
+        assert np.array_equal(np.sort(mine), np.sort(packed_all[inside])), k
+        if weighted and chunks:
+            pairs = sorted(
+                zip(mine.tolist(), np.concatenate([c[1] for c in chunks]).tolist(), strict=True)
+            )
+            assert pairs == sorted(
+                zip(packed_all[inside].tolist(), w[inside].tolist(), strict=True)
+            ), k
+    assert sum(c[0].size for cs in got.values() for c in cs) == int((part_of[node] >= 0).sum())

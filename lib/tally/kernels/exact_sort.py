@@ -12,9 +12,19 @@ the weights follow).
 
 **Rows to reducers.** Every row of a chosen bin goes to one reducer (a *part*): parts
 hold contiguous runs of bins in score order (:class:`SortLayout`: dense table from a
-bin's node id to its part). A task sorts the rows of each batch and splits them at the
-part boundaries (parts are monotone in the score); :class:`PartRows` gathers them per
-part; a reducer concatenates its runs and sorts them again (:func:`resolve`).
+bin's node id to its part). A task groups the rows of each batch by part, unsorted
+(:class:`PartRows`); a reducer concatenates them (:func:`resolve`).
+
+**Sorting few rows.** A reducer does not sort all its rows (a comparison sort of 5M
+keys took 0.25-0.4 s here, the reducer's largest cost). It cuts its key range into at
+most ``2^22`` equal *sub-bins* (``sub(key) = (key - low key of its first bin) >> shift``)
+and counts the rows of each (``np.bincount``). A sub-bin is *kept* when it holds a
+positive, a bin's lower edge, or the first or last filled sub-bin of a bin. Every
+other sub-bin holds only negatives of one bin, with no positive tied with them or
+between them, so only their number matters: they are counted
+(:class:`NegativeGaps`), and only the rows of kept sub-bins are sorted
+(:func:`split_rows`, a few percent of the rows on click-through-like scores).
+:func:`counted_sums` adds the counted negatives below each positive and each bin edge.
 
 **Per bin** ``b`` with distinct values ``v`` (positives ``p_v``, negatives ``n_v``):
 
@@ -96,8 +106,13 @@ class SortLayout:
         return part
 
 
+#: Up to this many parts a batch is grouped by one boolean mask per part; above it by
+#: a stable argsort of the part numbers (a radix sort for 16-bit integers).
+MASKED_PARTS = 8
+
+
 class PartRows:
-    """One task's rows of the sort pass, sorted per batch and grouped by part."""
+    """One task's rows of the sort pass, grouped by part per batch (not sorted)."""
 
     def __init__(self, layout: SortLayout) -> None:
         self.layout = layout
@@ -112,16 +127,25 @@ class PartRows:
         packed = pack(score_keys(s, self.layout.narrow), positive)
         # rows per part, those dropped (part −1) first
         sizes = np.bincount(part + 1, minlength=self.layout.parts + 1)
-        if sizes[0]:
-            keep = part >= 0
-            packed = packed[keep]
-            w = None if w is None else w[keep]
-        if w is None:
-            packed.sort()
+        filled = np.flatnonzero(sizes[1:])
+        if filled.size == 1 and sizes[0] == 0:  # one part, nothing dropped: as it is
+            self.runs.append((int(filled[0]), packed, w))
+        elif self.layout.parts <= MASKED_PARTS:
+            for k in filled:  # np.compress: several times faster than packed[mask] here
+                inside = part == k
+                kept_w = None if w is None else np.compress(inside, w)
+                self.runs.append((int(k), np.compress(inside, packed), kept_w))
         else:
-            order = np.argsort(packed)
-            packed, w = packed[order], w[order]
-        # parts are monotone in the score, so the sorted rows are grouped by part
+            self._add_sorted_by_part(part, sizes, packed, w)
+
+    def _add_sorted_by_part(
+        self, part: np.ndarray, sizes: np.ndarray, packed: np.ndarray, w: np.ndarray | None
+    ) -> None:
+        """Group rows by a stable argsort of ``part + 1`` (dropped rows first)."""
+        code = (part + 1).astype(np.uint16 if self.layout.parts < 0xFFFF else np.int64)
+        order = np.argsort(code, kind="stable")[int(sizes[0]) :]
+        packed = np.take(packed, order)
+        w = None if w is None else np.take(w, order)
         ends = np.cumsum(sizes[1:])
         for k in np.flatnonzero(sizes[1:]):
             start, stop = int(ends[k] - sizes[k + 1]), int(ends[k])
@@ -188,11 +212,95 @@ def resolve(
     dtype = np.uint32 if job.narrow else np.uint64
     packed = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype)
     if not job.weighted:
-        packed.sort()
-        return counted_sums(packed, job, first, end)
+        if packed.shape[0] == 0:
+            return counted_sums(packed, job, first, end)
+        kept, gaps = split_rows(packed, job, first, end)
+        return counted_sums(kept, job, first, end, gaps)
     w = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0)  # type: ignore[misc]
     order = np.argsort(packed, kind="stable")
     return weighted_sums(packed[order], w[order], job, first, end)
+
+
+#: At most ``2^TABLE_BITS`` sub-bins per reducer (:func:`split_rows`): int64 counts of
+#: 32 MB; finer sub-bins keep fewer rows to sort but count into a larger table
+#: (2^18 to 2^22 measured on ``ctr_score``: docs/benchmarks.md, exact AUC).
+TABLE_BITS = 22
+
+
+@dataclass(frozen=True)
+class NegativeGaps:
+    """Negatives counted per sub-bin, not sorted (:func:`split_rows`): ``before[g]`` of
+    them lie in sub-bins below ``g`` (``before[-1]``: all); the sub-bin of a key is
+    ``(key − base) >> shift``."""
+
+    before: np.ndarray
+    base: int
+    shift: int
+
+    def sub_bins(self, keys: np.ndarray) -> np.ndarray:
+        """The sub-bin of each key (keys at or above ``base``), capped at the table's end."""
+        dtype = keys.dtype.type
+        sub = ((keys - dtype(self.base)) >> dtype(self.shift)).astype(np.intp)
+        return np.minimum(sub, self.before.shape[0] - 1)
+
+    def below(self, keys: np.ndarray) -> np.ndarray:
+        """Counted negatives below each key, for keys in kept sub-bins: all of their
+        sub-bin's rows are sorted, so the counted ones below are in lower sub-bins."""
+        return self.before[self.sub_bins(keys)]
+
+    def below_edges(self, low: np.ndarray) -> np.ndarray:
+        """Counted negatives below each bin's lower key ``low`` (kept sub-bins), and
+        all of them last."""
+        return np.r_[self.below(low), self.before[-1]]
+
+
+def split_rows(
+    packed: np.ndarray, job: SortJob, first: int, end: int, table_bits: int | None = None
+) -> tuple[np.ndarray, NegativeGaps]:
+    """The rows of bins ``first … end − 1`` (unsorted ``packed``) that need sorting,
+    sorted, and the negatives that need only counting (module docstring: *Sorting few
+    rows*).
+
+    Sub-bins: ``(key − base) >> shift`` with ``base`` the first bin's lower key and the
+    smallest ``shift`` that leaves at most ``2^table_bits`` of them (default: about as
+    many as rows, at most ``2^TABLE_BITS``); ``packed`` must hold a row. Kept sub-bins
+    hold a positive, a bin's lower key, or the first or last filled sub-bin after a
+    bin's lower key and before the next one's: then every other sub-bin lies inside
+    one bin, holds only negatives, none tied with a positive, and holds neither the
+    smallest nor the largest score of its bin. The rows of kept sub-bins are returned
+    sorted; the rest are counted per sub-bin.
+    """
+    if table_bits is None:
+        table_bits = min(TABLE_BITS, packed.shape[0].bit_length())
+    one = packed.dtype.type(1)
+    keys = packed >> one
+    low = job.low[first:end].astype(keys.dtype)
+    base = low[0]
+    if keys.min() < base:
+        raise ValueError("rows below the lowest bin of their part")
+    span = int(keys.max() - base) + 1
+    shift = max(0, (span - 1).bit_length() - table_bits)
+    size = ((span - 1) >> shift) + 1
+    sub = ((keys - base) >> keys.dtype.type(shift)).astype(np.intp)
+    rows = np.bincount(sub, minlength=size)
+    positive_sub = np.compress((packed & one).astype(bool), sub)
+    # bins above the largest key are empty: their edges go to one slot past the table
+    edge = np.minimum(((low - base) >> keys.dtype.type(shift)).astype(np.intp), size)
+    kept = np.zeros(size + 1, bool)
+    kept[positive_sub] = True
+    kept[edge] = True
+    filled = np.flatnonzero(rows)
+    after_edge = np.searchsorted(filled, edge, side="right")
+    kept[filled[np.minimum(after_edge, filled.shape[0] - 1)]] = True
+    before_next = np.searchsorted(filled, np.r_[edge[1:], size]) - 1
+    kept[filled[np.maximum(before_next, 0)]] = True
+    sorted_rows = np.compress(np.take(kept, sub), packed)
+    sorted_rows.sort()
+    negatives = rows - np.bincount(positive_sub, minlength=size)
+    negatives[kept[:size]] = 0
+    before = np.zeros(size + 1, np.int64)
+    np.cumsum(negatives, out=before[1:])
+    return sorted_rows, NegativeGaps(before, int(base), shift)
 
 
 def _bin_rows(keys: np.ndarray, job: SortJob, first: int, end: int) -> np.ndarray:
@@ -224,13 +332,17 @@ def _shape(
     }
 
 
-def counted_sums(packed: np.ndarray, job: SortJob, first: int, end: int) -> BinSums:
-    """:class:`BinSums` of sorted unweighted ``packed`` rows of bins ``first … end − 1``.
+def counted_sums(
+    packed: np.ndarray, job: SortJob, first: int, end: int, gaps: NegativeGaps | None = None
+) -> BinSums:
+    """:class:`BinSums` of sorted unweighted ``packed`` rows of bins ``first … end − 1``,
+    plus the negatives ``gaps`` counts without their rows (:func:`split_rows`).
 
     Works on the positive rows: at equal scores negatives sort first, so for a positive
     with packed value ``k``, ``searchsorted(k − 1)`` is the first row of its score and
     ``searchsorted(k)`` the first positive of it; the negatives below it, tied with it
-    and above it in its bin follow from those indices and the bin's first row.
+    and above it in its bin follow from those indices, the bin's first row and the
+    counted negatives below the positive's key and below the bin's lower edge.
     """
     one = packed.dtype.type(1)
     keys = packed >> one
@@ -239,16 +351,21 @@ def counted_sums(packed: np.ndarray, job: SortJob, first: int, end: int) -> BinS
     positives = np.flatnonzero(packed & one)
     pos_before = np.searchsorted(positives, bounds)  # positives before each bin boundary
     bin_p = np.diff(pos_before).astype(np.float64)
-    bin_n = shape["rows"] - bin_p
-    neg_before = bounds[:-1] - pos_before[:-1]
+    neg_before = (bounds - pos_before).astype(np.int64)  # negatives before each boundary
     k = packed[positives]
     score_first = np.searchsorted(packed, k - one)  # first row of the positive's score
-    tied = (np.searchsorted(packed, k) - score_first).astype(np.float64)
     pos_below = np.searchsorted(positives, score_first)  # positives of lower scores
+    neg_below = (score_first - pos_below).astype(np.int64)  # sorted negatives below
+    if gaps is not None:  # and the counted ones
+        neg_before += gaps.below_edges(job.low[first:end].astype(keys.dtype))
+        neg_below += gaps.below(k >> one)
+    bin_n = np.diff(neg_before).astype(np.float64)
+    shape["rows"] = np.diff(pos_before) + np.diff(neg_before)
+    tied = (np.searchsorted(packed, k) - score_first).astype(np.float64)
     b = np.searchsorted(bounds, positives, side="right") - 1  # bin of each positive
     m = end - first
     pos_below_in_bin = (pos_below - pos_before[b]).astype(np.float64)
-    neg_below_in_bin = (score_first - pos_below - neg_before[b]).astype(np.float64)
+    neg_below_in_bin = (neg_below - neg_before[b]).astype(np.float64)
     pairs = np.bincount(b, weights=neg_below_in_bin + 0.5 * tied, minlength=m)
     tp = job.tp_above[first:end][b] + bin_p[b] - pos_below_in_bin
     fp = job.fp_above[first:end][b] + bin_n[b] - neg_below_in_bin

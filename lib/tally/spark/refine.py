@@ -3,7 +3,8 @@
 The first pass (:mod:`tally.spark.count`) gives per-bucket positives and negatives,
 from which the AUC is known within ``½ Σ_b p_b n_b / (P N)``. The sort pass reads the
 same input again, sends the rows of the buckets that carry error to reducers that
-each hold whole buckets, sorts them there by score and returns each bucket's exact
+each hold whole buckets, orders them there by score (sorting the rows near positives
+and bucket edges, counting the other negatives) and returns each bucket's exact
 share of the metrics; the formulas, and the split passes that first cut buckets too
 large to sort whole, are in :mod:`tally.metrics.exact`. The reader that counted pass 1
 reads the rows (:meth:`tally.spark.readers.base.Reader.sort_rows`: numpy over pyarrow

@@ -328,8 +328,8 @@ def sort_pass_rows(
 
     Each task reads the label, the score and the weight of its byte ranges, keeps the
     valid rows, finds each one's bin (its pass-1 bucket, or the walk of
-    :meth:`~tally.kernels.refine.StepTables.walk` after split passes), packs and
-    sorts them; :func:`tally.spark.refine.sort_pass` shuffles them to the reducers.
+    :meth:`~tally.kernels.refine.StepTables.walk` after split passes), packs them and
+    groups them by reducer; :func:`tally.spark.refine.sort_pass` shuffles them there.
     """
     columns = BatchColumns.of(dataclasses.replace(plan, scores=(score_column,), slices=()))
     context = spark.sparkContext
