@@ -273,19 +273,19 @@ def split_rows(
     if table_bits is None:
         table_bits = min(TABLE_BITS, packed.shape[0].bit_length())
     one = packed.dtype.type(1)
-    keys = packed >> one
-    low = job.low[first:end].astype(keys.dtype)
+    low = job.low[first:end].astype(packed.dtype)
     base = low[0]
-    if keys.min() < base:
+    if packed.min() >> one < base:
         raise ValueError("rows below the lowest bin of their part")
-    span = int(keys.max() - base) + 1
+    span = int((packed.max() >> one) - base) + 1
     shift = max(0, (span - 1).bit_length() - table_bits)
     size = ((span - 1) >> shift) + 1
-    sub = ((keys - base) >> keys.dtype.type(shift)).astype(np.intp)
+    # (key·2 + y − base·2) >> (shift + 1) is (key − base) >> shift: no copy of the keys
+    sub = ((packed - (base << one)) >> packed.dtype.type(shift + 1)).astype(np.intp)
     rows = np.bincount(sub, minlength=size)
     positive_sub = np.compress((packed & one).astype(bool), sub)
     # bins above the largest key are empty: their edges go to one slot past the table
-    edge = np.minimum(((low - base) >> keys.dtype.type(shift)).astype(np.intp), size)
+    edge = np.minimum(((low - base) >> packed.dtype.type(shift)).astype(np.intp), size)
     kept = np.zeros(size + 1, bool)
     kept[positive_sub] = True
     kept[edge] = True
@@ -296,7 +296,8 @@ def split_rows(
     kept[filled[np.maximum(before_next, 0)]] = True
     sorted_rows = np.compress(np.take(kept, sub), packed)
     sorted_rows.sort()
-    negatives = rows - np.bincount(positive_sub, minlength=size)
+    negatives = rows  # counted in place: rows is not needed any more
+    negatives -= np.bincount(positive_sub, minlength=size)
     negatives[kept[:size]] = 0
     before = np.zeros(size + 1, np.int64)
     np.cumsum(negatives, out=before[1:])
