@@ -438,8 +438,8 @@ def test_batches_without_invalid_rows_add_what_scikit_learn_computes(
     held = totals.sums[(0, 0)]
     above = sum((s >= t).astype(np.int64) for t in thresholds)
     cell = bucket_of(s, buckets) * (len(thresholds) + 1) + above
-    np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=layout.cells))
-    np.testing.assert_array_equal(held.sums["wy"][0], np.bincount(cell, y, layout.cells))
+    np.testing.assert_array_equal(held.by_cell()["n"], np.bincount(cell, minlength=layout.cells))
+    np.testing.assert_array_equal(held.by_cell()["wy"], np.bincount(cell, y, layout.cells))
     sums = {name: total[0].sum() for name, total in held.sums.items()}
     assert sums["w_loss"] / n == pytest.approx(log_loss(y, s, labels=[0, 1]), rel=1e-12)
     assert sums["w_sqerr"] / n == pytest.approx(brier_score_loss(y, s), rel=1e-12)

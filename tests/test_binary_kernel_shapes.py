@@ -11,6 +11,8 @@ stored as float64 (which take ``log1p``) to the last bits of the logarithm.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -67,8 +69,8 @@ def test_float32_scores_count_as_the_same_values_in_float64(label_type, positive
     np.testing.assert_allclose(a.sums["w_loss"], b.sums["w_loss"], rtol=1e-14, atol=0)
 
     cell = oracle_cells(y, s)
-    np.testing.assert_array_equal(a.n[0], np.bincount(cell, minlength=LAYOUT.cells))
-    np.testing.assert_array_equal(a.sums["wy"][0], np.bincount(cell, y, LAYOUT.cells))
+    np.testing.assert_array_equal(a.by_cell()["n"], np.bincount(cell, minlength=LAYOUT.cells))
+    np.testing.assert_array_equal(a.by_cell()["wy"], np.bincount(cell, y, LAYOUT.cells))
     total = {name: a.sums[name][0].sum() for name in ("w_loss", "w_sqerr", "w_score")}
     assert total["w_loss"] / n == pytest.approx(log_loss(y, s, labels=[0, 1]), rel=1e-12)
     assert total["w_sqerr"] / n == pytest.approx(brier_score_loss(y, s), rel=1e-12)
@@ -107,7 +109,7 @@ def test_invalid_labels_and_scores_follow_the_documented_rules(label_type):
     valid = expected < 0
     cell = oracle_cells(y[valid], s[valid])
     held = totals.sums[(0, 0)]
-    np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=LAYOUT.cells))
+    np.testing.assert_array_equal(held.by_cell()["n"], np.bincount(cell, minlength=LAYOUT.cells))
     loss = log_loss(y[valid], s[valid], labels=[0, 1])
     assert held.sums["w_loss"][0].sum() / valid.sum() == pytest.approx(loss, rel=1e-12)
 
@@ -140,6 +142,46 @@ def test_cells_on_and_off_bucket_edges(buckets, thresholds, score_type):
     above = sum((s >= t).astype(np.int64) for t in thresholds)
     cell = bucket_of(s, buckets) * (len(thresholds) + 1) + above
     held = totals.sums[(0, 0)]
-    np.testing.assert_array_equal(held.n[0], np.bincount(cell, minlength=layout.cells))
-    np.testing.assert_array_equal(held.sums["wy"][0], np.bincount(cell, y, layout.cells))
-    np.testing.assert_allclose(held.sums["w_score"][0], np.bincount(cell, s, layout.cells))
+    np.testing.assert_array_equal(held.by_cell()["n"], np.bincount(cell, minlength=layout.cells))
+    np.testing.assert_array_equal(held.by_cell()["wy"], np.bincount(cell, y, layout.cells))
+    np.testing.assert_allclose(held.by_cell()["w_score"], np.bincount(cell, s, layout.cells))
+
+
+@pytest.mark.parametrize(
+    "thresholds",
+    [(0.25, 1.0), (0.3,)],  # edges (one column per reachable cell), and a threshold off them
+)
+def test_task_tables_by_slice_equal_a_per_row_reference(thresholds):
+    """Two tasks' tables (sliced, one value merged into ``__other__``), pickled, merged and
+    emitted, hold per (slice, cell) the row count and score sum numpy gives row by row,
+    scores of exactly 0 and 1 included."""
+    rng = np.random.default_rng(5)
+    n, buckets = 20_000, 64
+    s = rng.random(n).astype(np.float32)
+    s[:10], s[10:20] = 0.0, 1.0
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    tag = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
+    layout = BinaryLayout(buckets, thresholds, weighted=False)
+    tasks = []
+    for part in (slice(0, n // 2), slice(n // 2, n)):
+        totals = kernel.TaskTotals(1, layout, [["c0"]], [{("a",), ("b",)}])
+        for start in range(part.start, part.stop, 3_000):
+            rows = slice(start, min(start + 3_000, part.stop))
+            batch = {"y": pa.array(y[rows]), "s0": pa.array(s[rows]), "c0": pa.array(tag[rows])}
+            totals.add(pa.RecordBatch.from_pydict(batch))
+        tasks.append(pickle.loads(pickle.dumps(totals)))
+    table = tasks[0].merge(tasks[1]).table(["s"], [["c0"]]).to_pandas()
+
+    s64 = s.astype(np.float64)
+    above = sum((s64 >= t).astype(np.int64) for t in thresholds)
+    cell = bucket_of(s64, buckets) * (len(thresholds) + 1) + above
+    groups = {"ALL": np.ones(n, bool), "c0=a": tag == "a", "c0=b": tag == "b"}
+    groups["c0=__other__"] = tag == "c"
+    assert set(table["slice"]) == set(groups)
+    for label, rows in groups.items():
+        got = table[table["slice"] == label].set_index("cell").sort_index()
+        want_n = np.bincount(cell[rows], minlength=layout.cells)
+        want_score = np.bincount(cell[rows], s64[rows], layout.cells)
+        np.testing.assert_array_equal(got.index, np.flatnonzero(want_n))
+        np.testing.assert_array_equal(got["n"], want_n[want_n > 0])
+        np.testing.assert_allclose(got["w_score"], want_score[want_n > 0], rtol=1e-12)

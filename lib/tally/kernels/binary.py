@@ -10,8 +10,9 @@ an invalid row to cell ``−(1 + reason)``, the first failed check of
 ``n`` is ever read.
 
 Each task adds its rows into dense per-cell sums (``np.add.at`` into arrays of
-``B·(T+1)`` cells, one row of cells per slice value), reusing its buffers from batch
-to batch. Two ways to add the tasks' tables up:
+``B·(T+1)`` cells, or of the ``B + 1`` cells buckets can reach where every threshold is
+a bucket edge: :class:`Columns`; one row of cells per slice value), reusing its buffers
+from batch to batch. Two ways to add the tasks' tables up:
 
 * :class:`TaskTotals` (the usual one): the slice values each spec keeps are known
   before counting (the rest count as ``__other__``), so a task's tables are bounded
@@ -204,7 +205,7 @@ class Rows:
     workspace.
     """
 
-    cell: np.ndarray  # bucket·(T+1) + above
+    cell: np.ndarray  # column of the accumulators (:class:`Columns`): the cell or its rank
     count_sqerr: np.ndarray  # complex: 1 + i·w·(score − label)² per row, added
     score_loss: np.ndarray  # complex: −(w·score + i·w·loss) per row, subtracted
     wy: np.ndarray  # w·label (the label unweighted) per row
@@ -284,8 +285,8 @@ def batch_rows(
     )
     (_, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(minus_s))
     low, high = -extremes[1], -extremes[0]  # of the valid scores
-    cell_of_bucket = _cell_of_bucket(layout)
-    if cell_of_bucket is None:
+    column_of_bucket = _columns(layout).of_bucket
+    if column_of_bucket is None:
         bucket_into(minus_s, layout.buckets, cell, scratch, top=high >= 1.0)
         cell *= layout.per_bucket
         for t in layout.thresholds:
@@ -300,7 +301,7 @@ def batch_rows(
             cell[...] = narrow
         else:
             bucket_into(minus_s, layout.buckets, cell, scratch, top=False)
-        np.take(cell_of_bucket, cell, out=cell, mode="clip")
+        np.take(column_of_bucket, cell, out=cell, mode="clip")
     np.equal(y, 1, out=flag)
     positives = np.flatnonzero(flag)
     by_label = _ByLabel(positives, flag)
@@ -348,6 +349,38 @@ def _cell_of_bucket(layout: BinaryLayout) -> np.ndarray | None:
     for k in edges:
         cell += bucket >= k
     return cell
+
+
+class Columns(NamedTuple):
+    """The columns of a task's dense accumulators (:class:`CellSums`) for one layout.
+
+    Where every threshold is a bucket edge (:func:`_cell_of_bucket`), a bucket reaches
+    one cell only, so of the ``B·(T+1)`` cells at most ``B + 1`` are ever added to:
+    the accumulators then hold one column per reachable cell (``cells``, increasing)
+    and a row's column is ``of_bucket[bucket]``, its cell's rank. The scatter of
+    :meth:`CellSums.add` then touches ``(T+1)`` times fewer bytes (a row's cost there
+    is mostly a cache miss on its cell: docs/benchmarks.md, "The counting pass on data
+    of other shapes"). Otherwise the columns are the cells themselves (``cells`` and
+    ``of_bucket`` None). The sums of a cell are the same rows added in the same order
+    either way.
+    """
+
+    width: int
+    cells: np.ndarray | None
+    of_bucket: np.ndarray | None
+
+    def cell(self, column: np.ndarray) -> np.ndarray:
+        """The cells of accumulator ``column`` indices."""
+        return column if self.cells is None else self.cells[column]
+
+
+@functools.lru_cache(maxsize=32)
+def _columns(layout: BinaryLayout) -> Columns:
+    cell_of_bucket = _cell_of_bucket(layout)
+    if cell_of_bucket is None:
+        return Columns(layout.cells, None, None)
+    cells, rank = np.unique(cell_of_bucket, return_inverse=True)
+    return Columns(len(cells), cells, rank.astype(np.int64))
 
 
 # Per-row values by label, of ``m`` = the negated (clipped) score ``−p``: ``−loss`` is
@@ -442,9 +475,10 @@ class CellSums:
 
     def __init__(self, layout: BinaryLayout, max_slots: int) -> None:
         self.layout = layout
+        self.columns = _columns(layout)
         self.max_slots = max_slots
         self.slots: dict[tuple, int] = {}
-        shape = (max_slots, layout.cells)
+        shape = (max_slots, self.columns.width)
         # np.zeros maps pages lazily: only the slots in use take memory.
         self.count_sqerr = np.zeros(shape, np.complex128)
         self.score_loss = np.zeros(shape, np.complex128)
@@ -457,6 +491,15 @@ class CellSums:
             "w_score": self.score_loss.real,
         }
 
+    def by_cell(self, slot: int = 0) -> dict[str, np.ndarray]:
+        """``n`` and each sum of ``slot``, one entry per cell of the layout (0 where none)."""
+        out = {}
+        for name, total in {"n": self.n, **self.sums}.items():
+            full = np.zeros(self.layout.cells)
+            full[self.columns.cell(np.arange(self.columns.width))] = total[slot]
+            out[name] = full
+        return out
+
     def full(self, values: Sequence[tuple]) -> bool:
         new = sum(1 for v in values if v not in self.slots)
         return len(self.slots) + new > self.max_slots
@@ -467,7 +510,7 @@ class CellSums:
         index = rows.cell
         if groups is not None:
             group = groups if rows.batch_rows is None else groups[rows.batch_rows]
-            index = slot_of[group] * self.layout.cells + rows.cell
+            index = slot_of[group] * self.columns.width + rows.cell
         np.add.at(self.count_sqerr.reshape(-1), index, rows.count_sqerr)
         np.subtract.at(self.score_loss.reshape(-1), index, rows.score_loss)
         wy = self.sums["wy"].reshape(-1)
@@ -501,13 +544,13 @@ class CellSums:
         """(slice values, cell, {n, w, sums}) of every non-empty cell, per slot held."""
         out = []
         for value, slot in self.slots.items():
-            cell = np.flatnonzero(self.n[slot])
-            n = self.n[slot, cell].astype(np.int64)
+            column = np.flatnonzero(self.n[slot])
+            n = self.n[slot, column].astype(np.int64)
             columns = {"n": n}
             if not self.layout.weighted:
                 columns["w"] = n.astype(np.float64)
-            columns |= {name: total[slot, cell] for name, total in self.sums.items()}
-            out.append((value, cell, columns))
+            columns |= {name: total[slot, column] for name, total in self.sums.items()}
+            out.append((value, self.columns.cell(column), columns))
         return out
 
 
@@ -724,13 +767,15 @@ def _sparse_cells(
     group = np.zeros(len(rows.cell), np.int64) if groups is None else groups
     if groups is not None and rows.batch_rows is not None:
         group = groups[rows.batch_rows]
-    key = group.astype(np.int64) * layout.cells + rows.cell
+    width = _columns(layout).width
+    key = group.astype(np.int64) * width + rows.cell
     unique, inverse = np.unique(key, return_inverse=True)
     n = np.bincount(inverse, minlength=len(unique))
     names = ("w", *SUMS) if layout.weighted else SUMS
     per_row = rows.sums()
     sums = {name: np.bincount(inverse, per_row[name], len(unique)) for name in names}
-    slot, cell = np.divmod(unique, layout.cells)
+    slot, column = np.divmod(unique, width)
+    cell = _columns(layout).cell(column)
     out = []
     bounds = np.flatnonzero(np.diff(slot)) + 1
     for part in np.split(np.arange(len(unique)), bounds):
