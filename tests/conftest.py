@@ -36,7 +36,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .config("spark.driver.extraJavaOptions", f"-Dderby.stream.error.file={base}/derby.log")
+        # The builder's value replaces the conf file's, so the C1-only flag is repeated here:
+        # a test JVM runs many short queries, and C2's compiling costs more CPU than it saves.
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dderby.stream.error.file={base}/derby.log {TEST_JAVA_OPTIONS}",
+        )
         .enableHiveSupport()
         .getOrCreate()
     )
