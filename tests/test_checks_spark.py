@@ -126,6 +126,7 @@ def test_checks_from_stored_nights_match_hand_computed_outcomes(spark, results):
     assert first.message == "no baseline yet (0 of 1 nights)"
 
 
+@pytest.mark.hive_catalog
 def test_outcomes_are_written_then_the_failure_raised_and_a_rerun_replaces_them(spark, results):
     table = f"{DB}.checks"
     run_checks(spark, config(CHECKS[6]), day(9))  # another date: passes (no baseline), kept

@@ -154,6 +154,7 @@ def test_the_selected_files_are_those_of_the_selected_partitions(spark, daily):
     assert selection.df.schema == spark.read.parquet(daily).schema
 
 
+@pytest.mark.hive_catalog
 def test_one_day_of_30_in_a_catalog_table_reads_one_partitions_files(
     spark, caplog, rows, daily_table
 ):

@@ -324,6 +324,7 @@ WRITE_ORDER = ("counts", "metrics", "curves")  # the order in which evaluate wri
 
 
 @pytest.mark.parametrize("failing_write", WRITE_ORDER)
+@pytest.mark.hive_catalog
 def test_write_failing_midway_leaves_each_partition_whole(
     spark, tmp_path, monkeypatch, failing_write
 ):
@@ -401,6 +402,7 @@ def _inputs(tmp_path: Path, sizes: dict[str, int]) -> dict[str, str]:
     return paths
 
 
+@pytest.mark.hive_catalog
 def test_runs_for_other_dates_and_models_keep_each_others_rows(spark, tmp_path):
     db = "tally_sequential"
     paths = _inputs(tmp_path, {"a1": 11, "b1": 12, "a2": 13, "b2": 14, "a1_again": 15})
@@ -422,6 +424,7 @@ def test_runs_for_other_dates_and_models_keep_each_others_rows(spark, tmp_path):
     assert spark.table(f"{db}.metrics").select("run_date", "model").distinct().count() == 4
 
 
+@pytest.mark.hive_catalog
 def test_concurrent_runs_in_one_session_keep_each_others_rows(spark, tmp_path, monkeypatch):
     """Two `evaluate` calls in two threads of one process (one SparkSession), for different
     models, both tables existing. The overwrite mode is a session-wide conf that each write
@@ -582,6 +585,7 @@ def test_backtick_and_dot_column_names_as_label_score_and_slice(spark, tmp_path)
         assert got[(f"x.y={s}", "positives", None)] == label[score == s].sum()
 
 
+@pytest.mark.hive_catalog
 def test_model_name_with_sql_is_stored_verbatim_and_drops_nothing(spark, tmp_path):
     db = "tally_evil_model"
     evil = f"x'; DROP TABLE {db}.metrics; --"
@@ -621,6 +625,7 @@ def test_table_names_with_sql_are_config_errors_before_anything_runs(key):
     assert failure.value.exit_code == 2 and evil in str(failure.value)
 
 
+@pytest.mark.hive_catalog
 def test_quoted_table_name_holding_sql_is_only_a_name(spark, tmp_path):
     """A name that *is* a valid quoted identifier holding SQL text is only a name."""
     db = "tally_evil_quoted"

@@ -10,6 +10,8 @@ from tally.errors import OutputError
 from tally.metrics import MetricValue
 from tally.spark.results import RunKey, result_rows, write_results
 
+pytestmark = pytest.mark.hive_catalog  # how the table behaves in the metastore jobs use
+
 DAY1, DAY2 = dt.date(2026, 11, 21), dt.date(2026, 11, 22)
 
 
