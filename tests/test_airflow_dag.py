@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -266,40 +267,30 @@ PAGES = (("/srv/tally/conf/demo.yaml", "demo", "2026-11-22"),
          ("/etc/tally/fraud-v2.yaml", "fraud-v2", "2026-11-19"))
 
 
+def batch_arguments(rendered_command: str) -> list[str]:
+    """The words of ``report``'s bash command, ``tally batch ...`` over continued lines."""
+    return shlex.split(rendered_command.replace("\\\n", " "))
+
+
 def test_report_prints_the_nights_rows_and_writes_a_page_per_config(default_dag):
     report = default_dag["tasks"]["report"]
     assert report["type"] == "BashOperator"
     assert report["cwd"] == "/srv/tally"  # where spark-submit runs too, as in `make run`
-    start, sql, *pages, end = report["rendered_command"].splitlines()
-    assert start == "failed=''"
-    assert sql.startswith("tally sql --format table ")
-    assert sql.endswith(' || failed="$failed; headline metrics"')
+    # one `tally batch` (one Spark start): the headline query, then a page per config
+    tally, batch, keep_going, *steps = batch_arguments(report["rendered_command"])
+    assert (tally, batch, keep_going) == ("tally", "batch", "--keep-going")
+    assert steps[0::3] == ["--step"] * (1 + len(PAGES))
+    assert steps[1::3] == ["headline metrics", *(f"page of {stem}" for _, stem, _ in PAGES)]
+    sql, *pages = steps[2::3]
+    assert sql.startswith("sql --format table ")
     # the run dates of the night: ds, and ds - 3 for fraud-v2
     assert ("FROM tally.metrics WHERE run_date IN (DATE'2026-11-22', DATE'2026-11-19') "
             in sql)
-    assert pages == [
-        f"tally report --config {config} --run-date {date} "
-        f"--out '/srv/tally/reports/{stem}-{date}.html'"  # quoted around the template
-        f' || failed="$failed; page of {stem}"'
+    assert [shlex.split(page) for page in pages] == [
+        ["report", "--config", config, "--run-date", date,
+         "--out", f"/srv/tally/reports/{stem}-{date}.html"]
         for config, stem, date in PAGES
     ]
-    assert end.endswith("exit 1; fi")
-
-
-def test_report_writes_every_page_it_can_then_fails_naming_the_others(default_dag, tmp_path):
-    # the rendered script under bash, with a `tally` that fails for ctr_v7 (as when its
-    # evaluate task failed before writing results) and logs every call
-    calls = tmp_path / "calls"
-    (tmp_path / "tally").write_text(
-        f'#!/bin/sh\necho "$1 $3 $5" >> {calls}\ncase "$*" in *ctr_v7*) exit 3;; esac\n')
-    (tmp_path / "tally").chmod(0o755)
-    done = subprocess.run(["bash", "-c", default_dag["tasks"]["report"]["rendered_command"]],
-                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
-    assert done.stderr == "report failed: page of ctr_v7\n"
-    assert calls.read_text().splitlines() == [
-        "sql table ", *(f"report {config} {date}" for config, _, date in PAGES)]
 
 
 def test_retries_catchup_and_concurrency(default_dag):
@@ -325,10 +316,11 @@ def test_settings_from_environment(loaded):
     assert ctr["rendered_args"] == ["--config", "ctr.yaml", "--run-date", "2026-12-01"]
     assert ctr["py_files"] == "hdfs:///tally/tally.zip"
     assert ctr["retries"] == 5 and got["dag"]["max_active_runs"] == 3
-    page = got["tasks"]["report"]["rendered_command"].splitlines()[2]
-    assert page == ("/opt/tally/venv/bin/tally report --config /jobs/ctr.yaml "
-                    "--run-date 2026-12-01 --out '/data/tally reports/ctr-2026-12-01.html'"
-                    ' || failed="$failed; page of ctr"')
+    tally, *steps = batch_arguments(got["tasks"]["report"]["rendered_command"])
+    assert tally == "/opt/tally/venv/bin/tally"
+    assert shlex.split(steps[steps.index("page of ctr") + 1]) == [
+        "report", "--config", "/jobs/ctr.yaml", "--run-date", "2026-12-01",
+        "--out", "/data/tally reports/ctr-2026-12-01.html"]
 
 
 def test_duplicate_config_names_are_an_import_error(loaded):

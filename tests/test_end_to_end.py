@@ -410,3 +410,54 @@ def test_report_of_an_unknown_model_fails_with_one_line(in_process, tmp_path, ca
                       f"run_date {DAY1}"]
     assert printed.out == ""
     assert not out.exists()
+
+
+# --- tally batch: several commands, one process ----------------------------------------------
+
+
+def batch_steps(in_process: Path, out: Path) -> list[str]:
+    """A page, a report of an unknown model (exit 3), then a query: ``--step`` arguments."""
+    tables = "--results-table tally_cli.metrics --curves-table tally_cli.curves"
+    return [
+        "--step", "page of cli",
+        f"report --config {in_process} --run-date {DAY1} --out {out / 'cli.html'}",
+        "--step", "page of nope",
+        f"report --model nope --run-date {DAY1} {tables} --out {out / 'nope.html'}",
+        "--step", "rows",
+        f"sql --format csv \"SELECT metric FROM tally_cli.metrics WHERE run_date = DATE'{DAY1}' "
+        "AND metric = 'count' AND slice = 'ALL'\"",
+    ]
+
+
+def test_batch_keep_going_runs_every_step_then_fails_naming_the_failed(
+    in_process, tmp_path, capsys
+):
+    capsys.readouterr()
+    assert main(["batch", "--keep-going", *batch_steps(in_process, tmp_path)]) == 3
+    printed = capsys.readouterr()
+    assert (tmp_path / "cli.html").is_file() and not (tmp_path / "nope.html").exists()
+    assert printed.out.splitlines() == [str(tmp_path / "cli.html"), "metric", "count"]
+    assert [line for line in printed.err.splitlines() if line.startswith("tally: ")] == [
+        f"tally: error: no results in tally_cli.metrics for model 'nope' on run_date {DAY1}",
+        "tally: batch failed: page of nope",
+    ]
+
+
+def test_batch_stops_at_the_first_failure_and_checks_every_step_first(
+    in_process, tmp_path, capsys
+):
+    steps = batch_steps(in_process, tmp_path)
+    capsys.readouterr()
+    assert main(["batch", *steps]) == 3
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [str(tmp_path / "cli.html")]  # no rows: stopped before
+    assert printed.err.splitlines()[-1] == "tally: batch failed: page of nope"
+
+    (tmp_path / "cli.html").unlink()
+    for bad, reason in (("evaluate --no-such-flag", "does not parse"),
+                        ("spark-sql -e 'SELECT 1'", "must be a tally command other than"),
+                        ("sql 'SELECT 1", "No closing quotation")):
+        assert main(["batch", *steps, "--step", "bad", bad]) == 2
+        err = capsys.readouterr().err
+        assert "tally: error: batch step 'bad'" in err and reason in err, err
+        assert not (tmp_path / "cli.html").exists()  # nothing ran

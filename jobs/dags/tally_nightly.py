@@ -8,8 +8,9 @@ whose labels have had 3 more days to arrive).
 
 The ``report`` task runs once every evaluate task has finished, whatever its state (trigger
 rule ``all_done``), in TALLY_PROJECT_ROOT: it prints the headline metrics of the night's
-run dates with ``tally sql`` and writes one HTML page per config with ``tally report``
-(``<TALLY_REPORTS_DIR>/<config file stem>-<date>.html``). So a config whose checks failed
+run dates (``tally sql``) and writes one HTML page per config (``tally report``,
+``<TALLY_REPORTS_DIR>/<config file stem>-<date>.html``), all in one ``tally batch``: one
+Spark start for the whole task. So a config whose checks failed
 (exit 6, after its metrics and checks were written) gets its page, failed checks first. A
 page that cannot be written (no results: its evaluate task failed before writing) fails
 ``report``, after the other pages. ``gate`` (trigger rule ``one_failed``) fails when an
@@ -142,24 +143,17 @@ def run_date(offset_days: int) -> str:
 
 
 def report_command(config: str, offset_days: int) -> str:
-    """``tally report`` of ``config``'s model for its run date, into ``REPORTS_DIR``."""
+    """``tally report`` of ``config``'s model for its run date, into ``REPORTS_DIR`` (without
+    the leading ``tally``: a step of ``report``'s ``tally batch``)."""
     date = run_date(offset_days)
     out = f"{REPORTS_DIR}/{stem_of(config)}-{date}.html"
+    return f"report --config {shlex.quote(config)} --run-date {date} --out {shlex.quote(out)}"
+
+
+def headline_query(offsets: list[int]) -> str:
+    """``tally sql`` of the headline rows (slice ALL, REPORT_METRICS) of the given run dates."""
     return (
-        f"{TALLY_BIN} report --config {shlex.quote(config)} --run-date {date} "
-        f"--out {shlex.quote(out)}"
-    )
-
-
-def report_script() -> str:
-    """``report``'s bash: the headline rows of the night's run dates, then a page per config.
-
-    Every command runs even when one before it failed (a config without results for its
-    date must not cost the others their page); the script then fails, naming what failed.
-    """
-    offsets = sorted({offset for _, offset in CONFIG_ENTRIES}, reverse=True)
-    headline = (
-        f"{TALLY_BIN} sql --format table "
+        "sql --format table "
         '"SELECT CAST(run_date AS STRING) AS run_date, model, score_column, metric, value '
         f"FROM {RESULTS_TABLE} "
         f"WHERE run_date IN ({', '.join(f'DATE{run_date(o)!r}' for o in offsets)}) "
@@ -167,13 +161,23 @@ def report_script() -> str:
         f"AND metric IN ({', '.join(repr(m) for m in REPORT_METRICS)}) "
         'ORDER BY run_date DESC, model, score_column, metric"'
     )
-    steps = [(headline, "headline metrics"),
-             *((report_command(config, offset), f"page of {stem_of(config)}")
+
+
+def report_script() -> str:
+    """``report``'s bash: one ``tally batch`` (one Spark start) that prints the headline rows of
+    the night's run dates, then writes a page per config.
+
+    ``--keep-going``: every step runs even when one before it failed (a config without
+    results for its date must not cost the others their page); the batch then fails,
+    naming the failed steps (``tally: batch failed: page of <stem>``).
+    """
+    offsets = sorted({offset for _, offset in CONFIG_ENTRIES}, reverse=True)
+    steps = [("headline metrics", headline_query(offsets)),
+             *((f"page of {stem_of(config)}", report_command(config, offset))
                for config, offset in CONFIG_ENTRIES)]
-    return "\n".join([
-        "failed=''",
-        *(f"{command} || failed=\"$failed; {what}\"" for command, what in steps),
-        'if [ -n "$failed" ]; then echo "report failed: ${failed#; }" >&2; exit 1; fi',
+    return " \\\n".join([
+        f"{TALLY_BIN} batch --keep-going",
+        *(f"  --step {shlex.quote(name)} {shlex.quote(command)}" for name, command in steps),
     ])
 
 

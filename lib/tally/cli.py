@@ -1,5 +1,5 @@
 """The ``tally`` command: ``evaluate``, ``check``, ``sql``, ``spark-sql``, ``rollup``, ``report``,
-``demo-data``.
+``batch``, ``demo-data``.
 
 Failures a user can cause end with one line on stderr (``tally: error: ...``)
 and a non-zero exit code; config problems are found before Spark starts. A
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -118,6 +119,27 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--checks-table", help="default: output.checks_table or tally.checks")
     rep.add_argument("--score-column", help="only this score column (default: all of them)")
 
+    batch = sub.add_parser(
+        "batch",
+        help="run several tally commands in one process, so they share one Spark start",
+    )
+    batch.add_argument(
+        "--step",
+        dest="steps",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("NAME", "COMMAND"),
+        help="a name for messages and a tally command line without 'tally', e.g. "
+        "--step headline 'sql \"SELECT 1\"' (repeatable; run in order)",
+    )
+    batch.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every step even after one failed, then fail naming the failed steps "
+        "(default: stop at the first failure)",
+    )
+
     demo = sub.add_parser("demo-data", help="write the deterministic demo dataset (Parquet)")
     demo.add_argument("--path", default="data/demo")
     demo.add_argument("--rows", type=int, default=2_000_000)
@@ -185,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rollup(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "batch":
+            return _batch(args)
         return _demo_data(args)
     except ChecksFailedError as exc:
         for line in exc.failures:
@@ -336,6 +360,55 @@ def _report(args: argparse.Namespace) -> int:
     log.info("report of %s on %s from %s and %s", model, run_date, results_table, curves_table)
     print(path)
     return 0
+
+
+#: commands a batch step cannot run: ``spark-sql`` replaces the process, ``batch`` nests
+NOT_IN_BATCH = ("batch", "spark-sql")
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Run each ``--step`` as ``tally <COMMAND>`` through :func:`main`, in this process.
+
+    Every step is parsed before the first runs, so a mistyped step fails the batch
+    (exit 2) before Spark starts. A step's exit code is what ``tally <COMMAND>`` would
+    return; an unexpected exception counts as exit 1 and is logged with its traceback.
+    Returns 0, or the first failed step's code after naming every failed step on
+    stderr (``tally: batch failed: NAME; NAME``).
+    """
+    parser = build_parser()
+    steps = []
+    for name, command in args.steps:
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise ConfigError(f"batch step {name!r}: {exc}: {command}") from None
+        if not argv or argv[0] in NOT_IN_BATCH:
+            raise ConfigError(
+                f"batch step {name!r} must be a tally command other than "
+                f"{' or '.join(NOT_IN_BATCH)}, got {command!r}"
+            )
+        try:
+            parser.parse_args(argv)
+        except SystemExit:  # argparse printed the usage error
+            raise ConfigError(f"batch step {name!r} does not parse: {command}") from None
+        steps.append((name, argv))
+
+    failed: list[tuple[str, int]] = []
+    for name, argv in steps:
+        log.info("batch step %s: tally %s", name, shlex.join(argv))
+        try:
+            code = main(argv)
+        except Exception:
+            log.exception("batch step %s failed", name)
+            code = 1
+        if code:
+            failed.append((name, code))
+            if not args.keep_going:
+                break
+    if not failed:
+        return 0
+    print(f"tally: batch failed: {'; '.join(name for name, _ in failed)}", file=sys.stderr)
+    return failed[0][1]
 
 
 def _sql(args: argparse.Namespace) -> int:
