@@ -185,3 +185,111 @@ def test_task_tables_by_slice_equal_a_per_row_reference(thresholds):
         np.testing.assert_array_equal(got.index, np.flatnonzero(want_n))
         np.testing.assert_array_equal(got["n"], want_n[want_n > 0])
         np.testing.assert_allclose(got["w_score"], want_score[want_n > 0], rtol=1e-12)
+
+
+def per_row_loss(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The log loss of each row, from its float64 score: ``−ln s`` or ``−log1p(−s)``."""
+    return np.where(y == 1, -np.log(s), -np.log1p(-s))
+
+
+@pytest.mark.parametrize("label_type", LABEL_TYPES, ids=str)
+@pytest.mark.parametrize("score_type", [pa.float32(), pa.float64()], ids=str)
+@pytest.mark.parametrize("positive_rate", [0.1, 0.9])
+@pytest.mark.parametrize("null_labels", [False, True])
+def test_rows_of_the_fast_path_equal_a_per_row_reference(
+    label_type, score_type, positive_rate, null_labels
+):
+    """An unweighted batch without invalid rows (but for null labels) and scores inside
+    ``[2^-30, 1 − ε]``: each valid row's column (its bucket: every threshold is an edge),
+    squared error, log loss and score are those numpy computes row by row; its count and
+    positive are packed as ``PACK + label``; null labels are invalid rows."""
+    rng = np.random.default_rng(17)
+    n = 5_000
+    y = (rng.random(n) < positive_rate).astype(np.int8)
+    s = np.clip(rng.random(n).astype(np.float32), np.float32(2.0**-30), np.float32(1 - 2.0**-24))
+    s = s.astype(score_type.to_pandas_dtype())
+    s[:3] = [2.0**-30, 0.25, 0.5]  # edges of the thresholds and the smallest score of the path
+    missing = np.zeros(n, bool)
+    missing[7::101] = null_labels
+    labels = pa.array(y.astype(bool) if label_type == pa.bool_() else y, mask=missing)
+    rows = kernel.batch_rows(labels.cast(label_type), pa.array(s), None, LAYOUT)
+    assert rows.positives is None  # the fast path: no pass selects the positives
+
+    valid = ~missing
+    yv, sv = y[valid], s[valid].astype(np.float64)
+    np.testing.assert_array_equal(rows.cell, bucket_of(sv, BUCKETS))
+    np.testing.assert_array_equal(rows.count_sqerr.imag, (sv - yv) ** 2)
+    np.testing.assert_array_equal(rows.count_sqerr.real, kernel.PACK + yv)
+    np.testing.assert_array_equal(-rows.score_loss.real, sv)
+    np.testing.assert_allclose(-rows.score_loss.imag, per_row_loss(yv, sv), rtol=1e-15, atol=0)
+    if null_labels:
+        np.testing.assert_array_equal(rows.batch_rows, np.flatnonzero(valid))
+        np.testing.assert_array_equal(rows.invalid_batch_rows, np.flatnonzero(missing))
+        assert set(rows.invalid_reason) == {INVALID_REASONS.index("null_label")}
+    else:
+        assert rows.batch_rows is None and not len(rows.invalid_reason)
+
+
+def test_packed_counts_unpack_exactly_at_the_bound():
+    """The largest packed sum, ``PACK·n + wy`` with ``n = wy = PACK_ROWS``, is below 2^53
+    and unpacks into both counts exactly."""
+    held = kernel.CellSums(BinaryLayout(4, (0.5,), weighted=False), 1)
+    held.slots[()] = 0
+    top = kernel.PACK_ROWS
+    held.count_sqerr.real[0, :3] = [kernel.PACK * top + top, kernel.PACK * top, kernel.PACK + 1]
+    held.pending = top
+    assert kernel.PACK * top + top < 2.0**53
+    np.testing.assert_array_equal(held.n[0, :3], [top, top, 1])
+    np.testing.assert_array_equal(held.sums["wy"][0, :3], [top, 0, 1])
+
+
+def test_large_batches_and_frequent_unpacking_equal_a_per_row_reference(monkeypatch):
+    """Batches past :data:`~tally.kernels.binary.KERNEL_ROWS` (added a part at a time),
+    sums unpacked every 1,000 rows (within one part and across batches), a task pickled
+    between batches, null labels and a second score column: per (slice, cell) the row
+    count, positives and sums equal numpy's row by row."""
+    monkeypatch.setattr(kernel, "PACK_ROWS", 1_000)
+    rng = np.random.default_rng(23)
+    n, buckets = 2 * kernel.KERNEL_ROWS + 4_321, 64
+    layout = BinaryLayout(buckets, (0.25,), weighted=False)
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    s = [rng.random(n).astype(np.float32), rng.random(n)]  # float32 and float64 scores
+    tag = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
+    missing = np.zeros(n, bool)
+    missing[11::997] = True
+    totals = kernel.TaskTotals(2, layout, [["c0"]], [{("a",), ("b",)}])
+    for part in (slice(0, 5_000), slice(5_000, n)):
+        batch = {
+            "y": pa.array(y[part], mask=missing[part]),
+            "s0": pa.array(s[0][part]),
+            "s1": pa.array(s[1][part]),
+            "c0": pa.array(tag[part]),
+        }
+        totals.add(pa.RecordBatch.from_pydict(batch))
+        totals = pickle.loads(pickle.dumps(totals))
+    table = totals.table(["s0", "s1"], [["c0"]]).to_pandas()
+
+    groups = {"ALL": np.ones(n, bool), "c0=a": tag == "a", "c0=b": tag == "b"}
+    groups["c0=__other__"] = tag == "c"
+    for i, score in enumerate(s):
+        s64 = score.astype(np.float64)
+        cell = bucket_of(s64, buckets) * 2 + (s64 >= 0.25)
+        for label, rows in groups.items():
+            got = table[(table["score_column"] == f"s{i}") & (table["slice"] == label)]
+            got = got.set_index("cell").sort_index()
+            invalid = got[got.index < 0]
+            assert invalid.index.tolist() == [-1 - INVALID_REASONS.index("null_label")]
+            assert invalid["n"].tolist() == [int((rows & missing).sum())]
+            got = got[got.index >= 0]
+            v = rows & ~missing
+            want_n = np.bincount(cell[v], minlength=layout.cells)
+            np.testing.assert_array_equal(got.index, np.flatnonzero(want_n))
+            np.testing.assert_array_equal(got["n"], want_n[want_n > 0])
+
+            def want(values, v=v, cell=cell, filled=want_n > 0):
+                return np.bincount(cell[v], values[v], layout.cells)[filled]
+
+            np.testing.assert_array_equal(got["wy"], want(y.astype(np.float64)))
+            np.testing.assert_allclose(got["w_score"], want(s64), rtol=1e-12)
+            np.testing.assert_allclose(got["w_sqerr"], want((s64 - y) ** 2), rtol=1e-12)
+            np.testing.assert_allclose(got["w_loss"], want(per_row_loss(y, s64)), rtol=1e-12)

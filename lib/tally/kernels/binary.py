@@ -58,8 +58,8 @@ from tally.kernels.slices import slice_groups
 from tally.kernels.validity import INVALID_REASONS, binary_all_valid, binary_invalid_rows
 from tally.plan import COUNT_COLUMNS, OTHER_VALUE, SUM_COLUMNS, slice_label
 
-#: Most cells a task holds per (score column, slice spec): 2^23 cells are 40 bytes each
-#: (n and four sums; 48 weighted), about 336 MB, e.g. 64 slice values at 2^16 buckets
+#: Most cells a task holds per (score column, slice spec): 2^23 cells are 48 bytes each
+#: (n, w or PACK·n + wy, and four sums), about 400 MB, e.g. 64 slice values at 2^16 buckets
 #: and one threshold. The ALL slice always fits one row of cells whatever the buckets.
 DENSE_MAX_CELLS = 1 << 23
 
@@ -198,19 +198,21 @@ class Rows:
     Four of a cell's sums are added in pairs, as the real and imaginary parts of one
     complex number: ``n`` with ``w_sqerr``, ``w_score`` with ``w_loss``. One
     ``ufunc.at`` of complex values costs about what one of floats does, and touches
-    one place in memory instead of two. The scores are negated as they are converted
-    to float64, which makes ``−score`` and ``−loss = ln p`` free: the second pair
-    holds them and is subtracted. ``cell`` and the arrays may be views of a
+    one place in memory instead of two. The second pair holds ``−score`` and
+    ``−loss = ln p`` and is subtracted. Unweighted, the real part of the first is
+    ``PACK + label``: a row's count and its positive in one exact sum, which
+    :class:`CellSums` unpacks into ``n`` and ``wy`` (no scatter of its own for ``wy``;
+    :data:`PACK`). Weighted, it is 1. ``cell`` and the arrays may be views of a
     :class:`Workspace`: valid until the next batch is prepared with the same
     workspace.
     """
 
     cell: np.ndarray  # column of the accumulators (:class:`Columns`): the cell or its rank
-    count_sqerr: np.ndarray  # complex: 1 + i·w·(score − label)² per row, added
+    count_sqerr: np.ndarray  # complex: c + i·w·(score − label)² per row, added (c: _pack_labels)
     score_loss: np.ndarray  # complex: −(w·score + i·w·loss) per row, subtracted
     wy: np.ndarray  # w·label (the label unweighted) per row
     w: np.ndarray | None  # weights (weighted only)
-    positives: np.ndarray  # indices (into cell) of the rows with label 1
+    positives: np.ndarray | None  # indices (into cell) of the rows with label 1, when computed
     batch_rows: np.ndarray | None  # their rows in the batch; None when all rows are valid
     invalid_reason: np.ndarray  # reason of each invalid row of the batch
     invalid_weight: np.ndarray | None  # their finite weights (weighted only)
@@ -246,12 +248,12 @@ class Workspace:
         self, rows: int
     ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
         """Two float64 buffers (negated scores, scratch), two complex ones (of
-        :attr:`Rows.count_sqerr`, whose real part is always 1, and of
-        :attr:`Rows.score_loss`), an int64 and a bool one, of ``rows`` values."""
+        :attr:`Rows.count_sqerr` and :attr:`Rows.score_loss`), an int64 and a bool one,
+        of ``rows`` values."""
         if rows > self.rows:
             self.rows = rows
             self.floats = [np.empty(rows) for _ in range(2)]
-            self.pairs = [np.full(rows, 1.0 + 0j), np.empty(rows, np.complex128)]
+            self.pairs = [np.empty(rows, np.complex128) for _ in range(2)]
             self.cells = np.empty(rows, np.int64)
             self.flags = np.empty(rows, bool)
             self.narrow = np.empty(rows, np.float32)
@@ -277,9 +279,16 @@ def batch_rows(
     the last bucket. The cell is :meth:`~tally.kernels.cells.BinaryLayout.cell` of
     :func:`~tally.kernels.buckets.bucket_of` and
     :func:`~tally.kernels.buckets.thresholds_passed`, computed on the negated scores:
-    ``−s <= −t`` is ``s >= t`` (negation is exact).
+    ``−s <= −t`` is ``s >= t`` (negation is exact). Unweighted batches that need none
+    of that, nor the per-row checks (but for null labels), take :func:`_fast_rows`,
+    which computes the same values in fewer passes.
     """
-    (minus_s_buffer, _), *_ = (work := work or Workspace()).get(len(labels))
+    work = work or Workspace()
+    if weights is None:
+        fast = _fast_rows(labels, scores, layout, work)
+        if fast is not None:
+            return fast
+    (minus_s_buffer, _), *_ = work.get(len(labels))
     y, minus_s, w, rows, invalid, reason, invalid_weight, extremes = _check(
         labels, scores, weights, minus_s_buffer
     )
@@ -301,7 +310,8 @@ def batch_rows(
             cell[...] = narrow
         else:
             bucket_into(minus_s, layout.buckets, cell, scratch, top=False)
-        np.take(column_of_bucket, cell, out=cell, mode="clip")
+        if high >= 1.0:  # bucket B (a score of 1) has the last column; the others are their own
+            np.minimum(cell, column_of_bucket[-1], out=cell)
     np.equal(y, 1, out=flag)
     positives = np.flatnonzero(flag)
     by_label = _ByLabel(positives, flag)
@@ -315,14 +325,94 @@ def batch_rows(
         by_label.fill(count_sqerr.imag, minus_s, _sqerr_label0, _sqerr_label1)
     if w is None:
         np.copyto(score_loss.real, minus_s)
+        _pack_labels(y, count_sqerr.real)
     else:
         np.multiply(w, minus_s, out=score_loss.real)
         np.multiply(score_loss.imag, w, out=score_loss.imag)
         np.multiply(count_sqerr.imag, w, out=count_sqerr.imag)
+        count_sqerr.real[...] = 1.0
     wy = y if w is None else w * y
     return Rows(
         cell, count_sqerr, score_loss, wy, w, positives, rows, reason, invalid_weight, invalid
     )
+
+
+#: Unweighted, each row adds ``PACK + label`` to the real part of its cell's first
+#: complex sum (:class:`Rows`), so that the sum is ``PACK·n + wy``: integers, exact in
+#: float64 while below 2^53, which holds while fewer than PACK rows were added since
+#: :meth:`CellSums._unpack` (``n < PACK`` and ``wy <= n`` make it below ``PACK²`` =
+#: 2^52); then ``n = floor(sum / PACK)`` and ``wy = sum − PACK·n``, both exact. It
+#: saves the scatter of ``wy`` and the positives' indices.
+PACK = float(1 << 26)
+#: Most rows a :class:`CellSums` adds between two unpackings.
+PACK_ROWS = (1 << 26) - 1
+
+
+def _pack_labels(y: np.ndarray, out: np.ndarray) -> None:
+    """``PACK + y`` into ``out`` (labels 0/1 of any numeric or boolean type)."""
+    np.add(y, PACK, out=out, dtype=np.float64)
+
+
+def _fast_rows(
+    labels: pa.Array, scores: pa.Array, layout: BinaryLayout, work: Workspace
+) -> Rows | None:
+    """:func:`batch_rows` of an unweighted batch, or None where this does not apply:
+    scores neither float32 nor float64, a null score, a threshold off the bucket edges
+    or ``B`` no power of two, or a valid row that needs the per-row checks, the clip
+    (a score outside ``[ε, 1 − ε]``; for float32 outside ``[2^-30, 1 − ε]``, see
+    :func:`_one_minus_exact`) or the clamp of bucket ``B`` (a score of 1). Rows with a
+    null label are filtered out in Arrow first, as in :func:`_check_labelled`.
+
+    Every value comes from the stored scores and labels, bit for bit what the general
+    path computes from the negated float64 copy: the bucket ``trunc(s·B)`` (``s·B``
+    exact; below ``B`` the bucket is its own column, :class:`Columns`); ``d = s − y``
+    and the squared error ``d²`` (``s²``, or ``(1 − s)²`` with ``1 − s`` rounded as
+    the general path rounds it); ``−loss`` as :func:`_one_minus_exact` and
+    :class:`_ByLabel` say: for float32 ``ln q`` of the own label's probability
+    ``q = 1 − |d|`` (``1 − s`` or ``s``, exact), for float64 ``log1p(−s)`` or
+    ``ln s`` by label. Unweighted, no pass selects the positives for ``wy``: their
+    count rides with ``n`` (:data:`PACK`).
+    """
+    if scores.null_count or not len(scores) or _columns(layout).of_bucket is None:
+        return None
+    narrow = pa.types.is_float32(scores.type)
+    if not (narrow or pa.types.is_float64(scores.type)) or not is_power_of_two(layout.buckets):
+        return None
+    nulls = kept = None
+    if labels.null_count:
+        has_label = labels.is_valid()
+        keep = has_label.to_numpy(zero_copy_only=False)
+        kept, nulls = np.flatnonzero(keep), np.flatnonzero(~keep)
+        labels, scores = labels.filter(has_label), scores.filter(has_label)
+        if not len(scores):
+            return None
+    y = labels.to_numpy(zero_copy_only=False)
+    s = scores.to_numpy()
+    low, high = float(s.min()), float(s.max())  # NaN where any score is NaN
+    if not (low >= (_EXACT_LOW if narrow else LOG_LOSS_EPS) and high <= 1.0 - LOG_LOSS_EPS):
+        return None
+    if not binary_all_valid(y, (-high, -low), None):
+        return None
+    (d, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(s))
+    np.multiply(s, s.dtype.type(layout.buckets), out=cell, casting="unsafe")  # trunc: floor
+    np.subtract(s, y, out=d, dtype=np.float64)
+    np.multiply(d, d, out=count_sqerr.imag)
+    if narrow:
+        q = np.subtract(1.0, np.abs(d, out=d), out=d)
+        np.log(q, out=score_loss.imag)
+        np.negative(s, out=score_loss.real, casting="unsafe")
+    else:
+        minus_s = np.negative(s, out=scratch)
+        np.equal(y, 1, out=flag)
+        by_label = _ByLabel(np.flatnonzero(flag), flag)
+        by_label.fill(score_loss.imag, minus_s, _ln_p_label0, _ln_p_label1)
+        np.copyto(score_loss.real, minus_s)
+    _pack_labels(y, count_sqerr.real)
+    if nulls is None:
+        none = np.zeros(0, np.int64)
+        return Rows(cell, count_sqerr, score_loss, y, None, None, None, none, None, none)
+    reason = np.full(len(nulls), _NULL_LABEL, np.int64)
+    return Rows(cell, count_sqerr, score_loss, y, None, None, kept, reason, None, nulls)
 
 
 @functools.lru_cache(maxsize=32)
@@ -357,7 +447,10 @@ class Columns(NamedTuple):
     Where every threshold is a bucket edge (:func:`_cell_of_bucket`), a bucket reaches
     one cell only, so of the ``B·(T+1)`` cells at most ``B + 1`` are ever added to:
     the accumulators then hold one column per reachable cell (``cells``, increasing)
-    and a row's column is ``of_bucket[bucket]``, its cell's rank. The scatter of
+    and a row's column is ``of_bucket[bucket]``, its cell's rank. A bucket's cell
+    ``b·(T+1) + above`` increases with ``b``, so below ``B`` the rank is the bucket
+    itself: only bucket ``B`` (a score of 1) needs ``of_bucket``, which gives it the
+    last column (``B``, its own where a threshold is 1, else ``B − 1``'s). The scatter of
     :meth:`CellSums.add` then touches ``(T+1)`` times fewer bytes (a row's cost there
     is mostly a cache miss on its cell: docs/benchmarks.md, "The counting pass on data
     of other shapes"). Otherwise the columns are the cells themselves (``cells`` and
@@ -380,6 +473,8 @@ def _columns(layout: BinaryLayout) -> Columns:
     if cell_of_bucket is None:
         return Columns(layout.cells, None, None)
     cells, rank = np.unique(cell_of_bucket, return_inverse=True)
+    if not np.array_equal(rank[:-1], np.arange(layout.buckets)):  # see Columns
+        raise AssertionError("a bucket below B is not its own column")
     return Columns(len(cells), cells, rank.astype(np.int64))
 
 
@@ -470,7 +565,9 @@ class CellSums:
     ``max_slots``; :meth:`full` says when the next batch's values do not fit.
     ``n`` (as float64: exact below 2^53) and ``w_sqerr``, and ``w_score`` and
     ``w_loss``, are the real and imaginary parts of two complex arrays, which
-    :meth:`add` adds to in one pass each (see :class:`Rows`).
+    :meth:`add` adds to in one pass each (see :class:`Rows`). Unweighted, the real part
+    holds ``PACK·n + wy`` of the rows added since the last unpacking (:data:`PACK`),
+    which :attr:`n` and :attr:`sums` add into their own arrays first.
     """
 
     def __init__(self, layout: BinaryLayout, max_slots: int) -> None:
@@ -482,14 +579,39 @@ class CellSums:
         # np.zeros maps pages lazily: only the slots in use take memory.
         self.count_sqerr = np.zeros(shape, np.complex128)
         self.score_loss = np.zeros(shape, np.complex128)
-        self.n = self.count_sqerr.real
-        self.sums = {"w": np.zeros(shape)} if layout.weighted else {}
-        self.sums |= {
+        self.packed = not layout.weighted
+        self.pending = 0  # rows added since the last unpacking (packed only)
+        self._n = np.zeros(shape) if self.packed else self.count_sqerr.real
+        self._sums = {"w": np.zeros(shape)} if layout.weighted else {}
+        self._sums |= {
             "wy": np.zeros(shape),
             "w_loss": self.score_loss.imag,
             "w_sqerr": self.count_sqerr.imag,
             "w_score": self.score_loss.real,
         }
+
+    @property
+    def n(self) -> np.ndarray:
+        """Rows per ``[slot, column]`` (float64)."""
+        self._unpack()
+        return self._n
+
+    @property
+    def sums(self) -> dict[str, np.ndarray]:
+        """Each sum (``w`` weighted only, then :data:`SUMS`) per ``[slot, column]``."""
+        self._unpack()
+        return self._sums
+
+    def _unpack(self) -> None:
+        """Add the packed ``PACK·n + wy`` of the slots in use into ``n`` and ``wy``."""
+        if not self.pending:
+            return
+        packed = self.count_sqerr.real[: len(self.slots)]
+        n = np.floor(packed / PACK)
+        self._n[: len(self.slots)] += n
+        self._sums["wy"][: len(self.slots)] += packed - n * PACK
+        packed[...] = 0.0
+        self.pending = 0
 
     def by_cell(self, slot: int = 0) -> dict[str, np.ndarray]:
         """``n`` and each sum of ``slot``, one entry per cell of the layout (0 where none)."""
@@ -511,14 +633,19 @@ class CellSums:
         if groups is not None:
             group = groups if rows.batch_rows is None else groups[rows.batch_rows]
             index = slot_of[group] * self.columns.width + rows.cell
-        np.add.at(self.count_sqerr.reshape(-1), index, rows.count_sqerr)
-        np.subtract.at(self.score_loss.reshape(-1), index, rows.score_loss)
-        wy = self.sums["wy"].reshape(-1)
-        if rows.w is None:  # labels are 0/1: add 1 per positive
-            np.add.at(wy, index[rows.positives], 1.0)
-        else:
-            np.add.at(wy, index, rows.wy)
-            np.add.at(self.sums["w"].reshape(-1), index, rows.w)
+        if not self.packed:
+            np.add.at(self.count_sqerr.reshape(-1), index, rows.count_sqerr)
+            np.subtract.at(self.score_loss.reshape(-1), index, rows.score_loss)
+            np.add.at(self._sums["wy"].reshape(-1), index, rows.wy)
+            np.add.at(self._sums["w"].reshape(-1), index, rows.w)
+            return
+        for start in range(0, len(index), PACK_ROWS):
+            part = slice(start, start + PACK_ROWS)
+            if self.pending + len(index[part]) > PACK_ROWS:
+                self._unpack()
+            self.pending += len(index[part])
+            np.add.at(self.count_sqerr.reshape(-1), index[part], rows.count_sqerr[part])
+            np.subtract.at(self.score_loss.reshape(-1), index[part], rows.score_loss[part])
 
     def __getstate__(self) -> dict:
         """Only the non-empty cells travel (a task's table is mostly empty cells)."""
@@ -650,8 +777,15 @@ def count_partition(
             yield _batch(i, k, width, held.emit())
 
 
+#: Rows :meth:`TaskTotals.add` takes through :func:`batch_rows` and into the sums at a
+#: time: the per-row buffers of 2^15 rows (about 1.5 MB) stay mostly in a core's L2
+#: cache between the passes that write and read them, where those of a reader's batch
+#: of 2^18 rows (10 MB) go to L3 and back on every pass (docs/benchmarks.md, "The
+#: counting pass on data of other shapes").
+KERNEL_ROWS = 1 << 15
+
 #: Most cells the dense tables of one task of :class:`TaskTotals` may have, over all
-#: score columns and slice specs: 2^23 cells of 40 bytes (48 weighted), about 336 MB
+#: score columns and slice specs: 2^23 cells of 48 bytes, about 400 MB
 #: at most, paged in only where rows land. Plans past it go through Spark SQL.
 TASK_MAX_CELLS = 1 << 23
 
@@ -691,6 +825,12 @@ class TaskTotals:
         self.invalid_w = {key: np.zeros((slots[key[1]], reasons)) for key in self.sums}
 
     def add(self, batch: pa.RecordBatch) -> None:
+        """Add one batch's rows, :data:`KERNEL_ROWS` at a time (the same rows in the same
+        order: the sums do not depend on it)."""
+        for start in range(0, max(batch.num_rows, 1), KERNEL_ROWS):
+            self._add(batch.slice(start, KERNEL_ROWS))
+
+    def _add(self, batch: pa.RecordBatch) -> None:
         weights = batch.column(WEIGHT) if self.layout.weighted else None
         grouped: list[tuple[np.ndarray | None, list[tuple]]] = [(None, [()])]
         for names, kept in zip(self.spec_columns, self.kept, strict=True):
