@@ -63,17 +63,20 @@ DEMO_QUERY := SELECT model, metric, threshold, value, reason FROM tally.metrics 
         'accuracy', 'mpa', 'miou', 'fwiou', 'cohen_kappa', 'top_k_accuracy'))) \
   ORDER BY model, threshold NULLS FIRST, metric
 
+# One `tally batch`: the three jobs and the query share one Spark start.
 run: setup demo-data ## evaluate the demo datasets (binary, multi-label, multiclass); print metrics via SQL
-	$(VENV)/bin/tally evaluate --config conf/demo.yaml --run-date $(RUN_DATE)
-	$(VENV)/bin/tally evaluate --config conf/demo_multilabel.yaml --run-date $(RUN_DATE)
-	$(VENV)/bin/tally evaluate --config conf/demo_multiclass.yaml --run-date $(RUN_DATE)
-	$(VENV)/bin/tally sql --format table "$(DEMO_QUERY)"
+	$(VENV)/bin/tally batch \
+	  --step binary "evaluate --config conf/demo.yaml --run-date $(RUN_DATE)" \
+	  --step multi-label "evaluate --config conf/demo_multilabel.yaml --run-date $(RUN_DATE)" \
+	  --step multiclass "evaluate --config conf/demo_multiclass.yaml --run-date $(RUN_DATE)" \
+	  --step metrics "sql --format table \"$(DEMO_QUERY)\""
 
 # Two pytest-xdist workers, each with its own Spark session and catalog; --dist loadfile keeps
-# a test file on one worker, so a module's fixtures (e.g. the end-to-end runs) run once.
+# a test file on one worker, so a module's fixtures (e.g. the end-to-end runs) run once;
+# --no-loadscope-reorder hands the files out in tests/conftest.py's order (longest first).
 test: setup airflow-env browser ## run the whole test suite (unit, Spark, end to end)
 	$(VENV)/bin/ruff check lib jobs tests
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 package: ## build dist/tally-<version>.zip (for --py-files) and the wheel
 	@mkdir -p dist

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,13 +36,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without a Hive session, leave the ``hive_catalog`` tests to ``test_hive_catalog.py``."""
-    if hive_session():
-        return
-    hive = [item for item in items if item.get_closest_marker("hive_catalog")]
-    if hive:
-        config.hook.pytest_deselected(items=hive)
-        items[:] = [item for item in items if not item.get_closest_marker("hive_catalog")]
+    """Without a Hive session, leave the ``hive_catalog`` tests to ``test_hive_catalog.py``.
+
+    Then order the files as pytest-xdist hands them out (``make test``: ``--dist loadfile
+    --no-loadscope-reorder``): those with ``e2e`` tests first, which start JVMs of their
+    own and take the longest, then the others by their number of tests. A long file left
+    for last keeps one worker busy while the other has nothing to do.
+    """
+    if not hive_session():
+        hive = [item for item in items if item.get_closest_marker("hive_catalog")]
+        if hive:
+            config.hook.pytest_deselected(items=hive)
+            items[:] = [item for item in items if not item.get_closest_marker("hive_catalog")]
+    tests_per_file = Counter(item.path for item in items)
+    slow = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: (item.path not in slow, -tests_per_file[item.path], item.path))
+
 
 # spark-submit first runs a launcher JVM that builds the real command line: C1 and class
 # data sharing there too (a session starts about 30% sooner). Test subprocesses inherit it

@@ -14,6 +14,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import CATALOG_VARIABLE
 from helpers import PROJECT_ROOT
 
@@ -26,6 +28,7 @@ def marked_files() -> list[str]:
                   if "pytest.mark.hive_catalog" in path.read_text())
 
 
+@pytest.mark.e2e  # a pytest and a JVM of its own
 def test_table_tests_pass_on_the_hive_metastore(tmp_path):
     files = marked_files()
     assert len(files) >= 4, files

@@ -223,6 +223,7 @@ print(json.dumps({str(r.run_date): [r.rows, r.metrics, r.low, r.high] for r in s
 '''
 
 
+@pytest.mark.e2e  # a job of its own: on local[2,4] a task may fail 4 times
 def test_retried_tasks_count_and_write_each_row_once(tmp_path, data):
     """First attempts of scan, merge and write tasks fail after doing part of their work; the
     retries succeed. Counts must equal numpy's on the same rows (no double counting) and the
