@@ -35,7 +35,10 @@ complex pairs (see :class:`Rows`). Cells are bit-identical either way. For score
 stored in 24 bits or fewer (float32), where ``1 − p`` is exact, the log loss is one
 ``log`` of each row's own-label probability rather than ``log1p`` and ``log`` by label
 (:meth:`_ByLabel.fill_exact`): the same real numbers, each rounded once, so the
-``w_loss`` sums may differ from ``log1p``'s in their last bits. The measurements behind
+``w_loss`` sums may differ from ``log1p``'s in their last bits. Unweighted batches that
+need no per-row check take :func:`_fast_rows` (the same values from the stored scores,
+in fewer passes), a row's count and positive ride in one exact sum (:data:`PACK`), and
+:meth:`TaskTotals.add` takes :data:`KERNEL_ROWS` rows at a time. The measurements behind
 these choices: docs/benchmarks.md, "Design measurements behind the code" and "The
 counting pass on data of other shapes".
 """
