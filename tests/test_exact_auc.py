@@ -677,3 +677,240 @@ def test_part_rows_group_each_batch_by_part(parts, weighted):
                 zip(packed_all[inside].tolist(), w[inside].tolist(), strict=True)
             ), k
     assert sum(c[0].size for cs in got.values() for c in cs) == int((part_of[node] >= 0).sum())
+
+
+# Exact AUC in one read: the arrow reader's count pass ships the rows to the reducers.
+
+
+def shipped_from_files(spark, spark_conf, tmp_path, label, score, buckets, score_type=None, **opts):
+    """Pass 1 with the rows shipped (the reader ``tally evaluate`` counts exact mode
+    with, :func:`tally.spark.refine.exact_reader`), then :func:`refine_histogram`, over
+    3 files of 700-row row groups read in several tasks."""
+    import pyarrow.parquet as pq
+
+    from tally.config import InputConfig
+    from tally.plan import ALL_ROWS
+    from tally.spark.count import arrow_reader, count_tables
+    from tally.spark.refine import exact_reader
+
+    table = pa.table(
+        {
+            "label": pa.array(label, pa.float64(), from_pandas=False),
+            "score": pa.array(score, pa.float64(), from_pandas=False).cast(
+                score_type or pa.float64()
+            ),
+        }
+    )
+    path = tmp_path / "shipped"
+    path.mkdir()
+    bounds = np.linspace(0, table.num_rows, 4).astype(int)
+    for i in range(3):
+        part = table.slice(bounds[i], bounds[i + 1] - bounds[i])
+        pq.write_table(part, path / f"part-{i}.parquet", row_group_size=700)
+    plan = CountPlan("label", ("score",), buckets, ())
+    options = RefineOptions(**opts)
+    with spark_conf(spark__sql__files__maxPartitionBytes="20k"):  # several tasks
+        df = spark.read.parquet(str(path))
+        direct = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+        reader = exact_reader(direct, plan, options)
+        tables = count_tables(df, plan, reader)
+        try:
+            counts = tables.groups(plan)[("score", ALL_ROWS)]
+        finally:
+            tables.release()
+        flat = refine_histogram(df, plan, "score", counts, options, reader=reader)
+    return flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
+
+
+ONE_READ_CASES = ["all_ties", "last_bit", "mixed", "ctr", "float32"]
+
+
+def one_read_case(kind: str) -> tuple[list, list, int, object]:
+    """Labels, scores, buckets and the stored score type of a one-read case."""
+    if kind == "ctr":
+        y, s = ctr_like(30_000, seed=5)
+        return y.tolist(), s.tolist(), 64, None
+    if kind == "float32":
+        label, s32 = float32_adversarial()
+        return label, s32.astype(np.float64).tolist(), 100, pa.float32()
+    label, score = adversarial(kind, seed=8)
+    return label, score, 16, None
+
+
+@pytest.mark.parametrize("kind", ONE_READ_CASES)
+def test_one_read_gives_the_two_read_bins_and_scikit_learn(spark, spark_conf, tmp_path, kind):
+    """The count pass ships the rows, its reducers sum every bucket: one read, and the
+    bins the two-read numpy reference gives, bit for bit (float32 keys for a float32
+    column), equal to scikit-learn."""
+    label, score, buckets, score_type = one_read_case(kind)
+    flat, metrics = shipped_from_files(
+        spark, spark_conf, tmp_path, label, score, buckets, score_type
+    )
+    reference = refine_arrays(label, score, buckets, narrow=score_type is not None)
+    assert flat.passes == 1 and reference.passes == 2
+    for field in BIN_FIELDS:
+        assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
+    y, s, _ = valid_rows(label, score)
+    assert metrics["roc_auc_error_bound"] == 0.0 and flat.ap_exact
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
+
+
+def test_one_read_falls_back_to_two_reads_when_a_part_overflows(spark, spark_conf, tmp_path):
+    """Parts cut from a sample: a part of more than 4 · part_rows rows is let go of and
+    the sort pass reads again (two reads), with the same bins."""
+    label, score, buckets, _ = one_read_case("ctr")
+    flat, metrics = shipped_from_files(
+        spark, spark_conf, tmp_path, label, score, buckets, part_rows=500
+    )
+    reference = refine_arrays(label, score, buckets, options=RefineOptions(part_rows=500))
+    assert flat.passes == 2
+    for field in BIN_FIELDS:
+        assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
+    y, s, _ = valid_rows(label, score)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0)
+
+
+def test_one_read_with_a_tolerance_sorts_what_two_reads_sort(spark, spark_conf, tmp_path):
+    label, score, buckets, _ = one_read_case("ctr")
+    options = {"tolerance": 1e-4, "refine_ap": False}
+    flat, metrics = shipped_from_files(
+        spark, spark_conf, tmp_path, label, score, buckets, **options
+    )
+    reference = refine_arrays(label, score, buckets, options=RefineOptions(**options))
+    assert flat.passes == 1 and 0 < reference.resolved.sum() < buckets
+    for field in BIN_FIELDS:
+        assert np.array_equal(getattr(flat, field), getattr(reference, field)), field
+    y, s, _ = valid_rows(label, score)
+    bound = metrics["roc_auc_error_bound"]
+    assert 0 < bound <= 1e-4
+    assert abs(metrics["roc_auc"] - roc_auc_score(y, s)) <= bound + 1e-12
+
+
+@pytest.mark.parametrize("parts", [1, 2, 5, 13])
+def test_shipped_parts_in_numpy_give_the_two_read_bins(parts):
+    """:func:`refine_shipped_arrays` (parts cut at sampled buckets, sums from
+    ``part_sums`` with the counts above each part) against :func:`refine_arrays`, bit for
+    bit, and scikit-learn."""
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import bucket_parts
+    from tally.metrics.exact import refine_shipped_arrays
+
+    for kind in ONE_READ_CASES:
+        label, score, buckets, score_type = one_read_case(kind)
+        narrow = score_type is not None
+        y, s, _ = valid_rows(label, score)
+        start = bucket_parts(bucket_of(s[::7], buckets), buckets, parts, 1.0 + 24 * y[::7])
+        assert start[0] == 0 and start[-1] == buckets and np.all(np.diff(start) > 0)
+        flat = refine_shipped_arrays(label, score, buckets, start, narrow=narrow)
+        reference = refine_arrays(label, score, buckets, narrow=narrow)
+        for field in BIN_FIELDS:
+            assert np.array_equal(getattr(flat, field), getattr(reference, field)), (kind, field)
+        metrics = {m.metric: m.value for m in exact_auc_metrics(flat)}
+        assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=TOL, rel=0), kind
+
+
+@pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
+def test_packed_rows_equal_valid_rows_and_their_buckets(stored):
+    """The shortcut of a batch without problems (keys and buckets from the stored
+    scores) gives what the checked path gives: ``valid_rows``, ``bucket_of``, ``pack``;
+    a batch with an invalid row takes the checked path."""
+    from tally.kernels.binary import valid_rows as kernel_valid_rows
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import pack, score_keys
+    from tally.spark.readers.arrow.refine import packed_rows
+
+    label, s32 = float32_adversarial()
+    scores = pa.array(s32.astype(np.float64)).cast(stored)
+    narrow = stored == pa.float32()
+    for buckets in (64, 100, 1 << 16):
+        for labels in (pa.array(label, pa.int8()), pa.array(np.array(label) == 1)):
+            got_packed, got_bucket = packed_rows(labels, scores, buckets, narrow)
+            positive, s, _ = kernel_valid_rows(labels, scores, None)
+            assert np.array_equal(got_packed, pack(score_keys(s, narrow), positive))
+            assert np.array_equal(got_bucket, bucket_of(s, buckets))
+    bad = pa.array([0.5, 1.5, 0.25, float("nan")]).cast(stored)
+    packed, bucket = packed_rows(pa.array([1, 0, 0, 1], pa.int8()), bad, 4, narrow)
+    assert np.array_equal(packed >> packed.dtype.type(1), score_keys(np.array([0.5, 0.25]), narrow))
+    assert np.array_equal(packed & packed.dtype.type(1), [1, 0])
+    assert np.array_equal(bucket, [2, 1])
+
+
+def test_bucket_parts_cut_by_weighted_shares():
+    """Cuts where the weighted sample reaches each share; never an empty part."""
+    from tally.kernels.exact_sort import bucket_parts
+
+    sample = np.array([0, 0, 1, 1, 2, 2, 3, 3, 7, 7])
+    assert bucket_parts(sample, 8, 2).tolist() == [0, 2, 8]
+    weights = np.array([1, 1, 1, 1, 1, 1, 1, 1, 10, 10])  # the last two weigh 20 of 28
+    assert bucket_parts(sample, 8, 2, weights).tolist() == [0, 7, 8]
+    assert bucket_parts(np.zeros(50, np.int64), 8, 4).tolist() == [0, 1, 8]
+    assert bucket_parts(np.zeros(0, np.int64), 8, 4).tolist() == [0, 2, 4, 6, 8]
+    assert bucket_parts(sample, 1, 4).tolist() == [0, 1]
+
+
+def test_shipping_count_pass_counts_as_the_arrow_reader_does(spark, spark_conf, tmp_path):
+    """Two score columns (float32 and float64), a slice, invalid rows: the count pass
+    that ships the rows gives every group the arrow reader's counts, field for field
+    (3 tasks: the tasks' float sums added in the same order), and each column's exact
+    AUC in one read equals scikit-learn's."""
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from tally.config import InputConfig
+    from tally.plan import ALL_ROWS
+    from tally.spark.count import arrow_reader, count_tables
+    from tally.spark.refine import exact_reader
+
+    y, s = ctr_like(20_000, seed=11)
+    rng = np.random.default_rng(11)
+    t = np.clip(s + rng.normal(0, 0.01, s.size), 0, 1)
+    label = y.tolist()
+    label[:3] = [None, 2.0, 0.0]
+    s_list = s.tolist()
+    s_list[3:6] = [float("nan"), -0.5, None]
+    table = pa.table(
+        {
+            "label": pa.array(label, pa.float64(), from_pandas=False),
+            "a": pa.array(s_list, pa.float64(), from_pandas=False).cast(pa.float32()),
+            "b": pa.array(t, pa.float64()),
+            "country": pa.array(rng.choice(["de", "fr", "us"], s.size)),
+        }
+    )
+    path = tmp_path / "two"
+    path.mkdir()
+    for i, at in enumerate(range(0, table.num_rows, 7000)):
+        pq.write_table(table.slice(at, 7000), path / f"part-{i}.parquet", row_group_size=3000)
+    plan = CountPlan("label", ("a", "b"), 64, (0.02, 0.5), slices=(("country",),))
+    options = RefineOptions()
+    with spark_conf(spark__sql__files__maxPartitionBytes="1g"):  # a task per file
+        df = spark.read.parquet(str(path))
+        plain = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
+        shipping = exact_reader(plain, plan, options)
+        assert type(shipping) is not type(plain) and len(plain.tasks) <= 3
+        groups = []
+        for reader in (plain, shipping):
+            tables = count_tables(df, plan, reader)
+            try:
+                groups.append(tables.groups(plan))
+            finally:
+                tables.release()
+        flats = {
+            c: refine_histogram(df, plan, c, groups[1][(c, ALL_ROWS)], options, reader=shipping)
+            for c in ("a", "b")
+        }
+    assert groups[0].keys() == groups[1].keys() and len(groups[0]) == 8
+    for key, counts in groups[0].items():
+        other = dataclasses.asdict(groups[1][key])
+        for name, value in dataclasses.asdict(counts).items():
+            assert np.array_equal(np.asarray(value), np.asarray(other[name])), (key, name)
+    a32 = np.array([np.nan if v is None else v for v in s_list], np.float32)
+    for c, score in (("a", a32.astype(np.float64)), ("b", t)):
+        flat = flats[c]
+        assert flat.passes == 1 and flat.auc_bound == 0.0 and flat.ap_exact
+        yv, sv, _ = valid_rows(label, score.tolist())
+        metrics = {m.metric: m.value for m in exact_auc_metrics(flat)}
+        assert metrics["roc_auc"] == pytest.approx(roc_auc_score(yv, sv), abs=TOL, rel=0)
+        expected_ap = average_precision_score(yv, sv)
+        assert metrics["pr_auc"] == pytest.approx(expected_ap, abs=TOL, rel=0)

@@ -28,7 +28,7 @@ from tally.spark.compare import compare_columns
 from tally.spark.count import count_tables
 from tally.spark.groups import group_metrics
 from tally.spark.readers import SQL_READER, Reader
-from tally.spark.refine import exact_auc_metrics, refine_histogram
+from tally.spark.refine import exact_auc_metrics, exact_reader, refine_histogram
 from tally.spark.results import RunKey, curve_rows, result_rows
 from tally.tasks import Counts, GroupKey, Task, task_of
 
@@ -106,6 +106,8 @@ def measure(df: DataFrame, config: JobConfig, reader: Reader | None = None) -> E
     check_columns(df, plan)
     check_array_widths(df, plan)  # one value per per-class column, before the pass
     reader = reader or SQL_READER
+    if config.metrics.auc == "exact":  # the arrow reader ships the rows as it counts
+        reader = exact_reader(reader, plan, refine_options(config.metrics))
     tables = count_tables(df, plan, reader)
     try:
         groups = tables.groups(plan)  # the one pass over the input
@@ -135,12 +137,7 @@ def extra_metrics(
     extra: Values = {}
     options = config.metrics
     if options.auc == "exact":
-        refinement = RefineOptions(
-            tolerance=options.auc_tolerance,
-            refine_ap=options.auc_tolerance == 0,
-            max_passes=options.auc_max_passes,
-            cell_budget=options.auc_cell_budget,
-        )
+        refinement = refine_options(options)
         for score in plan.scores:
             counts = groups[(score, ALL_ROWS)]
             flat = refine_histogram(df, plan, score, counts, refinement, reader=reader)  # type: ignore[arg-type]
@@ -163,6 +160,16 @@ def extra_metrics(
             if key in groups:  # slices merged into __other__ get no group metrics of their own
                 extra.setdefault(key, []).extend(values)
     return extra
+
+
+def refine_options(options: MetricsConfig) -> RefineOptions:
+    """The exact-AUC passes' options of ``metrics.auc_*``."""
+    return RefineOptions(
+        tolerance=options.auc_tolerance,
+        refine_ap=options.auc_tolerance == 0,
+        max_passes=options.auc_max_passes,
+        cell_budget=options.auc_cell_budget,
+    )
 
 
 def comparison_name(first: str, second: str) -> str:

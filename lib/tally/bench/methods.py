@@ -194,16 +194,22 @@ def tally_ctr_fine(ctx: Context) -> Metrics:
     return _tally_binary(ctx, scores=("ctr_score",), buckets=FINE_BUCKETS)
 
 
-def _ctr_counts(ctx: Context) -> tuple:
-    """``ctr_score`` alone counted as ``tally evaluate`` counts it: the DataFrame, the
+def _ctr_counts(ctx: Context, exact: bool = False, sort: bool = True) -> tuple:
+    """``ctr_score`` alone counted as ``tally evaluate`` counts it (with ``exact``, as
+    under ``metrics.auc: exact``: the arrow reader ships the rows as it counts, to
+    reducers that sort them, or only count them without ``sort``): the DataFrame, the
     plan, the reader and the counts of the ALL slice."""
+    from tally.metrics.exact import RefineOptions
     from tally.spark.count import count_tables
+    from tally.spark.readers.arrow.refine import shipping_reader
 
     plan = CountPlan(
         label="label", scores=("ctr_score",), buckets=ctx.buckets, thresholds=THRESHOLDS
     )
     df = ctx.session().read.parquet(str(ctx.binary.path))
     reader = _reader(ctx, df, plan, ctx.binary.path, "auto")
+    if exact:
+        reader = shipping_reader(reader, plan, RefineOptions().part_rows, sort)
     tables = count_tables(df, plan, reader)  # type: ignore[arg-type]
     try:
         counts = tables.groups(plan)[("ctr_score", ALL_ROWS)]
@@ -218,7 +224,7 @@ def _tally_ctr(ctx: Context, exact: bool) -> Metrics:
     from tally.metrics.binary import binary_metrics
     from tally.spark.refine import exact_auc_metrics, refine_histogram
 
-    df, plan, reader, counts = _ctr_counts(ctx)
+    df, plan, reader, counts = _ctr_counts(ctx, exact)
     values = binary_metrics(counts)
     out: Metrics = {"rows": float(counts.count), "passes": 1.0}
     if exact:
@@ -257,13 +263,19 @@ def _rows_in(items: Iterator[tuple[int, tuple]]) -> Iterator[int]:
 
 
 def tally_ctr_exact_floor(ctx: Context) -> Metrics:
-    """The lower bound of exact mode on ``ctr_score``: the count, then one read and one
-    shuffle of exactly the rows the sort pass sorts (reducers only count them)."""
+    """The lower bound of exact mode on ``ctr_score``: the count pass shipping every
+    valid row as exact mode's does, its reducers only counting them (no sort, no
+    metrics). Without the arrow reader (no rows shipped): the count, then one read and
+    one shuffle of exactly the rows the sort pass sorts."""
     from tally.metrics.exact import RefineOptions, refine
     from tally.spark.refine import narrow_scores, part_key
 
-    df, plan, reader, counts = _ctr_counts(ctx)
+    df, plan, reader, counts = _ctr_counts(ctx, exact=True, sort=False)
     session = ctx.session()
+    take = getattr(reader, "take_shipped", None)
+    shipped = take("ctr_score") if take is not None else None
+    if shipped is not None:
+        return {"rows": float(counts.count), "rows_shuffled": float(shipped.rows)}
 
     def shuffle_only(steps, layout, job):
         rows = reader.sort_rows(df, plan, "ctr_score", steps, layout)  # type: ignore[attr-defined]
@@ -451,9 +463,9 @@ METHODS: tuple[Method, ...] = (
         "floor",
         spark=True,
         run=tally_ctr_exact,
-        what="the same, then the sort pass of `metrics.auc: exact` (the rows of the buckets "
-        "that carry error, sorted by score in reducers holding whole buckets) until `roc_auc` "
-        "and `pr_auc` are exact: the cost of exact over bucketed.",
+        what="the same with `metrics.auc: exact`: the count pass also ships every valid row "
+        "to reducers holding whole buckets, which order the rows of the buckets that carry "
+        "error (one read): the cost of exact over bucketed.",
     ),
     Method(
         "tally_ctr_exact_floor",
@@ -462,9 +474,9 @@ METHODS: tuple[Method, ...] = (
         "floor",
         spark=True,
         run=tally_ctr_exact_floor,
-        what="the bucketed count, then one read and one shuffle (`partitionBy`) of exactly "
-        "the rows exact mode sorts, the reducers only counting them (no sort, no metrics): "
-        "what any exact method that orders those rows on Spark pays at least.",
+        what="the count pass shipping every valid row to the reducers as exact mode's does "
+        "(one read, one shuffle), the reducers only counting them (no sort, no metrics): "
+        "what exact mode pays before its reducers order the rows.",
     ),
     Method(
         "tally_ctr64",
@@ -495,8 +507,7 @@ METHODS: tuple[Method, ...] = (
         spark=True,
         run=tally_ctr64_exact_floor,
         prepare=with_ctr64,
-        what="`tally_ctr_exact_floor` on the float64 copy: the rows exact mode sorts, "
-        "read and shuffled as 8-byte keys.",
+        what="`tally_ctr_exact_floor` on the float64 copy: the rows shipped as 8-byte keys.",
     ),
     Method(
         "spark_ml",

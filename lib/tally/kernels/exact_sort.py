@@ -17,7 +17,7 @@ bin's node id to its part). A task groups the rows of each batch by part, unsort
 
 **Sorting few rows.** A reducer does not sort all its rows (a comparison sort of 5M
 keys took 0.25-0.4 s here, the reducer's largest cost). It cuts its key range into at
-most ``2^22`` equal *sub-bins* (``sub(key) = (key - low key of its first bin) >> shift``)
+most ``2^22`` equal *sub-bins* (``sub(key) = (key - its smallest key) >> shift``)
 and counts the rows of each (``np.bincount``). A sub-bin is *kept* when it holds a
 positive, a bin's lower edge, or the first or last filled sub-bin of a bin. Every
 other sub-bin holds only negatives of one bin, with no positive tied with them or
@@ -124,7 +124,10 @@ class PartRows:
         """Add rows (score, label, weight or None, node id); rows of bins not sorted
         (part −1) are dropped."""
         part = self.layout.parts_of(node)
-        packed = pack(score_keys(s, self.layout.narrow), positive)
+        self.add_packed(part, pack(score_keys(s, self.layout.narrow), positive), w)
+
+    def add_packed(self, part: np.ndarray, packed: np.ndarray, w: np.ndarray | None) -> None:
+        """Add rows already packed (:func:`pack`) with their part (−1: dropped)."""
         # rows per part, those dropped (part −1) first
         sizes = np.bincount(part + 1, minlength=self.layout.parts + 1)
         filled = np.flatnonzero(sizes[1:])
@@ -161,6 +164,28 @@ class PartRows:
         runs, self.runs = self.runs, []
         for k, packed, w in runs:
             yield k, (packed, w)
+
+
+def bucket_parts(
+    sample: np.ndarray, buckets: int, parts: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Where each of at most ``parts`` contiguous runs of buckets starts (bucket
+    indices, ascending, ``0`` first, ``buckets`` last), cut so that each holds about
+    the same share of ``sample`` (the buckets of sampled rows, each of weight
+    ``weights``, default 1): the parts of a sort pass chosen before the rows are
+    counted (``metrics.auc: exact`` in one read)."""
+    parts = max(1, min(parts, buckets))
+    if parts == 1 or sample.size == 0:
+        cuts = np.linspace(0, buckets, parts + 1)[1:-1]
+    else:
+        order = np.argsort(sample, kind="stable")
+        weight = np.ones(sample.size) if weights is None else np.asarray(weights, np.float64)
+        cumulative = np.cumsum(weight[order])
+        shares = cumulative[-1] * np.arange(1, parts) / parts
+        cuts = sample[order][np.minimum(np.searchsorted(cumulative, shares), sample.size - 1)]
+    inner = np.unique(np.clip(np.ceil(cuts).astype(np.int64), 1, max(buckets - 1, 1)))
+    inner = inner[inner < buckets]
+    return np.r_[0, inner, buckets].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -238,9 +263,11 @@ class NegativeGaps:
     shift: int
 
     def sub_bins(self, keys: np.ndarray) -> np.ndarray:
-        """The sub-bin of each key (keys at or above ``base``), capped at the table's end."""
+        """The sub-bin of each key, capped at the table's end; keys below ``base`` (bin
+        edges under the smallest row) are in sub-bin 0, with no counted negative below."""
         dtype = keys.dtype.type
-        sub = ((keys - dtype(self.base)) >> dtype(self.shift)).astype(np.intp)
+        above = np.maximum(keys, dtype(self.base))
+        sub = ((above - dtype(self.base)) >> dtype(self.shift)).astype(np.intp)
         return np.minimum(sub, self.before.shape[0] - 1)
 
     def below(self, keys: np.ndarray) -> np.ndarray:
@@ -261,7 +288,7 @@ def split_rows(
     sorted, and the negatives that need only counting (module docstring: *Sorting few
     rows*).
 
-    Sub-bins: ``(key − base) >> shift`` with ``base`` the first bin's lower key and the
+    Sub-bins: ``(key − base) >> shift`` with ``base`` the smallest key and the
     smallest ``shift`` that leaves at most ``2^table_bits`` of them (default: about as
     many as rows, at most ``2^TABLE_BITS``); ``packed`` must hold a row. Kept sub-bins
     hold a positive, a bin's lower key, or the first or last filled sub-bin after a
@@ -274,8 +301,8 @@ def split_rows(
         table_bits = min(TABLE_BITS, packed.shape[0].bit_length())
     one = packed.dtype.type(1)
     low = job.low[first:end].astype(packed.dtype)
-    base = low[0]
-    if packed.min() >> one < base:
+    base = packed.min() >> one
+    if base < low[0]:
         raise ValueError("rows below the lowest bin of their part")
     span = int((packed.max() >> one) - base) + 1
     shift = max(0, (span - 1).bit_length() - table_bits)
@@ -285,7 +312,9 @@ def split_rows(
     rows = np.bincount(sub, minlength=size)
     positive_sub = np.compress((packed & one).astype(bool), sub)
     # bins above the largest key are empty: their edges go to one slot past the table
-    edge = np.minimum(((low - base) >> packed.dtype.type(shift)).astype(np.intp), size)
+    # and edges below the smallest row to sub-bin 0
+    edge = (np.maximum(low, base) - base) >> packed.dtype.type(shift)
+    edge = np.minimum(edge.astype(np.intp), size)
     kept = np.zeros(size + 1, bool)
     kept[positive_sub] = True
     kept[edge] = True
@@ -334,7 +363,12 @@ def _shape(
 
 
 def counted_sums(
-    packed: np.ndarray, job: SortJob, first: int, end: int, gaps: NegativeGaps | None = None
+    packed: np.ndarray,
+    job: SortJob,
+    first: int,
+    end: int,
+    gaps: NegativeGaps | None = None,
+    above: tuple[float, float] | None = None,
 ) -> BinSums:
     """:class:`BinSums` of sorted unweighted ``packed`` rows of bins ``first … end − 1``,
     plus the negatives ``gaps`` counts without their rows (:func:`split_rows`).
@@ -344,6 +378,10 @@ def counted_sums(
     ``searchsorted(k)`` the first positive of it; the negatives below it, tied with it
     and above it in its bin follow from those indices, the bin's first row and the
     counted negatives below the positive's key and below the bin's lower edge.
+
+    ``above``: the positives and negatives above bin ``end − 1``, when ``job`` does not
+    hold ``tp_above`` and ``fp_above`` (a shipped part, :func:`part_sums`): those of
+    each bin then follow from it and the bins' own counts.
     """
     one = packed.dtype.type(1)
     keys = packed >> one
@@ -368,10 +406,46 @@ def counted_sums(
     pos_below_in_bin = (pos_below - pos_before[b]).astype(np.float64)
     neg_below_in_bin = (neg_below - neg_before[b]).astype(np.float64)
     pairs = np.bincount(b, weights=neg_below_in_bin + 0.5 * tied, minlength=m)
-    tp = job.tp_above[first:end][b] + bin_p[b] - pos_below_in_bin
-    fp = job.fp_above[first:end][b] + bin_n[b] - neg_below_in_bin
+    if above is None:
+        tp_above, fp_above = job.tp_above[first:end], job.fp_above[first:end]
+    else:  # integers in float64: the same values as the driver's sums over every bin
+        tp_above = above[0] + (np.cumsum(bin_p[::-1]) - bin_p[::-1])[::-1]
+        fp_above = above[1] + (np.cumsum(bin_n[::-1]) - bin_n[::-1])[::-1]
+    tp = tp_above[b] + bin_p[b] - pos_below_in_bin
+    fp = fp_above[b] + bin_n[b] - neg_below_in_bin
     ap = np.bincount(b, weights=tp / (tp + fp), minlength=m)
     return BinSums(pos=bin_p, neg=bin_n, pairs=pairs, ap=ap, **shape)
+
+
+@dataclass(frozen=True)
+class Above:
+    """What one map task ships to a part besides its rows: its positives and negatives
+    in the parts above (of higher scores)."""
+
+    pos: int
+    neg: int
+
+
+def part_sums(
+    packed: np.ndarray, buckets: int, start: int, end: int, above: Above, narrow: bool
+) -> BinSums:
+    """:class:`BinSums` of the pass-1 buckets ``start … end − 1`` (of ``buckets``) from
+    all their valid rows, unweighted and unsorted (``packed``), given the positives and
+    negatives ``above`` bucket ``end − 1``; only buckets holding a row, ``bin`` the
+    bucket. The sums of each bucket are those :func:`resolve` gives it in a sort pass
+    over every bucket (``tp_above`` and ``fp_above`` follow from ``above``)."""
+    low = low_keys(np.arange(start, end, dtype=np.float64) / buckets, narrow)
+    zero = np.zeros(end - start)
+    job = SortJob(low, zero, zero, np.array([0, end - start]), narrow, False)
+    if packed.shape[0] == 0:
+        sums = counted_sums(packed, job, 0, end - start)
+    else:
+        kept, gaps = split_rows(packed, job, 0, end - start)
+        sums = counted_sums(kept, job, 0, end - start, gaps, (float(above.pos), float(above.neg)))
+    seen = sums.rows > 0
+    fields = {f: getattr(sums, f)[seen] for f in BinSums.__dataclass_fields__}
+    fields["bin"] = fields["bin"] + start
+    return BinSums(**fields)
 
 
 def weighted_sums(packed: np.ndarray, w: np.ndarray, job: SortJob, first: int, end: int) -> BinSums:

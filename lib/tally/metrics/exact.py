@@ -36,11 +36,12 @@ those at or above ``v`` in it. The bin is then *resolved*:
 * the bound ``½ Σ p_b n_b / (P N)`` runs over the bins neither resolved nor
   single-valued (:func:`exact_bound`).
 
-Reads: pass 1 (the counting pass) and the sort pass: 2. Memory: the driver gets a
-few numbers per sorted bin (at most ``cell_budget`` bins per pass, those carrying
-the most AUC error first); a reducer holds its bins' rows (4 bytes a row for float32
-scores, 8 for float64, plus 8 for a weight); a bin with more than
-:attr:`RefineOptions.sort_rows` rows is split first.
+Reads: pass 1 (the counting pass) and the sort pass: 2; 1 where the counting pass
+ships the rows to the reducers itself (:func:`refine_shipped`, the arrow reader).
+Memory: the driver gets a few numbers per sorted bin (at most ``cell_budget`` bins
+per pass, those carrying the most AUC error first); a reducer holds its bins' rows (4
+bytes a row for float32 scores, 8 for float64, plus 8 for a weight); a bin with more
+than :attr:`RefineOptions.sort_rows` rows is split first.
 
 **Split passes** (only for bins too large to sort whole). Pass ``k`` takes the ``m``
 bins to split, ``[lo_i, hi_i]`` in score order (pass-1 buckets: ``[b / B, (b + 1) / B]``;
@@ -73,6 +74,7 @@ are tested against.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,13 +83,18 @@ import numpy as np
 
 from tally.counts import BinaryCounts, count_binary
 from tally.errors import InputError
+from tally.kernels.buckets import bucket_of
 from tally.kernels.exact_sort import (
+    Above,
     BinSums,
     PartRows,
     SortJob,
     SortLayout,
     low_keys,
+    pack,
+    part_sums,
     resolve,
+    score_keys,
 )
 from tally.kernels.refine import Cells, PassRunner, Step, walk
 from tally.kernels.validity import invalid_reason
@@ -414,6 +421,55 @@ def bins_to_refine(flat: FlatHistogram, options: RefineOptions, label: str) -> n
     return chosen
 
 
+def refine_shipped(
+    counts: BinaryCounts,
+    sums: BinSums,
+    options: RefineOptions = RefineOptions(),
+    label: str = "exact auc",
+    parts: int = 0,
+) -> FlatHistogram | None:
+    """:func:`refine` in the count pass's read: the count pass also shipped every valid
+    row to reducers holding contiguous runs of pass-1 buckets, which gave ``sums``
+    (:func:`~tally.kernels.exact_sort.part_sums`: every bucket holding a row, in
+    bucket order); the buckets :func:`bins_to_refine` chooses are resolved with their
+    sums, the same, bit for bit, as the sort pass of :func:`refine` gives them.
+    ``passes`` stays 1 (one read). Every bucket needing it is resolved at once (no
+    ``cell_budget`` per pass: the sums are here already); ``parts``: the reducers, for
+    the log.
+
+    None for weighted counts (the sums per bucket would be added in another order than
+    :func:`refine` adds them) and with ``max_passes`` 1.
+    """
+    if counts.weighted or options.max_passes < 2:
+        return None
+    bins = _Bins(counts)
+    flat = bins.histogram()
+    every = dataclasses.replace(options, cell_budget=2 * counts.buckets + 2)  # no budget
+    chosen = bins_to_refine(flat, every, label)
+    if chosen.size == 0:
+        return flat
+    at = np.searchsorted(sums.bin, chosen)
+    if not np.array_equal(sums.bin[np.minimum(at, max(sums.bin.shape[0] - 1, 0))], chosen):
+        raise _changed(label)  # a bucket with rows in pass 1 that the reducers did not see
+    fields = {f: getattr(sums, f)[at] for f in BinSums.__dataclass_fields__}
+    fields["bin"] = np.arange(chosen.size, dtype=np.int64)
+    bins.parts = parts
+    bins.apply(chosen, BinSums(**fields), label)
+    after = bins.histogram()
+    log.info(
+        "%s: the count pass's read sorted the %d rows of %d bins in %d parts, AUC bound %.3g%s",
+        label,
+        int(bins.rows[chosen].sum()),
+        chosen.size,
+        parts,
+        exact_bound(after),
+        f", average precision {'exact' if after.ap_exact else 'not yet exact'}"
+        if options.refine_ap
+        else "",
+    )
+    return after
+
+
 def assign_parts(rows: np.ndarray, options: RefineOptions) -> np.ndarray:
     """The part (reducer) of each bin (``rows`` per bin, in score order): contiguous runs
     of about equal rows, ``parallelism · ⌈total / (parallelism · part_rows)⌉`` parts
@@ -536,6 +592,10 @@ class _Bins:
             resolution=1,
         )
         sums = run_sort(self._steps(through, nodes), layout, job)
+        self.apply(chosen, sums, label)
+
+    def apply(self, chosen: np.ndarray, sums: BinSums, label: str) -> None:
+        """The bins ``chosen`` become resolved with their sorted ``sums``."""
         _check_sums(sums, self.pos[chosen], self.neg[chosen], label)
         self.resolved = self.resolved.copy()
         self.resolved[chosen] = True
@@ -723,3 +783,44 @@ def refine_arrays(
         )
 
     return refine(counts, run_pass, run_sort, options, narrow=narrow)
+
+
+def refine_shipped_arrays(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    buckets: int,
+    part_start: np.ndarray,
+    options: RefineOptions = RefineOptions(),
+    narrow: bool = False,
+) -> FlatHistogram | None:
+    """:func:`refine_shipped` on in-memory rows (unweighted), parts cut at the buckets
+    ``part_start``: the numpy reference of the count pass that ships the rows."""
+    labels = np.asarray(labels, np.float64)
+    scores = np.asarray(scores, np.float64)
+    counts = count_binary(labels, scores, buckets, ())
+    valid = invalid_reason(labels, scores, None) < 0
+    y, s = labels[valid] == 1, scores[valid]
+    layout = shipped_layout(part_start, narrow)
+    part = layout.parts_of(bucket_of(s, buckets))
+    gathered = PartRows(layout)
+    gathered.add_packed(part, pack(score_keys(s, narrow), y), None)
+    chunks: dict[int, list] = {}
+    for k, (packed, _) in gathered.chunks():
+        chunks.setdefault(k, []).append(packed)
+    dtype = np.uint32 if narrow else np.uint64
+    sums = []
+    for k in range(layout.parts):
+        higher = part > k
+        above = Above(int((higher & y).sum()), int((higher & ~y).sum()))
+        packed = np.concatenate(chunks.get(k, [np.zeros(0, dtype)]))
+        start, end = int(part_start[k]), int(part_start[k + 1])
+        sums.append(part_sums(packed, buckets, start, end, above, narrow))
+    return refine_shipped(counts, BinSums.concat(sums), options, parts=layout.parts)
+
+
+def shipped_layout(part_start: np.ndarray, narrow: bool) -> SortLayout:
+    """Where the count pass ships each row (:func:`refine_shipped`): the part of its
+    pass-1 bucket, parts cut at the buckets ``part_start``."""
+    buckets = int(part_start[-1])
+    part_of = (np.searchsorted(part_start, np.arange(buckets), side="right") - 1).astype(np.int32)
+    return SortLayout(0, part_of, int(part_start.shape[0]) - 1, narrow, False)

@@ -1,4 +1,6 @@
-"""Exact ROC AUC and PR AUC at any scale: one more read of the input (``metrics.auc: exact``).
+"""Exact ROC AUC and PR AUC at any scale (``metrics.auc: exact``): the rows the count pass
+shipped (the arrow reader, :mod:`tally.spark.readers.arrow.refine`: one read), else one
+more read of the input.
 
 The first pass (:mod:`tally.spark.count`) gives per-bucket positives and negatives,
 from which the AUC is known within ``½ Σ_b p_b n_b / (P N)``. The sort pass reads the
@@ -12,6 +14,11 @@ batches under the arrow reader, Spark SQL then ``mapInArrow`` otherwise) and pac
 them (:class:`tally.kernels.exact_sort.PartRows`); :func:`sort_pass` shuffles them to
 the reducers (``partitionBy``, one part per reducer) and brings a few numbers per
 bucket to the driver. Split passes are :meth:`~tally.spark.readers.base.Reader.refinement_pass`.
+
+Under :func:`exact_reader` (the arrow reader, unweighted) the count pass has shipped
+every valid row and its reducers have summed every bucket already:
+:func:`refine_histogram` only resolves the buckets that carry error with those sums
+(:func:`~tally.metrics.exact.refine_shipped`), or reads again where they do not do.
 
 Exact mode applies to the ALL slice (every valid row) of one score column; slices
 keep their bucketed values. Each pass re-reads ``df``: it must give the same rows
@@ -39,11 +46,13 @@ from tally.metrics.exact import (
     exact_auc_metrics,
     exact_bound,
     refine,
+    refine_shipped,
 )
 from tally.plan import CountPlan
 from tally.spark.columns import check_columns
 from tally.spark.names import column
 from tally.spark.readers import SQL_READER, Reader
+from tally.spark.readers.arrow.refine import Shipped, shipping_reader
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
@@ -53,6 +62,7 @@ __all__ = [
     "RefineOptions",
     "exact_auc_metrics",
     "exact_bound",
+    "exact_reader",
     "refine_histogram",
     "sort_pass",
 ]
@@ -91,6 +101,16 @@ def sort_pass(rows: RDD, layout: SortLayout, job: SortJob) -> BinSums:
     finally:
         shared.destroy()
     return BinSums.concat(sums)
+
+
+def exact_reader(reader: Reader, plan: CountPlan, options: RefineOptions) -> Reader:
+    """The reader to count ``plan`` with when its AUC is to be made exact: the arrow
+    reader then ships the rows in its count pass (one read:
+    :class:`~tally.spark.readers.arrow.refine.ShippingArrowReader`) where it can
+    (unweighted binary plans, ``max_passes`` of 2 or more); else ``reader``."""
+    if options.max_passes < 2:
+        return reader
+    return shipping_reader(reader, plan, options.part_rows)  # type: ignore[return-value]
 
 
 def refine_histogram(
@@ -135,5 +155,11 @@ def refine_histogram(
         return sort_pass(passes.sort_rows(df, plan, score_column, steps, layout), layout, job)
 
     label = f"exact auc of {score_column}"
+    take = getattr(passes, "take_shipped", None)
+    shipped: Shipped | None = take(score_column) if take is not None else None
+    if shipped is not None and shipped.sums is not None:  # one read: the count pass's
+        flat = refine_shipped(counts, shipped.sums, options, label, shipped.parts)
+        if flat is not None:
+            return flat
     narrow = narrow_scores(df, plan, score_column)
     return refine(counts, run_pass, run_sort, options, label=label, narrow=narrow)

@@ -117,6 +117,21 @@ def collect_binary(
     :data:`~tally.kernels.binary.TASK_MAX_CELLS` return None (Spark SQL adds up their
     per-task cells instead: :func:`sum_task_cells`).
     """
+    dense = dense_slices(spark, source, plan)
+    if dense is None:
+        return None
+    kept, merged = dense
+    totals = task_totals(spark, source, plan, kept)
+    totals = totals.treeReduce(binary_kernels.TaskTotals.merge, depth=2)
+    return totals.table(plan.scores, plan.slices), merged
+
+
+def dense_slices(
+    spark: SparkSession, source: ArrowInput, plan: CountPlan
+) -> tuple[list[list[tuple]], dict[str, int]] | None:
+    """The values each slice spec keeps and those merged into each ``__other__`` slice
+    (:func:`kept_slice_values`, with slices), or None when a task's dense tables of
+    ``plan`` would pass :data:`~tally.kernels.binary.TASK_MAX_CELLS`."""
     cells = BinaryLayout.of(plan).cells * len(plan.scores)
     if cells > binary_kernels.TASK_MAX_CELLS:
         return None
@@ -130,9 +145,7 @@ def collect_binary(
                 "slices keep %d values: per-task cells are added up by Spark SQL", slots - 1
             )
             return None
-    totals = task_totals(spark, source, plan, kept)
-    totals = totals.treeReduce(binary_kernels.TaskTotals.merge, depth=2)
-    return totals.table(plan.scores, plan.slices), merged
+    return kept, merged
 
 
 def task_totals(

@@ -1,0 +1,396 @@
+"""Exact AUC in the count pass's read: the arrow reader's count pass also ships the rows.
+
+``metrics.auc: exact`` used to read the input twice: the count pass, then the sort pass
+(:func:`~tally.spark.readers.arrow.run.sort_pass_rows`), which reads label and score
+again and shuffles the rows of the buckets that carry error to reducers holding whole
+buckets. On click-through-like scores nearly every row is in such a bucket, so the
+second read and its shuffle are most of what exact mode costs. Here the count pass's
+tasks do both: each counts its batches (:class:`~tally.kernels.binary.TaskTotals`) and
+packs every valid row of each exact score column (:func:`packed_rows`), grouped by the
+part (reducer) of its pass-1 bucket; one ``partitionBy`` shuffles the rows to their
+parts and the tasks' count tables to one more partition. A first job reads only that
+partition (the map stage runs once, writing the shuffle); the driver has the count
+table. :func:`tally.spark.refine.refine_histogram` then runs the reducers on the
+shuffle already written (:func:`tally.spark.refine.shipped_pass`): one read in all.
+
+The parts must be cut before any row is counted: by the buckets of a sample of scores
+read on the driver from the first row group of up to :data:`SAMPLE_FILES` files
+(:func:`sample_buckets`, :func:`~tally.kernels.exact_sort.bucket_parts`), about
+``part_rows`` rows a part. A poor sample only unbalances the reducers; where a part
+holds too many rows the driver reads again the two-read way
+(:func:`tally.metrics.exact.refine_shipped`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import FloatType
+
+from tally.kernels import binary as binary_kernels
+from tally.kernels.batches import LABEL, BatchColumns, score_column
+from tally.kernels.buckets import bucket_of, is_power_of_two
+from tally.kernels.cells import BinaryLayout
+from tally.kernels.exact_sort import (
+    Above,
+    BinSums,
+    PartRows,
+    SortLayout,
+    bucket_parts,
+    pack,
+    part_sums,
+    score_keys,
+)
+from tally.kernels.validity import binary_all_valid
+from tally.metrics.exact import DEFAULT_PART_ROWS, shipped_layout
+from tally.plan import CountPlan
+from tally.spark.cells import CountTables
+from tally.spark.names import column
+from tally.spark.readers.arrow import ArrowReader
+from tally.spark.readers.arrow.files import ArrowInput, Tasks, _open_parquet, read_split
+from tally.spark.readers.arrow.run import _ids, dense_slices, stored_strings
+
+if TYPE_CHECKING:
+    from pyspark import Broadcast
+
+#: Files the driver samples scores from (the first row group of each, spread over the list).
+SAMPLE_FILES = 8
+#: Scores sampled per file.
+SAMPLE_ROWS = 1 << 13
+#: A shipped part aims at this many times ``part_rows`` rows (fewer, larger reducers:
+#: each costs about as much again to start as to sort 2^22 rows here).
+PART_ROWS = 2
+#: What a positive row costs a reducer, in rows: the rows near it are sorted, the others
+#: only counted (``ctr_score``, 20M rows in 4 parts: 0.07 s per part of 5M rows and
+#: 16k-84k positives, 0.14 s for the part of 5M rows and 262k positives).
+POSITIVE_COST = 24
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What the reducers of one score column's shipped rows gave: the
+    :class:`~tally.kernels.exact_sort.BinSums` of every bucket holding a row (None
+    when a part held more than its limit of rows, or when they only counted rows),
+    the parts, and the rows they received."""
+
+    sums: BinSums | None
+    parts: int
+    rows: int
+
+
+def packed_rows(
+    labels: pa.Array, scores: pa.Array, buckets: int, narrow: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The valid rows of one batch, packed (:func:`~tally.kernels.exact_sort.pack`), and
+    each one's pass-1 bucket: the rows and buckets of
+    :func:`~tally.kernels.binary.valid_rows` and :func:`~tally.kernels.buckets.bucket_of`.
+
+    A batch without nulls whose extremes show every row valid
+    (:func:`~tally.kernels.validity.binary_all_valid`) is packed from the stored scores
+    without a float64 copy; a float32 column is bucketed in float32 where ``B`` is a
+    power of two (``s · B`` is then exact, and truncation is floor for ``s ≥ 0``).
+    """
+    if not labels.null_count and not scores.null_count and len(scores):
+        y = labels.to_numpy(zero_copy_only=False)
+        s = scores.to_numpy(zero_copy_only=False)
+        if s.dtype.kind == "f" and binary_all_valid(y, (-float(s.max()), -float(s.min())), None):
+            positive = y == 1
+            if narrow and s.dtype == np.float32:
+                keys = (s + np.float32(0.0)).view(np.uint32)
+            else:
+                keys = score_keys(s, narrow)
+            if s.dtype == np.float32 and is_power_of_two(buckets):
+                bucket = (s * np.float32(buckets)).astype(np.int64)
+                np.minimum(bucket, buckets - 1, out=bucket)
+            else:
+                bucket = bucket_of(s, buckets)
+            return pack(keys, positive), bucket
+    positive, s64, _ = binary_kernels.valid_rows(labels, scores, None)
+    return pack(score_keys(s64, narrow), positive), bucket_of(s64, buckets)
+
+
+def _count_and_ship(
+    ids: Iterator[int],
+    tasks: Tasks,
+    columns: BatchColumns,
+    strings: Sequence[str],
+    empty: binary_kernels.TaskTotals,
+    ship: Broadcast,
+    buckets: int,
+    totals_key: int,
+) -> Iterator[tuple[int, object]]:
+    """The map side of :func:`count_and_ship`: task ids in; each batch's packed rows
+    per part out as ``(partition, chunk)``, then per part the task's positives and
+    negatives in the parts above it (``(partition, Above)``) and the task's totals as
+    ``(totals_key, totals)``."""
+    shipping: list[tuple[int, int, SortLayout]] = ship.value
+    for task in ids:
+        totals = copy.deepcopy(empty)
+        held = [PartRows(layout) for _, _, layout in shipping]
+        seen = [np.zeros((layout.parts, 2), np.int64) for _, _, layout in shipping]
+        for split in tasks[task]:
+            for batch in read_split(split, columns, strings):
+                totals.add(batch)
+                for (i, first, layout), rows, count in zip(shipping, held, seen, strict=True):
+                    packed, bucket = packed_rows(
+                        batch.column(LABEL), batch.column(score_column(i)), buckets, layout.narrow
+                    )
+                    rows.add_packed(layout.parts_of(bucket), packed, None)
+                    for k, chunk in rows.chunks():
+                        positives = int(np.count_nonzero(chunk[0] & chunk[0].dtype.type(1)))
+                        count[k] += (positives, chunk[0].shape[0] - positives)
+                        yield first + k, chunk
+        for (_, first, _), count in zip(shipping, seen, strict=True):
+            higher = np.cumsum(count[::-1], axis=0)[::-1] - count  # parts above each
+            for k, (pos, neg) in enumerate(higher):
+                yield first + k, Above(int(pos), int(neg))
+        yield totals_key, (task, totals)
+
+
+def _partition(key: int) -> int:
+    """The partition of a shipped record: its key."""
+    return key
+
+
+def _in_task_order(
+    totals: Iterator[tuple[int, binary_kernels.TaskTotals]],
+) -> binary_kernels.TaskTotals:
+    """The tasks' totals added in task order, ``((t0 + t1) + t2) + …``, whatever order
+    they arrive in (each is added as soon as those before it are): the float sums are
+    then those of ``treeReduce`` over the tasks in one level (:func:`~.run.collect_binary`),
+    bit for bit, and the same from run to run."""
+    pending: dict[int, binary_kernels.TaskTotals] = {}
+    merged: binary_kernels.TaskTotals | None = None
+    done = 0
+    for task, value in totals:
+        pending[task] = value
+        while done in pending:
+            value = pending.pop(done)
+            merged = value if merged is None else merged.merge(value)
+            done += 1
+    for task in sorted(pending):  # tasks without a row: none here, but never lost
+        merged = pending[task] if merged is None else merged.merge(pending[task])
+    assert merged is not None
+    return merged
+
+
+def _reduce(
+    index: int,
+    items: Iterator[tuple[int, object]],
+    parts: Sequence[tuple[int, np.ndarray, bool]],
+    buckets: int,
+    totals_key: int,
+    limit: int,
+    sort: bool,
+) -> Iterator[tuple[int, object]]:
+    """The reduce side of :func:`count_and_ship`: partition ``totals_key`` adds up the
+    tasks' totals; the others are parts (``parts``: per score column, its first
+    partition, where its parts start in buckets and whether its keys are float32),
+    which give their buckets' sums (:func:`~tally.kernels.exact_sort.part_sums`), or
+    their rows with ``sort`` False; None past ``limit`` rows (their rows let go of)."""
+    if index == totals_key:
+        yield index, _in_task_order(value for _, value in items)  # type: ignore[misc]
+        return
+    first, part_start, narrow = max((p for p in parts if p[0] <= index), key=lambda p: p[0])
+    k = index - first
+    chunks: list[np.ndarray] = []
+    above, rows = Above(0, 0), 0
+    for _, value in items:
+        if isinstance(value, Above):
+            above = Above(above.pos + value.pos, above.neg + value.neg)
+            continue
+        packed = value[0]  # type: ignore[index]
+        rows += packed.shape[0]
+        if rows <= limit:
+            chunks.append(packed)
+        else:
+            chunks.clear()
+    if not sort or rows > limit:
+        yield index, rows
+        return
+    dtype = np.uint32 if narrow else np.uint64
+    packed = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+    start, end = int(part_start[k]), int(part_start[k + 1])
+    yield index, part_sums(packed, buckets, start, end, above, narrow)
+
+
+def sample_buckets(
+    source: ArrowInput, label: str, score: str, buckets: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The pass-1 buckets of scores sampled on the driver (up to :data:`SAMPLE_ROWS`
+    from the first row group of each of up to :data:`SAMPLE_FILES` files, spread over
+    the input's files; nulls, NaN and scores outside ``[0, 1]`` dropped), whether each
+    sampled row's label is 1, and an estimate of the input's rows (the sampled files'
+    rows scaled by bytes). ``label``, ``score``: the stored column names."""
+    sizes: dict[str, int] = {}
+    for task in source.tasks:
+        for split in task:
+            sizes[split.path] = split.file_size
+    paths = list(sizes)
+    picked = sorted({int(i) for i in np.linspace(0, len(paths) - 1, SAMPLE_FILES)})
+    found, positive, rows, read_bytes = [], [], 0, 0
+    for i in picked:
+        parquet = _open_parquet(paths[i])
+        rows += parquet.metadata.num_rows
+        read_bytes += sizes[paths[i]]
+        if parquet.metadata.num_row_groups == 0:
+            continue
+        group = parquet.read_row_group(0, columns=sorted({label, score}))
+        step = max(1, group.num_rows // SAMPLE_ROWS)
+        s = np.asarray(group[score].to_numpy(zero_copy_only=False)[::step], np.float64)
+        y = np.asarray(group[label].to_numpy(zero_copy_only=False)[::step], np.float64)
+        inside = (s >= 0) & (s <= 1)
+        found.append(s[inside])
+        positive.append(y[inside] == 1)
+    estimate = rows * sum(sizes.values()) / max(read_bytes, 1)
+    sample = np.concatenate(found) if found else np.zeros(0)
+    labels = np.concatenate(positive) if positive else np.zeros(0, bool)
+    return bucket_of(sample, buckets), labels, estimate
+
+
+def count_and_ship(
+    spark: SparkSession,
+    source: ArrowInput,
+    plan: CountPlan,
+    shipped_scores: Sequence[tuple[str, bool]],
+    part_rows: int,
+    sort: bool = True,
+) -> tuple[pa.Table, dict[str, int], dict[str, Shipped]] | None:
+    """The binary count table of ``plan`` (as :func:`~.run.collect_binary` counts it),
+    the values merged into each ``__other__`` slice, and per score column of
+    ``shipped_scores`` (name, float32 keys) what the reducers of its valid rows gave
+    (:class:`Shipped`), in one Spark job (module docstring); None when the tables are
+    too large to count onto the driver. ``sort`` False: the reducers only count the
+    rows (the benchmark's lower bound of exact mode)."""
+    dense = dense_slices(spark, source, plan)
+    if dense is None:
+        return None
+    kept, merged = dense
+    columns = BatchColumns.of(plan)
+    parallelism = spark.sparkContext.defaultParallelism
+    shipping, parts_of = [], {}
+    first = 0
+    for name, narrow in shipped_scores:
+        i = plan.scores.index(name)
+        sample, positive, rows = sample_buckets(
+            source, columns.sources[LABEL], columns.sources[score_column(i)], plan.buckets
+        )
+        parts = parallelism * max(1, math.ceil(rows / (parallelism * PART_ROWS * part_rows)))
+        weights = 1.0 + POSITIVE_COST * positive
+        part_start = bucket_parts(sample, plan.buckets, parts, weights)
+        shipping.append((i, first, shipped_layout(part_start, narrow)))
+        parts_of[name] = (first, part_start, narrow)
+        first += int(part_start.shape[0]) - 1
+    empty = binary_kernels.TaskTotals(
+        len(plan.scores), BinaryLayout.of(plan), columns.spec_columns, kept
+    )
+    context = spark.sparkContext
+    ship = context.broadcast(shipping)
+    run = partial(
+        _count_and_ship,
+        tasks=source.tasks,
+        columns=columns,
+        strings=stored_strings(source, plan.slice_columns),
+        empty=empty,
+        ship=ship,
+        buckets=plan.buckets,
+        totals_key=first,
+    )
+    reduce = partial(
+        _reduce,
+        parts=[(start, part_start, narrow) for start, part_start, narrow in parts_of.values()],
+        buckets=plan.buckets,
+        totals_key=first,
+        limit=4 * part_rows,
+        sort=sort,
+    )
+    shuffled = _ids(spark, source).mapPartitions(run).partitionBy(first + 1, _partition)
+    try:
+        out = dict(shuffled.mapPartitionsWithIndex(reduce).collect())
+    finally:
+        ship.destroy()
+    table = out.pop(first).table(plan.scores, plan.slices)  # type: ignore[attr-defined]
+    shipped = {}
+    for name, (start, part_start, _) in parts_of.items():
+        got = [out[start + k] for k in range(int(part_start.shape[0]) - 1)]
+        complete = sort and all(isinstance(g, BinSums) for g in got)
+        rows = sum(g if isinstance(g, int) else int(g.rows.sum()) for g in got)  # type: ignore[union-attr]
+        sums = BinSums.concat(got) if complete else None  # type: ignore[arg-type]
+        shipped[name] = Shipped(sums, len(got), rows)
+    return table, merged, shipped
+
+
+@dataclass(frozen=True)
+class ShippingArrowReader(ArrowReader):
+    """The arrow reader whose binary count pass also ships the rows of the score
+    columns ``exact_scores`` (``metrics.auc: exact``, unweighted) to the reducers of
+    exact AUC (module docstring); :meth:`take_shipped` hands them to
+    :func:`tally.spark.refine.refine_histogram`. Every other pass is the arrow
+    reader's."""
+
+    exact_scores: tuple[str, ...] = ()
+    part_rows: int = DEFAULT_PART_ROWS
+    sort: bool = True
+    shipped: dict[str, Shipped] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def of(
+        cls, reader: ArrowReader, scores: Sequence[str], part_rows: int, sort: bool = True
+    ) -> ShippingArrowReader:
+        return cls(reader.tasks, exact_scores=tuple(scores), part_rows=part_rows, sort=sort)
+
+    def count(self, df: DataFrame, plan: CountPlan) -> CountTables:
+        wanted = [s for s in self.exact_scores if s in plan.scores]
+        if plan.task != "binary" or plan.weighted or not wanted:
+            return super().count(df, plan)
+        narrow = [
+            isinstance(df.select(column(s)).schema[0].dataType, FloatType)
+            and plan.score_transform == "none"
+            for s in wanted
+        ]
+        spark = df.sparkSession
+        scores = list(zip(wanted, narrow, strict=True))
+        counted = count_and_ship(spark, self, plan, scores, self.part_rows, self.sort)
+        if counted is None:
+            return super().count(df, plan)
+        table, merged, shipped = counted
+        self.shipped.clear()
+        self.shipped.update(shipped)
+        return CountTables.on_driver(spark, table, merged)
+
+    def take_shipped(self, score: str) -> Shipped | None:
+        """What the reducers of ``score``'s rows gave in the last count pass (once), or None."""
+        return self.shipped.pop(score, None)
+
+
+def shipping_reader(
+    reader: object, plan: CountPlan, part_rows: int = DEFAULT_PART_ROWS, sort: bool = True
+) -> object:
+    """``reader`` as a :class:`ShippingArrowReader` of every score column of ``plan``
+    when it is the arrow reader and ``plan`` unweighted binary; else ``reader``."""
+    if (
+        isinstance(reader, ArrowReader)
+        and not isinstance(reader, ShippingArrowReader)
+        and plan.task == "binary"
+        and not plan.weighted
+    ):
+        return ShippingArrowReader.of(reader, plan.scores, part_rows, sort)
+    return reader
+
+
+__all__ = [
+    "Shipped",
+    "ShippingArrowReader",
+    "count_and_ship",
+    "packed_rows",
+    "sample_buckets",
+    "shipping_reader",
+]
