@@ -43,5 +43,5 @@ def test_table_tests_pass_on_the_hive_metastore(tmp_path):
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 12, summary
+    assert passed and int(passed.group(1)) >= 10, summary
     assert not re.search(r"failed|error|skipped", summary), summary

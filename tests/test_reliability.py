@@ -324,8 +324,13 @@ def _same_float(x: float, y: float) -> bool:
 WRITE_ORDER = ("counts", "metrics", "curves")  # the order in which evaluate writes its tables
 
 
-@pytest.mark.parametrize("failing_write", WRITE_ORDER)
-@pytest.mark.hive_catalog
+# The insert is Spark's in either catalog; what the Hive metastore adds (partitions registered
+# in Derby) is the same for each table, so one of the three runs there (test_hive_catalog.py).
+@pytest.mark.parametrize(
+    "failing_write",
+    [pytest.param(t, marks=pytest.mark.hive_catalog) if t == "metrics" else t
+     for t in WRITE_ORDER],
+)
 def test_write_failing_midway_leaves_each_partition_whole(
     spark, tmp_path, monkeypatch, failing_write
 ):
@@ -403,7 +408,6 @@ def _inputs(tmp_path: Path, sizes: dict[str, int]) -> dict[str, str]:
     return paths
 
 
-@pytest.mark.hive_catalog
 def test_runs_for_other_dates_and_models_keep_each_others_rows(spark, tmp_path):
     db = "tally_sequential"
     paths = _inputs(tmp_path, {"a1": 11, "b1": 12, "a2": 13, "b2": 14, "a1_again": 15})
@@ -483,11 +487,12 @@ def test_concurrent_runs_in_one_session_keep_each_others_rows(spark, tmp_path, m
 
 
 def test_counts_and_metrics_do_not_depend_on_partitioning_or_run(spark, spark_conf, data, tmp_path):
-    """1, 7 and 200 input partitions, 7 also into 200 shuffle partitions (Spark's default;
-    adaptive execution off, so they stay 200), and a second run of the 7: identical count
-    tables (integer columns exactly, float sums to 1e-12 relative), identical metrics (1e-12),
-    and equal to numpy's counts of the same rows. (The 200-partition runs vary one cut each:
-    200 input partitions into 200 shuffle partitions would run some 600 tasks on 2 cores.)"""
+    """1, 7 and 200 input partitions, 7 also into 40 shuffle partitions (adaptive execution
+    off, so they stay 40: more than the rows' groups need, many reducers get few or no
+    rows), and a second run of the 7: identical count tables (integer columns exactly, float
+    sums to 1e-12 relative), identical metrics (1e-12), and equal to numpy's counts of the
+    same rows. (Each run varies one cut: Spark's default of 200 shuffle partitions took 20 s
+    of this test's 45 on 2 cores and checks nothing 40 do not.)"""
     rng = np.random.default_rng(1)
     country = rng.choice(["de", "fr", "us", None], ROWS)
     second = np.clip(data["score"] * 0.5 + rng.random(ROWS) * 0.5, 0.0, 1.0)
@@ -509,7 +514,7 @@ def test_counts_and_metrics_do_not_depend_on_partitioning_or_run(spark, spark_co
         return rows, groups
 
     runs = [counted(1), counted(7), counted(7), counted(200)]
-    with spark_conf(spark__sql__shuffle__partitions="200", spark__sql__adaptive__enabled="false"):
+    with spark_conf(spark__sql__shuffle__partitions="40", spark__sql__adaptive__enabled="false"):
         runs.append(counted(7))
     first_rows, first_groups = runs[0]
     integer, floating = (

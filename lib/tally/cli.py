@@ -391,11 +391,11 @@ def _batch(args: argparse.Namespace) -> int:
             parser.parse_args(argv)
         except SystemExit:  # argparse printed the usage error
             raise ConfigError(f"batch step {name!r} does not parse: {command}") from None
-        steps.append((name, argv))
+        steps.append((name, command, argv))
 
     failed: list[tuple[str, int]] = []
-    for name, argv in steps:
-        log.info("batch step %s: tally %s", name, shlex.join(argv))
+    for name, command, argv in steps:
+        log.info("batch step %s: tally %s", name, command)
         try:
             code = main(argv)
         except Exception:
