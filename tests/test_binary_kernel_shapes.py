@@ -3,10 +3,10 @@ a score: the cells it adds must not depend on how the values are stored.
 
 The oracle for each batch is numpy on float64 copies of the same rows, with the
 documented invalid-row rules (:func:`tally.kernels.validity.invalid_reason`) and
-scikit-learn's log loss and Brier score on the valid rows. Scores stored in 24 bits
-or fewer (float32) take the path that computes ``ln(1 − p)`` with ``log`` instead of
-``log1p`` (``1 − p`` is exact there); its cells must equal those of the same values
-stored as float64 (which take ``log1p``) to the last bits of the logarithm.
+scikit-learn's log loss and Brier score on the valid rows. A row's log loss is one
+``log`` of its own label's probability (``1 − p`` rounded once for label 0, as
+scikit-learn computes it); for scores stored in 24 bits or fewer (float32) ``1 − p`` is
+exact, and their cells must equal those of the same values stored as float64.
 """
 
 from __future__ import annotations
@@ -293,3 +293,39 @@ def test_large_batches_and_frequent_unpacking_equal_a_per_row_reference(monkeypa
             np.testing.assert_allclose(got["w_score"], want(s64), rtol=1e-12)
             np.testing.assert_allclose(got["w_sqerr"], want((s64 - y) ** 2), rtol=1e-12)
             np.testing.assert_allclose(got["w_loss"], want(per_row_loss(y, s64)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("label_type", [pa.int8(), pa.bool_(), pa.int32(), pa.float64()], ids=str)
+@pytest.mark.parametrize("positive_rate", [0.1, 0.9])
+@pytest.mark.parametrize("weighted", [False, True], ids=["fast path", "general path"])
+def test_float64_log_loss_is_one_log_of_the_own_label_probability(
+    label_type, positive_rate, weighted
+):
+    """Float64 scores with all 53 bits (``1 − p`` rounds), tiny ones among them: each valid
+    row's ``−loss`` is ``ln q``, ``q`` the score clipped to ``[ε, 1 − ε]`` for label 1
+    and ``1 − p`` rounded once for label 0, as scikit-learn's ``xlogy(1 − y, 1 − p)``
+    computes it; within ``2^-52`` of ``log1p(−p)`` per row; the mean equals
+    scikit-learn's ``log_loss``. Unweighted batches without invalid rows take the fast
+    path; weighted ones, and scores of exactly 0 or 1, the general one (with the clip)."""
+    rng = np.random.default_rng(29)
+    n = 6_000
+    y = (rng.random(n) < positive_rate).astype(np.int8)
+    s = 1.0 / (1.0 + np.exp(rng.normal(1.5, 1.5, n)))  # 53 bits (rng.random: 1 − p exact)
+    s[:6] = [1e-12, 3e-9, 0.5 + 1e-12, 1 - 1e-9, 0.25, 2.0**-40]
+    if weighted:
+        s[6:9] = [0.0, 1.0, 1e-300]  # clipped to [ε, 1 − ε]
+    labels = pa.array(y.astype(bool) if label_type == pa.bool_() else y).cast(label_type)
+    w = rng.random(n) + 0.5 if weighted else None
+    layout = BinaryLayout(BUCKETS, THRESHOLDS, weighted=weighted)
+    rows = kernel.batch_rows(labels, pa.array(s), None if w is None else pa.array(w), layout)
+    assert (rows.positives is None) is not weighted  # which path was taken
+
+    p = np.clip(s, kernel.LOG_LOSS_EPS, 1.0 - kernel.LOG_LOSS_EPS)
+    ln_q = np.log(np.where(y == 1, p, 1.0 - p))
+    want = ln_q if w is None else ln_q * w
+    np.testing.assert_array_equal(rows.score_loss.imag, want)
+    log1p_loss = np.where(y == 1, np.log(p), np.log1p(-p))
+    assert (ln_q != log1p_loss).any()  # scores where 1 − p rounds
+    np.testing.assert_allclose(ln_q, log1p_loss, rtol=1e-15, atol=2.0**-52)
+    mean = -rows.score_loss.imag.sum() / (n if w is None else w.sum())
+    assert mean == pytest.approx(log_loss(y, s, sample_weight=w, labels=[0, 1]), rel=1e-13)

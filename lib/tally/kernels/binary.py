@@ -31,11 +31,15 @@ and maxima show no invalid row and no score outside ``[ε, 1 − ε]`` skips the
 checks, the clip and the clamp of the last bucket (rows with a null label, whose
 reason is checked first, are filtered out in Arrow before, so that a few of them do not
 send the whole batch through the per-row checks), and four sums are added in two
-complex pairs (see :class:`Rows`). Cells are bit-identical either way. For scores
-stored in 24 bits or fewer (float32), where ``1 − p`` is exact, the log loss is one
-``log`` of each row's own-label probability rather than ``log1p`` and ``log`` by label
-(:meth:`_ByLabel.fill_exact`): the same real numbers, each rounded once, so the
-``w_loss`` sums may differ from ``log1p``'s in their last bits. Unweighted batches that
+complex pairs (see :class:`Rows`). Cells are bit-identical either way. A row's log
+loss is one ``log`` of its own label's probability, ``−ln q`` with ``q = p`` for
+label 1 and ``q = 1 − p`` rounded once to float64 for label 0 (``p`` clipped), as
+scikit-learn's ``log_loss`` computes it (``xlogy(1 − y, 1 − p)``), rather than
+``log1p(−p)`` and ``ln p`` by label as Spark SQL's count table does: for scores stored
+in 24 bits or fewer (float32) ``1 − p`` is exact and the two differ only in the
+functions' last bits; for float64 scores the rounding of ``1 − p`` moves a label-0
+row's loss by at most ``2^-53`` (the sums relatively by ~1e-16, cells of scores near 0
+by ~1e-13 at most; docs/benchmarks.md). Unweighted batches that
 need no per-row check take :func:`_fast_rows` (the same values from the stored scores,
 in fewer passes), a row's count and positive ride in one exact sum (:data:`PACK`), and
 :meth:`TaskTotals.add` takes :data:`KERNEL_ROWS` rows at a time. The measurements behind
@@ -246,6 +250,7 @@ class Workspace:
         self.cells = np.empty(0, np.int64)
         self.flags = np.empty(0, bool)
         self.narrow = np.empty(0, np.float32)  # float32 scores times B (batch_rows)
+        self.labels: dict[np.dtype, np.ndarray] = {}  # 1 − label, by the labels' type
 
     def get(
         self, rows: int
@@ -260,12 +265,23 @@ class Workspace:
             self.cells = np.empty(rows, np.int64)
             self.flags = np.empty(rows, bool)
             self.narrow = np.empty(rows, np.float32)
+            self.labels = {}
         return (
             [f[:rows] for f in self.floats],
             [c[:rows] for c in self.pairs],
             self.cells[:rows],
             self.flags[:rows],
         )
+
+    def one_minus(self, y: np.ndarray) -> np.ndarray:
+        """``1 − y`` of labels 0 and 1 in their own type (``not y`` for booleans), into
+        a buffer kept per type (at most :attr:`rows` values)."""
+        out = self.labels.get(y.dtype)
+        if out is None:
+            out = self.labels[y.dtype] = np.empty(self.rows, y.dtype)
+        if y.dtype == np.bool_:
+            return np.logical_not(y, out=out[: len(y)])
+        return np.subtract(y.dtype.type(1), y, out=out[: len(y)])
 
 
 def batch_rows(
@@ -324,7 +340,7 @@ def batch_rows(
         clipped = minus_s
         if low < LOG_LOSS_EPS or high > 1.0 - LOG_LOSS_EPS:
             clipped = np.clip(minus_s, -(1.0 - LOG_LOSS_EPS), -LOG_LOSS_EPS, out=scratch)
-        by_label.fill(score_loss.imag, clipped, _ln_p_label0, _ln_p_label1)
+        by_label.fill_ln_q(score_loss.imag, clipped)
         by_label.fill(count_sqerr.imag, minus_s, _sqerr_label0, _sqerr_label1)
     if w is None:
         np.copyto(score_loss.real, minus_s)
@@ -370,11 +386,11 @@ def _fast_rows(
     path computes from the negated float64 copy: the bucket ``trunc(s·B)`` (``s·B``
     exact; below ``B`` the bucket is its own column, :class:`Columns`); ``d = s − y``
     and the squared error ``d²`` (``s²``, or ``(1 − s)²`` with ``1 − s`` rounded as
-    the general path rounds it); ``−loss`` as :func:`_one_minus_exact` and
-    :class:`_ByLabel` say: for float32 ``ln q`` of the own label's probability
-    ``q = 1 − |d|`` (``1 − s`` or ``s``, exact), for float64 ``log1p(−s)`` or
-    ``ln s`` by label. Unweighted, no pass selects the positives for ``wy``: their
-    count rides with ``n`` (:data:`PACK`).
+    the general path rounds it); ``−loss`` is ``ln q`` of the own label's probability
+    (:meth:`_ByLabel.fill_ln_q`): for float32 ``q = 1 − |d|`` (``1 − s`` or ``s``,
+    exact), for float64 ``q = |s − (1 − y)|`` (``s``, or ``1 − s`` rounded once).
+    Unweighted, no pass selects the positives for ``wy``: their count rides with ``n``
+    (:data:`PACK`).
     """
     if scores.null_count or not len(scores) or _columns(layout).of_bucket is None:
         return None
@@ -396,7 +412,7 @@ def _fast_rows(
         return None
     if not binary_all_valid(y, (-high, -low), None):
         return None
-    (d, scratch), (count_sqerr, score_loss), cell, flag = work.get(len(s))
+    (d, scratch), (count_sqerr, score_loss), cell, _ = work.get(len(s))
     np.multiply(s, s.dtype.type(layout.buckets), out=cell, casting="unsafe")  # trunc: floor
     np.subtract(s, y, out=d, dtype=np.float64)
     np.multiply(d, d, out=count_sqerr.imag)
@@ -405,11 +421,10 @@ def _fast_rows(
         np.log(q, out=score_loss.imag)
         np.negative(s, out=score_loss.real, casting="unsafe")
     else:
-        minus_s = np.negative(s, out=scratch)
-        np.equal(y, 1, out=flag)
-        by_label = _ByLabel(np.flatnonzero(flag), flag)
-        by_label.fill(score_loss.imag, minus_s, _ln_p_label0, _ln_p_label1)
-        np.copyto(score_loss.real, minus_s)
+        # q = |s − (1 − y)|: s for label 1, 1 − s (rounded once) for label 0
+        q = np.subtract(s, work.one_minus(y), out=scratch)
+        np.log(np.abs(q, out=q), out=score_loss.imag)
+        np.negative(s, out=score_loss.real)
     _pack_labels(y, count_sqerr.real)
     if nulls is None:
         none = np.zeros(0, np.int64)
@@ -482,8 +497,8 @@ def _columns(layout: BinaryLayout) -> Columns:
 
 
 # Per-row values by label, of ``m`` = the negated (clipped) score ``−p``: ``−loss`` is
-# ``ln p`` for label 1 and ``ln(1 − p) = log1p(−p)`` for label 0 (as the Spark SQL count
-# table computes it); ``(score − label)²`` is ``p²`` or ``(1 − p)²``, of the unclipped
+# ``ln q`` of the own label's probability ``q``, ``p`` for label 1 and ``1 − p`` (rounded
+# once) for label 0; ``(score − label)²`` is ``p²`` or ``(1 − p)²``, of the unclipped
 # score.
 
 #: Below this, a float32 score's ``1 − p`` may round in float64 (its last bit is under 2^-53).
@@ -493,19 +508,10 @@ _EXACT_LOW = 2.0**-30
 def _one_minus_exact(kind: pa.DataType, low: float) -> bool:
     """Whether ``1 − p`` is exact in float64 for every score of the batch: scores stored
     with at most 24 significant bits (float32, float16, integers) and none in
-    ``(0, 2^-30)`` (``low``: the smallest). Then ``ln(1 − p)`` equals ``log1p(−p)`` up
-    to the last bit of either function's rounding, and costs less (``log`` is faster
-    than ``log1p``, and one ``log`` covers both labels)."""
+    ``(0, 2^-30)`` (``low``: the smallest). Then ``(1 − q)²`` is the squared error of
+    either label bit for bit (:meth:`_ByLabel.fill_exact`)."""
     narrow = pa.types.is_float32(kind) or pa.types.is_float16(kind) or pa.types.is_integer(kind)
     return narrow and low >= _EXACT_LOW
-
-
-def _ln_p_label0(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return np.log1p(m, out=out)
-
-
-def _ln_p_label1(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return np.log(np.negative(m, out=out), out=out)
 
 
 def _sqerr_label0(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -536,6 +542,18 @@ class _ByLabel:
         major, minor = (label1, label0) if self.majority_positive else (label0, label1)
         major(m, out)
         out[self.minority] = minor(m[self.minority])
+
+    def fill_ln_q(self, ln_q: np.ndarray, m: np.ndarray) -> None:
+        """``−loss = ln q`` into ``ln_q``, ``q`` the probability of the row's own label
+        (``p`` for label 1, ``1 − p`` rounded once for label 0; ``m`` = ``−p``, clipped):
+        ``q`` is built in ``ln_q`` and its ``log`` taken in place."""
+        if self.majority_positive:
+            np.negative(m, out=ln_q)
+            ln_q[self.minority] = m[self.minority] + 1.0
+        else:
+            np.add(m, 1.0, out=ln_q)
+            ln_q[self.minority] = -m[self.minority]
+        np.log(ln_q, out=ln_q)
 
     def fill_exact(
         self, ln_p: np.ndarray, sqerr: np.ndarray, m: np.ndarray, scratch: np.ndarray
