@@ -605,6 +605,12 @@ def test_counted_negatives_give_every_bin_as_brute_force_does(narrow, table_bits
     kept, gaps = split_rows(packed.copy(), job, 0, chosen.size, table_bits)
     if table_bits >= 6:  # some negatives are only counted
         assert kept.size < packed.size
+    # a reducer's chunks as received (some empty), not concatenated: the same rows
+    chunks = np.array_split(packed, [0, 5, 5, 1000, 3999])
+    kept_chunks, gaps_chunks = split_rows(chunks, job, 0, chosen.size, table_bits)
+    assert np.array_equal(kept_chunks, kept)
+    assert np.array_equal(gaps_chunks.before, gaps.before)
+    assert (gaps_chunks.base, gaps_chunks.shift) == (gaps.base, gaps.shift)
     got = counted_sums(kept, job, 0, chosen.size, gaps)
     assert_bins_as_brute_force(got, s, y, node, chosen)
     order = np.argsort(packed, kind="stable")
@@ -834,6 +840,47 @@ def test_packed_rows_equal_valid_rows_and_their_buckets(stored):
     assert np.array_equal(packed >> packed.dtype.type(1), score_keys(np.array([0.5, 0.25]), narrow))
     assert np.array_equal(packed & packed.dtype.type(1), [1, 0])
     assert np.array_equal(bucket, [2, 1])
+
+
+@pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
+def test_two_parts_placed_by_one_comparison_as_by_their_buckets(stored):
+    """With two parts the count pass places each packed row by one comparison with
+    ``upper_part_start`` instead of its bucket: on scores at, just below and just above
+    the cut's edge ``c / B`` (float32 and float64 neighbours, ``B`` a power of two or
+    not) and the adversarial float32 scores, every row lands in the part of its
+    ``bucket_of`` bucket, and ``add_halves`` groups them as ``add_packed`` does."""
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import PartRows
+    from tally.metrics.exact import shipped_layout
+    from tally.spark.readers.arrow.refine import packed_rows, upper_part_start
+
+    narrow = stored == pa.float32()
+    _, adversarial = float32_adversarial()
+    for buckets in (3, 10, 64, 100, 1 << 16):
+        for cut in sorted({1, buckets // 3 or 1, buckets // 2, buckets - 1}):
+            edge = cut / buckets
+            near = [edge, np.nextafter(edge, 0), np.nextafter(edge, 1)]
+            near32 = [np.float32(edge), np.nextafter(np.float32(edge), np.float32(0))]
+            near32 += [np.nextafter(np.float32(edge), np.float32(1))]
+            s = np.r_[near, np.array(near32, np.float64), adversarial, 0.0, 1.0]
+            scores = pa.array(s).cast(stored, safe=False)
+            y = pa.array(np.arange(s.size) % 2, pa.int8())
+            packed, _ = packed_rows(y, scores, buckets, narrow, with_buckets=False)
+            layout = shipped_layout(np.array([0, cut, buckets]), narrow)
+            upper = upper_part_start(layout, buckets)
+            assert upper is not None
+            valid = scores.to_numpy(zero_copy_only=False).astype(np.float64)
+            valid = valid[(valid >= 0) & (valid <= 1)]
+            expected = layout.parts_of(bucket_of(valid, buckets))
+            got = packed >= packed.dtype.type(upper)
+            assert np.array_equal(got, expected == 1), (buckets, cut)
+            halves, by_part = PartRows(layout), PartRows(layout)
+            halves.add_halves(packed, got)
+            by_part.add_packed(expected, packed, None)
+            assert [(k, c[0].tolist()) for k, c in halves.chunks()] == [
+                (k, c[0].tolist()) for k, c in by_part.chunks()
+            ]
+    assert upper_part_start(shipped_layout(np.array([0, 1, 2, 4]), narrow), 4) is None
 
 
 def test_bucket_parts_cut_by_weighted_shares():

@@ -272,8 +272,7 @@ def tally_ctr_exact_floor(ctx: Context) -> Metrics:
 
     df, plan, reader, counts = _ctr_counts(ctx, exact=True, sort=False)
     session = ctx.session()
-    take = getattr(reader, "take_shipped", None)
-    shipped = take("ctr_score") if take is not None else None
+    shipped = reader.take_shipped("ctr_score")
     if shipped is not None:
         return {"rows": float(counts.count), "rows_shuffled": float(shipped.rows)}
 

@@ -141,6 +141,18 @@ class PartRows:
         else:
             self._add_sorted_by_part(part, sizes, packed, w)
 
+    def add_halves(self, packed: np.ndarray, upper: np.ndarray) -> None:
+        """Add rows already packed to a layout of two parts: part 1 where ``upper``."""
+        rows = packed.shape[0]
+        above = int(np.count_nonzero(upper))
+        if rows == 0:
+            return
+        if above in (0, rows):  # one part: as it is
+            self.runs.append((int(above > 0), packed, None))
+            return
+        self.runs.append((0, np.compress(np.logical_not(upper), packed), None))
+        self.runs.append((1, np.compress(upper, packed), None))
+
     def _add_sorted_by_part(
         self, part: np.ndarray, sizes: np.ndarray, packed: np.ndarray, w: np.ndarray | None
     ) -> None:
@@ -282,11 +294,15 @@ class NegativeGaps:
 
 
 def split_rows(
-    packed: np.ndarray, job: SortJob, first: int, end: int, table_bits: int | None = None
+    packed: np.ndarray | Sequence[np.ndarray],
+    job: SortJob,
+    first: int,
+    end: int,
+    table_bits: int | None = None,
 ) -> tuple[np.ndarray, NegativeGaps]:
-    """The rows of bins ``first … end − 1`` (unsorted ``packed``) that need sorting,
-    sorted, and the negatives that need only counting (module docstring: *Sorting few
-    rows*).
+    """The rows of bins ``first … end − 1`` (unsorted ``packed``: one array or the
+    chunks a reducer received, not concatenated) that need sorting, sorted, and the
+    negatives that need only counting (module docstring: *Sorting few rows*).
 
     Sub-bins: ``(key − base) >> shift`` with ``base`` the smallest key and the
     smallest ``shift`` that leaves at most ``2^table_bits`` of them (default: about as
@@ -296,24 +312,40 @@ def split_rows(
     one bin, holds only negatives, none tied with a positive, and holds neither the
     smallest nor the largest score of its bin. The rows of kept sub-bins are returned
     sorted; the rest are counted per sub-bin.
+
+    Every row's sub-bin is written once into one ``intp`` buffer, chunk by chunk, in
+    place (no temporary arrays of every row: on this machine each fresh array of 10M
+    rows cost more in page faults than the arithmetic, docs/benchmarks.md).
     """
+    chunks = [packed] if isinstance(packed, np.ndarray) else [c for c in packed if c.shape[0]]
+    dtype = chunks[0].dtype
+    n = sum(c.shape[0] for c in chunks)
     if table_bits is None:
-        table_bits = min(TABLE_BITS, packed.shape[0].bit_length())
-    one = packed.dtype.type(1)
-    low = job.low[first:end].astype(packed.dtype)
-    base = packed.min() >> one
+        table_bits = min(TABLE_BITS, n.bit_length())
+    one = dtype.type(1)
+    low = job.low[first:end].astype(dtype)
+    base = dtype.type(min(c.min() for c in chunks) >> one)
     if base < low[0]:
         raise ValueError("rows below the lowest bin of their part")
-    span = int((packed.max() >> one) - base) + 1
+    span = int(max(c.max() for c in chunks) >> one) - int(base) + 1
     shift = max(0, (span - 1).bit_length() - table_bits)
     size = ((span - 1) >> shift) + 1
     # (key·2 + y − base·2) >> (shift + 1) is (key − base) >> shift: no copy of the keys
-    sub = ((packed - (base << one)) >> packed.dtype.type(shift + 1)).astype(np.intp)
+    sub = np.empty(n, np.intp)
+    label = np.empty(n, bool)
+    at = 0
+    for c in chunks:
+        part = sub[at : at + c.shape[0]]
+        np.subtract(c, base << one, out=part, casting="unsafe")
+        np.right_shift(part, shift + 1, out=part)
+        np.bitwise_and(c, one, out=label[at : at + c.shape[0]], casting="unsafe")
+        at += c.shape[0]
     rows = np.bincount(sub, minlength=size)
-    positive_sub = np.compress((packed & one).astype(bool), sub)
+    positive_sub = np.compress(label, sub)
+    del label
     # bins above the largest key are empty: their edges go to one slot past the table
     # and edges below the smallest row to sub-bin 0
-    edge = (np.maximum(low, base) - base) >> packed.dtype.type(shift)
+    edge = (np.maximum(low, base) - base) >> dtype.type(shift)
     edge = np.minimum(edge.astype(np.intp), size)
     kept = np.zeros(size + 1, bool)
     kept[positive_sub] = True
@@ -323,7 +355,13 @@ def split_rows(
     kept[filled[np.minimum(after_edge, filled.shape[0] - 1)]] = True
     before_next = np.searchsorted(filled, np.r_[edge[1:], size]) - 1
     kept[filled[np.maximum(before_next, 0)]] = True
-    sorted_rows = np.compress(np.take(kept, sub), packed)
+    selected = np.take(kept, sub)
+    del sub
+    picked, at = [], 0
+    for c in chunks:
+        picked.append(np.compress(selected[at : at + c.shape[0]], c))
+        at += c.shape[0]
+    sorted_rows = np.concatenate(picked) if len(picked) > 1 else picked[0]
     sorted_rows.sort()
     negatives = rows  # counted in place: rows is not needed any more
     negatives -= np.bincount(positive_sub, minlength=size)
@@ -362,6 +400,17 @@ def _shape(
     }
 
 
+def _run_starts(keys: np.ndarray) -> np.ndarray:
+    """For sorted ``keys``, the index where each one's run of equal keys starts."""
+    n = keys.shape[0]
+    starts = np.zeros(n, np.intp)
+    if n > 1:
+        np.not_equal(keys[1:], keys[:-1], out=starts[1:], casting="unsafe")
+        np.multiply(starts, np.arange(n, dtype=np.intp), out=starts)
+        np.maximum.accumulate(starts, out=starts)
+    return starts
+
+
 def counted_sums(
     packed: np.ndarray,
     job: SortJob,
@@ -373,11 +422,12 @@ def counted_sums(
     """:class:`BinSums` of sorted unweighted ``packed`` rows of bins ``first … end − 1``,
     plus the negatives ``gaps`` counts without their rows (:func:`split_rows`).
 
-    Works on the positive rows: at equal scores negatives sort first, so for a positive
-    with packed value ``k``, ``searchsorted(k − 1)`` is the first row of its score and
-    ``searchsorted(k)`` the first positive of it; the negatives below it, tied with it
-    and above it in its bin follow from those indices, the bin's first row and the
-    counted negatives below the positive's key and below the bin's lower edge.
+    Works on the positive rows: at equal scores negatives sort first, so the row where
+    a positive's run of equal keys starts is the first row of its score, and the first
+    positive of that run the first positive of it (both found in linear passes over
+    the sorted rows, :func:`_run_starts`); the negatives below it, tied with it and
+    above it in its bin follow from those indices, the bin's first row and the counted
+    negatives below the positive's key and below the bin's lower edge.
 
     ``above``: the positives and negatives above bin ``end − 1``, when ``job`` does not
     hold ``tp_above`` and ``fp_above`` (a shipped part, :func:`part_sums`): those of
@@ -391,18 +441,22 @@ def counted_sums(
     pos_before = np.searchsorted(positives, bounds)  # positives before each bin boundary
     bin_p = np.diff(pos_before).astype(np.float64)
     neg_before = (bounds - pos_before).astype(np.int64)  # negatives before each boundary
-    k = packed[positives]
-    score_first = np.searchsorted(packed, k - one)  # first row of the positive's score
-    pos_below = np.searchsorted(positives, score_first)  # positives of lower scores
+    kp = keys[positives]
+    # first row of each positive's score (rows are sorted: where a run of equal keys
+    # starts), and the first positive of it, by index among the positives
+    score_first = _run_starts(keys)[positives]
+    first_positive = _run_starts(kp)
+    pos_below = first_positive  # positives of lower scores
     neg_below = (score_first - pos_below).astype(np.int64)  # sorted negatives below
     if gaps is not None:  # and the counted ones
         neg_before += gaps.below_edges(job.low[first:end].astype(keys.dtype))
-        neg_below += gaps.below(k >> one)
+        neg_below += gaps.below(kp)
     bin_n = np.diff(neg_before).astype(np.float64)
     shape["rows"] = np.diff(pos_before) + np.diff(neg_before)
-    tied = (np.searchsorted(packed, k) - score_first).astype(np.float64)
-    b = np.searchsorted(bounds, positives, side="right") - 1  # bin of each positive
+    # negatives tied with each positive: at equal scores they sort first
+    tied = (positives[first_positive] - score_first).astype(np.float64)
     m = end - first
+    b = np.repeat(np.arange(m), np.diff(pos_before))  # bin of each positive (in order)
     pos_below_in_bin = (pos_below - pos_before[b]).astype(np.float64)
     neg_below_in_bin = (neg_below - neg_before[b]).astype(np.float64)
     pairs = np.bincount(b, weights=neg_below_in_bin + 0.5 * tied, minlength=m)
@@ -427,18 +481,26 @@ class Above:
 
 
 def part_sums(
-    packed: np.ndarray, buckets: int, start: int, end: int, above: Above, narrow: bool
+    packed: np.ndarray | Sequence[np.ndarray],
+    buckets: int,
+    start: int,
+    end: int,
+    above: Above,
+    narrow: bool,
 ) -> BinSums:
     """:class:`BinSums` of the pass-1 buckets ``start … end − 1`` (of ``buckets``) from
-    all their valid rows, unweighted and unsorted (``packed``), given the positives and
-    negatives ``above`` bucket ``end − 1``; only buckets holding a row, ``bin`` the
-    bucket. The sums of each bucket are those :func:`resolve` gives it in a sort pass
-    over every bucket (``tp_above`` and ``fp_above`` follow from ``above``)."""
+    all their valid rows, unweighted and unsorted (``packed``: one array, or the chunks
+    a reducer received), given the positives and negatives ``above`` bucket ``end − 1``;
+    only buckets holding a row, ``bin`` the bucket. The sums of each bucket are those
+    :func:`resolve` gives it in a sort pass over every bucket (``tp_above`` and
+    ``fp_above`` follow from ``above``)."""
     low = low_keys(np.arange(start, end, dtype=np.float64) / buckets, narrow)
     zero = np.zeros(end - start)
     job = SortJob(low, zero, zero, np.array([0, end - start]), narrow, False)
-    if packed.shape[0] == 0:
-        sums = counted_sums(packed, job, 0, end - start)
+    chunks = [packed] if isinstance(packed, np.ndarray) else list(packed)
+    if sum(c.shape[0] for c in chunks) == 0:
+        empty = np.zeros(0, np.uint32 if narrow else np.uint64)
+        sums = counted_sums(empty, job, 0, end - start)
     else:
         kept, gaps = split_rows(packed, job, 0, end - start)
         sums = counted_sums(kept, job, 0, end - start, gaps, (float(above.pos), float(above.neg)))

@@ -52,7 +52,7 @@ from tally.plan import CountPlan
 from tally.spark.columns import check_columns
 from tally.spark.names import column
 from tally.spark.readers import SQL_READER, Reader
-from tally.spark.readers.arrow.refine import Shipped, shipping_reader
+from tally.spark.readers.arrow.refine import shipping_reader
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
@@ -155,8 +155,7 @@ def refine_histogram(
         return sort_pass(passes.sort_rows(df, plan, score_column, steps, layout), layout, job)
 
     label = f"exact auc of {score_column}"
-    take = getattr(passes, "take_shipped", None)
-    shipped: Shipped | None = take(score_column) if take is not None else None
+    shipped = passes.take_shipped(score_column)
     if shipped is not None and shipped.sums is not None:  # one read: the count pass's
         flat = refine_shipped(counts, shipped.sums, options, label, shipped.parts)
         if flat is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from pyspark import RDD
 from pyspark.sql import DataFrame
@@ -21,6 +21,9 @@ from tally.kernels.exact_sort import SortLayout
 from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.cells import CountTables
+
+if TYPE_CHECKING:
+    from tally.spark.readers.arrow.refine import Shipped
 
 Counter = TypeVar("Counter", bound=Callable)
 
@@ -60,6 +63,13 @@ class Reader(ABC):
         """The sort pass of exact AUC, lazily: the valid rows of column ``score`` walked
         through ``steps``, packed per part of ``layout`` as ``(part, chunk)`` pairs of
         :meth:`tally.kernels.exact_sort.PartRows.chunks`."""
+
+    def take_shipped(self, score: str) -> Shipped | None:
+        """What the reducers of exact AUC gave for the rows of column ``score`` that the
+        last count pass shipped to them (handed out once), or None: this default for a
+        reader whose count pass ships no row, so exact AUC reads the input again
+        (:func:`tally.spark.refine.refine_histogram`)."""
+        return None
 
     def for_task(self, counters: Mapping[str, Counter], plan: CountPlan) -> Counter:
         """``counters[plan.task]``; ``ValueError`` when this reader does not count the task."""

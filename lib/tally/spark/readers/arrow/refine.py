@@ -45,6 +45,7 @@ from tally.kernels.exact_sort import (
     PartRows,
     SortLayout,
     bucket_parts,
+    low_keys,
     pack,
     part_sums,
     score_keys,
@@ -87,10 +88,10 @@ class Shipped:
 
 
 def packed_rows(
-    labels: pa.Array, scores: pa.Array, buckets: int, narrow: bool
-) -> tuple[np.ndarray, np.ndarray]:
+    labels: pa.Array, scores: pa.Array, buckets: int, narrow: bool, with_buckets: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The valid rows of one batch, packed (:func:`~tally.kernels.exact_sort.pack`), and
-    each one's pass-1 bucket: the rows and buckets of
+    each one's pass-1 bucket (None without ``with_buckets``): the rows and buckets of
     :func:`~tally.kernels.binary.valid_rows` and :func:`~tally.kernels.buckets.bucket_of`.
 
     A batch without nulls whose extremes show every row valid
@@ -107,6 +108,8 @@ def packed_rows(
                 keys = (s + np.float32(0.0)).view(np.uint32)
             else:
                 keys = score_keys(s, narrow)
+            if not with_buckets:
+                return pack(keys, positive), None
             if s.dtype == np.float32 and is_power_of_two(buckets):
                 bucket = (s * np.float32(buckets)).astype(np.int64)
                 np.minimum(bucket, buckets - 1, out=bucket)
@@ -114,7 +117,21 @@ def packed_rows(
                 bucket = bucket_of(s, buckets)
             return pack(keys, positive), bucket
     positive, s64, _ = binary_kernels.valid_rows(labels, scores, None)
-    return pack(score_keys(s64, narrow), positive), bucket_of(s64, buckets)
+    bucket = bucket_of(s64, buckets) if with_buckets else None
+    return pack(score_keys(s64, narrow), positive), bucket
+
+
+def upper_part_start(layout: SortLayout, buckets: int) -> int | None:
+    """With two parts, the smallest packed row of the upper one (the key of its first
+    bucket's lower edge, :func:`~tally.kernels.exact_sort.low_keys`, times 2): a row
+    is in it exactly when its bucket is (bucket ``b`` holds the scores ``b / B ≤ s <
+    (b + 1) / B``, :func:`~tally.kernels.buckets.bucket_of`, and keys are monotone),
+    so one comparison places each row without its bucket. None with more parts."""
+    if layout.parts != 2:
+        return None
+    first = int(np.argmax(layout.part_of == 1))
+    key = low_keys(np.array([first / buckets]), layout.narrow)[0]
+    return int(key) << 1
 
 
 def _count_and_ship(
@@ -136,14 +153,24 @@ def _count_and_ship(
         totals = copy.deepcopy(empty)
         held = [PartRows(layout) for _, _, layout in shipping]
         seen = [np.zeros((layout.parts, 2), np.int64) for _, _, layout in shipping]
+        uppers = [upper_part_start(layout, buckets) for _, _, layout in shipping]
         for split in tasks[task]:
             for batch in read_split(split, columns, strings):
                 totals.add(batch)
-                for (i, first, layout), rows, count in zip(shipping, held, seen, strict=True):
+                for (i, first, layout), rows, count, upper in zip(
+                    shipping, held, seen, uppers, strict=True
+                ):
                     packed, bucket = packed_rows(
-                        batch.column(LABEL), batch.column(score_column(i)), buckets, layout.narrow
+                        batch.column(LABEL),
+                        batch.column(score_column(i)),
+                        buckets,
+                        layout.narrow,
+                        with_buckets=upper is None,
                     )
-                    rows.add_packed(layout.parts_of(bucket), packed, None)
+                    if upper is None:
+                        rows.add_packed(layout.parts_of(bucket), packed, None)
+                    else:
+                        rows.add_halves(packed, packed >= packed.dtype.type(upper))
                     for k, chunk in rows.chunks():
                         positives = int(np.count_nonzero(chunk[0] & chunk[0].dtype.type(1)))
                         count[k] += (positives, chunk[0].shape[0] - positives)
@@ -216,10 +243,8 @@ def _reduce(
     if not sort or rows > limit:
         yield index, rows
         return
-    dtype = np.uint32 if narrow else np.uint64
-    packed = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
     start, end = int(part_start[k]), int(part_start[k + 1])
-    yield index, part_sums(packed, buckets, start, end, above, narrow)
+    yield index, part_sums(chunks, buckets, start, end, above, narrow)
 
 
 def sample_buckets(
