@@ -15,7 +15,8 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import pytest
 
@@ -62,11 +63,19 @@ os.environ.setdefault("SPARK_LAUNCHER_OPTS", f"{TEST_JAVA_OPTIONS} -Xshare:auto"
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     """Session-scoped local[2] SparkSession: Spark's in-memory catalog, or with
-    ``TALLY_TEST_CATALOG=hive`` the Hive metastore on a temporary Derby database."""
+    ``TALLY_TEST_CATALOG=hive`` the Hive metastore on a temporary Derby database.
+
+    Its JVM starts as `tally` starts its own: with class-data sharing where the archive is
+    there (:mod:`tally.spark.class_sharing`; the first `tally` run writes it), which saves
+    loading Spark's classes again in each xdist worker."""
+    from pyspark.find_spark_home import _find_spark_home
     from pyspark.sql import SparkSession
 
+    from tally.spark import class_sharing
+
     base = tmp_path_factory.mktemp("spark-session")
-    os.environ["SPARK_CONF_DIR"] = str(write_spark_conf(base))
+    derby_log = f"-Dderby.stream.error.file={base}/derby.log"
+    os.environ["SPARK_CONF_DIR"] = str(write_spark_conf(base, derby_log))
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     builder = SparkSession.builder
@@ -74,20 +83,25 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         builder = builder.enableHiveSupport()
     else:
         builder = builder.config("spark.sql.catalogImplementation", "in-memory")
-    session = (
-        builder.master("local[2]")
-        .appName("tally-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        # The builder's value replaces the conf file's, so the C1-only flag is repeated here:
-        # a test JVM runs many short queries, and C2's compiling costs more CPU than it saves.
-        .config(
-            "spark.driver.extraJavaOptions",
-            f"-Dderby.stream.error.file={base}/derby.log {TEST_JAVA_OPTIONS}",
-        )
-        .getOrCreate()
+    launch = class_sharing.plan_launch(
+        os.environ,
+        Path(_find_spark_home()),
+        class_sharing.find_java(os.environ),
+        class_sharing.cache_dir(),
     )
+    if launch is not None and launch.writing is not None:
+        # no archive yet: leave writing it to a `tally` run, whose JVM loads Hive's classes too
+        class_sharing.finish_writing(launch, None)
+        launch = None
+    with class_sharing.environment(launch.env) if launch else nullcontext():
+        session = (
+            builder.master("local[2]")
+            .appName("tally-tests")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
     yield session
     session.stop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,13 +32,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: the venv's scripts: ``tally``, ``spark-submit``
 BIN = Path(sys.executable).parent
 
-#: JVM options of the JVMs that tests start as subprocesses (`tally`, `spark-submit`): C1
-#: only (no C2 JIT). Each such JVM runs a few small queries, all new code to compile, so
-#: compiling fast beats compiling well (a fresh session, a first query, the Hive catalog
-#: and a small aggregation start about a third faster on a 2-core machine). The session
-#: fixture's JVM keeps the default: it runs hundreds of queries, and with C1 the heavier
-#: ones were slower. Results do not depend on it.
-TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+#: JVM options of every JVM the tests start (the session's and the `tally` / `spark-submit`
+#: subprocesses'): C1 only (no C2 JIT). Each runs small queries, mostly new code to compile,
+#: so compiling fast beats compiling well. C1 alone gets a 48 MiB code cache by default,
+#: which Spark fills: the JVM then flushes compiled methods and compiles them again (and
+#: warns "CodeCache is full"), so the cache is given the size tiered compilation has.
+#: Results do not depend on either. Figures: docs/benchmarks.md, "The suite on in-memory tables".
+TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
 def project_spark_defaults() -> dict[str, str]:
@@ -50,13 +51,16 @@ def project_spark_defaults() -> dict[str, str]:
     return settings
 
 
-def write_spark_conf(base: Path) -> Path:
+def write_spark_conf(base: Path, java_options: str = "") -> Path:
     """A Spark conf dir like the project's ``conf/``: its settings (the tests run what users
-    run), with the catalog and warehouse under ``base``, 2 shuffle partitions and C1-only JVMs."""
+    run), with the catalog and warehouse under ``base``, 2 shuffle partitions, and the
+    driver's JVM options with ``TEST_JAVA_OPTIONS`` and ``java_options`` added."""
     conf_dir = base / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
     project = project_spark_defaults()
-    java_options = f"{project.get('spark.driver.extraJavaOptions', '')} {TEST_JAVA_OPTIONS}"
+    java_options = (
+        f"{project.get('spark.driver.extraJavaOptions', '')} {TEST_JAVA_OPTIONS} {java_options}"
+    )
     settings = {
         **project,
         "spark.sql.warehouse.dir": str(base / "warehouse"),
@@ -83,6 +87,24 @@ def job_env(base: Path, **extra: str) -> dict[str, str]:
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         **extra,
     }
+
+
+def steps_of_batch(
+    done: subprocess.CompletedProcess, names: Iterable[str]
+) -> dict[str, subprocess.CompletedProcess]:
+    """The steps of a `tally batch` run (one JVM), each as if its command had run alone: its
+    exit code from the batch's log line ``batch step NAME: exit CODE``, its part of stderr
+    (from its own ``batch step NAME: tally ...`` line to the next step's), and the batch's
+    stdout (each step prints in turn: give one step that prints per batch)."""
+    names = list(names)
+    starts = [done.stderr.index(f"batch step {name}: tally ") for name in names]
+    ends = [*starts[1:], len(done.stderr)]
+    steps = {}
+    for name, start, end in zip(names, starts, ends, strict=True):
+        stderr = done.stderr[start:end]
+        [code] = re.findall(rf"batch step {re.escape(name)}: exit (\d+)", stderr)
+        steps[name] = subprocess.CompletedProcess(done.args, int(code), done.stdout, stderr)
+    return steps
 
 
 def package(dest: Path) -> Path:
