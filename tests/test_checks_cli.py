@@ -1,5 +1,8 @@
 """A failing check as a nightly job meets it: `tally evaluate` writes everything, then exits 6
-with one line per failed check; `tally check` re-evaluates the stored run the same way."""
+with one line per failed check; `tally check` re-evaluates the stored run the same way.
+
+Both commands run as the two steps of one `tally batch` (one JVM start instead of two): each
+step runs exactly as ``tally <COMMAND>`` would, and the batch logs each step's exit code."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import BIN, job_env
+from helpers import BIN, job_env, steps_of_batch
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e
@@ -44,8 +47,15 @@ def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(tmp
         return subprocess.run([str(TALLY), *args], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
 
-    done = tally("evaluate", "--config", "job.yaml", "--run-date", RUN_DATE)
-    assert done.returncode == 6, done.stderr[-5000:]
+    done = tally(
+        "batch", "--keep-going",
+        "--step", "evaluate", f"evaluate --config job.yaml --run-date {RUN_DATE}",
+        "--step", "check", f"check --config job.yaml --run-date {RUN_DATE}",
+    )
+    assert done.returncode == 6, done.stderr[-5000:]  # the first failed step's exit code
+    assert done.stderr.splitlines()[-1] == "tally: batch failed: evaluate; check"
+    evaluated, checked = steps_of_batch(done, ["evaluate", "check"]).values()
+    assert evaluated.returncode == 6, evaluated.stderr[-5000:]
 
     # the metrics are there to look at
     metrics = {r["metric"]: r["value"] for r in _rows(tmp_path, "metrics")
@@ -54,7 +64,7 @@ def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(tmp
     assert metrics["count"] + metrics["invalid_rows"] == 4_000 and auc < 0.99
 
     # one line per failed check, the stored value rounded to 4 significant digits
-    failed = [line for line in done.stderr.splitlines() if line.startswith("tally: ")]
+    failed = [line for line in evaluated.stderr.splitlines() if line.startswith("tally: ")]
     assert failed == [f"tally: check failed: roc_auc >= 0.99 on ALL: {auc:.4g}"]
     assert "at org.apache" not in done.stderr  # Spark's stack traces stay off the terminal
 
@@ -68,11 +78,12 @@ def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(tmp
     ratio = checks["invalid_rows / rows read <= 0.5"]
     assert ratio["passed"] and ratio["value"] == metrics["invalid_rows"] / 4_000
 
-    # tally check: from the stored results, the same verdict and exit code
-    again = tally("check", "--config", "job.yaml", "--run-date", RUN_DATE)
-    assert again.returncode == 6, again.stderr[-5000:]
-    assert [line for line in again.stderr.splitlines() if line.startswith("tally: ")] == failed
-    table = again.stdout.splitlines()
+    # tally check: from the stored results, the same verdict and exit code (its table is
+    # the batch's only output)
+    assert checked.returncode == 6, checked.stderr[-5000:]
+    assert [line for line in checked.stderr.splitlines()
+            if line.startswith("tally: check ")] == failed
+    table = done.stdout.splitlines()
     assert table[0].split() == ["score_column", "slice", "check", "value", "limit", "passed",
                                 "message"]
     assert sum(" false " in f" {line} " for line in table[2:]) == 1

@@ -1,17 +1,20 @@
 """The job as users run it: `tally evaluate`, `spark-submit jobs/evaluate.py`, `tally rollup`,
-`tally report` and `tally sql`, each a real subprocess in one folder with its own metastore.
+`tally report`, `tally sql` and `tally batch`, each a real subprocess in one folder with its
+own metastore.
 
 Every such command starts a JVM and the Hive catalog (most of its time), so the commands run
 once, in the order a user would, in one module-scoped fixture (``runs``), and the tests assert
 on what each printed and on the tables read back with one `tally sql` query:
 
 1. `tally evaluate` for the first day (the metrics against scikit-learn on the same rows);
-2. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 3.);
-3. `tally rollup` of both days (the window's metrics against scikit-learn on their union);
-4. `tally evaluate` again for the second day with other thresholds (a rerun replaces rows);
-5. `tally sql` reads back every row of the results table;
-6. `tally report` for the first day (the page carries the AUC that 5. returned);
-7. `tally evaluate` of a missing input path (exit 3, quiet: no Spark warnings or Java traces).
+2. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 4.);
+3. one `tally batch --keep-going` (one JVM for three commands; each step's exit code and log
+   are checked as the command's own): `tally rollup` of both days (the window's metrics
+   against scikit-learn on their union), `tally evaluate` again for the second day with other
+   thresholds (a rerun replaces rows), and `tally evaluate` of a missing input path (exit 3,
+   quiet: no Spark warnings or Java traces);
+4. `tally sql` reads back every row of the results table;
+5. `tally report` for the first day (the page carries the AUC that 4. returned).
 
 Each subprocess gets secrets in its environment that no log may show. Other failures that
 need Spark (a missing column, invalid rows with ``on_invalid: fail``, a report of an unknown
@@ -38,7 +41,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from helpers import BIN, PROJECT_ROOT, job_env, write_parquet
+from helpers import BIN, PROJECT_ROOT, job_env, steps_of_batch, write_parquet
 from tally.cli import main
 from tally.report import format_value
 
@@ -142,22 +145,22 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
         str(BIN / "spark-submit"), str(PROJECT_ROOT / "jobs" / "evaluate.py"),
         "--config", "job.yaml", *second_day,
     )
-    done["rollup"] = workspace.tally(
-        "rollup", "--model", "e2e", "--from", DAY1, "--to", DAY2, "--config", "job.yaml"
+    batch = workspace.tally(
+        "batch", "--keep-going",
+        "--step", "rollup", f"rollup --model e2e --from {DAY1} --to {DAY2} --config job.yaml",
+        "--step", "rerun", f"evaluate --config job.yaml --run-date {DAY2} "
+        f"--set input.path=data/{DAY2} --set 'metrics.thresholds=[0.4, 0.6]'",
+        "--step", "nowhere", "evaluate --config job.yaml --run-date 2026-11-24 "
+        "--set input.path=no/such/folder",
     )
-    done["rerun"] = workspace.tally(
-        "evaluate", "--config", "job.yaml", *second_day, "--set", "metrics.thresholds=[0.4, 0.6]"
-    )
+    assert batch.returncode == 3, batch.stderr[-5000:]  # the failed step's (nowhere)
+    done.update(steps_of_batch(batch, ["rollup", "rerun", "nowhere"]))
     done["sql"] = workspace.tally(
         "sql", "--format", "csv", "--max-rows", "1000000",
         "SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "
         "threshold, value FROM tally_e2e.metrics",
     )
     done["report"] = workspace.tally("report", "--config", "job.yaml", "--run-date", DAY1)
-    done["nowhere"] = workspace.tally(
-        "evaluate", "--config", "job.yaml", "--run-date", "2026-11-24",
-        "--set", "input.path=no/such/folder",
-    )
     return done
 
 

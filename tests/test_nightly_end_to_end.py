@@ -5,7 +5,7 @@ placeholders, checks as the gate.
 Ten daily partitions of scores (``scores/ds=2026-11-01`` … ``-10``) and labels in their own
 partitions (``labels/dt=20261101`` … ``20261113``: a label lands 0 to 3 days after its
 score). The run for date D (the DAG runs it on D + 3, ``conf/x.yaml@-3``) joins D's scores
-with the labels that landed from D to D + 3. The nights 2026-11-04 … 09 run through the
+with the labels that landed from D to D + 3. The nights 2026-11-06 … 09 run through the
 CLI's entry point (``tally.cli.main``) in one Python process (one JVM: each ``tally``
 process costs a JVM start); the 10th night, whose scores are degraded on purpose (noise,
 no longer ranking the positives first), runs as ``tally evaluate`` in its own process,
@@ -33,7 +33,9 @@ pytestmark = pytest.mark.e2e
 
 TALLY = BIN / "tally"
 DAYS = [dt.date(2026, 11, d) for d in range(1, 11)]
-FIRST_NIGHTS = DAYS[3:9]  # 11-04 … 11-09: the checks' baseline has its 3 nights from 11-07
+#: 11-06 … 11-09: the checks' baseline is the last 3 nights (11-07 … 09), so 11-06 is a night
+#: it must leave out
+FIRST_NIGHTS = DAYS[5:9]
 DEGRADED = DAYS[9]
 ROWS_PER_DAY = 2_000
 LABEL_DELAY = 3
@@ -133,7 +135,7 @@ def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(tmp
         f"exit {n} 0" for n in nights
     ]
     assert "input.query: SELECT s.score" in first.stderr  # the rendered query is logged
-    assert "AND l.dt BETWEEN 20261104 AND 20261107 WHERE s.ds = '2026-11-04'" in first.stderr
+    assert "AND l.dt BETWEEN 20261106 AND 20261109 WHERE s.ds = '2026-11-06'" in first.stderr
     before = table_rows(tmp_path, "metrics")
 
     degraded = run(str(TALLY), "evaluate", "--config", "job.yaml", "--run-date",

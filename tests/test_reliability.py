@@ -142,7 +142,8 @@ spark = (
     SparkSession.builder.master("local[2,4]")
     .config("spark.sql.shuffle.partitions", "3")
     .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-    .enableHiveSupport()
+    # retries are Spark's in either catalog: Spark's in-memory one (the suite's), no Derby
+    .config("spark.sql.catalogImplementation", "in-memory")
     .getOrCreate()
 )
 

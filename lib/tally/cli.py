@@ -371,9 +371,9 @@ def _batch(args: argparse.Namespace) -> int:
 
     Every step is parsed before the first runs, so a mistyped step fails the batch
     (exit 2) before Spark starts. A step's exit code is what ``tally <COMMAND>`` would
-    return; an unexpected exception counts as exit 1 and is logged with its traceback.
-    Returns 0, or the first failed step's code after naming every failed step on
-    stderr (``tally: batch failed: NAME; NAME``).
+    return, logged as ``batch step NAME: exit CODE``; an unexpected exception counts as
+    exit 1 and is logged with its traceback. Returns 0, or the first failed step's code
+    after naming every failed step on stderr (``tally: batch failed: NAME; NAME``).
     """
     parser = build_parser()
     steps = []
@@ -401,6 +401,7 @@ def _batch(args: argparse.Namespace) -> int:
         except Exception:
             log.exception("batch step %s failed", name)
             code = 1
+        log.info("batch step %s: exit %d", name, code)
         if code:
             failed.append((name, code))
             if not args.keep_going:
