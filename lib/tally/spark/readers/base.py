@@ -12,20 +12,30 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
 from pyspark import RDD
 from pyspark.sql import DataFrame
 
-from tally.kernels.exact_sort import SortLayout
+from tally.kernels.exact_sort import BinSums, SortLayout
 from tally.kernels.refine import Cells, Step
 from tally.plan import CountPlan
 from tally.spark.cells import CountTables
 
-if TYPE_CHECKING:
-    from tally.spark.readers.arrow.refine import Shipped
-
 Counter = TypeVar("Counter", bound=Callable)
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What the reducers of one score column's shipped rows gave: the
+    :class:`~tally.kernels.exact_sort.BinSums` of every bucket holding a row (None
+    when a part held more than its limit of rows, or when they only counted rows),
+    the parts, and the rows they received (the arrow reader ships them in its count pass)."""
+
+    sums: BinSums | None
+    parts: int
+    rows: int
 
 
 class Reader(ABC):

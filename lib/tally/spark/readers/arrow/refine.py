@@ -58,6 +58,7 @@ from tally.spark.names import column
 from tally.spark.readers.arrow import ArrowReader
 from tally.spark.readers.arrow.files import ArrowInput, Tasks, _open_parquet, read_split
 from tally.spark.readers.arrow.run import _ids, dense_slices, stored_strings
+from tally.spark.readers.base import Shipped
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
@@ -73,18 +74,6 @@ PART_ROWS = 2
 #: only counted (``ctr_score``, 20M rows in 4 parts: 0.07 s per part of 5M rows and
 #: 16k-84k positives, 0.14 s for the part of 5M rows and 262k positives).
 POSITIVE_COST = 24
-
-
-@dataclass(frozen=True)
-class Shipped:
-    """What the reducers of one score column's shipped rows gave: the
-    :class:`~tally.kernels.exact_sort.BinSums` of every bucket holding a row (None
-    when a part held more than its limit of rows, or when they only counted rows),
-    the parts, and the rows they received."""
-
-    sums: BinSums | None
-    parts: int
-    rows: int
 
 
 def packed_rows(
