@@ -15,8 +15,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from pathlib import Path
+from contextlib import contextmanager
 
 import pytest
 
@@ -68,10 +67,9 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     Its JVM starts as `tally` starts its own: with class-data sharing where the archive is
     there (:mod:`tally.spark.class_sharing`; the first `tally` run writes it), which saves
     loading Spark's classes again in each xdist worker."""
-    from pyspark.find_spark_home import _find_spark_home
     from pyspark.sql import SparkSession
 
-    from tally.spark import class_sharing
+    from tally.spark.session import start_session
 
     base = tmp_path_factory.mktemp("spark-session")
     derby_log = f"-Dderby.stream.error.file={base}/derby.log"
@@ -83,25 +81,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
         builder = builder.enableHiveSupport()
     else:
         builder = builder.config("spark.sql.catalogImplementation", "in-memory")
-    launch = class_sharing.plan_launch(
-        os.environ,
-        Path(_find_spark_home()),
-        class_sharing.find_java(os.environ),
-        class_sharing.cache_dir(),
+    session = start_session(  # an archive is left to `tally`'s runs, whose JVMs load Hive
+        builder.master("local[2]")
+        .appName("tally-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false"),
+        write_archive=False,
     )
-    if launch is not None and launch.writing is not None:
-        # no archive yet: leave writing it to a `tally` run, whose JVM loads Hive's classes too
-        class_sharing.finish_writing(launch, None)
-        launch = None
-    with class_sharing.environment(launch.env) if launch else nullcontext():
-        session = (
-            builder.master("local[2]")
-            .appName("tally-tests")
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.ui.enabled", "false")
-            .getOrCreate()
-        )
     yield session
     session.stop()
 

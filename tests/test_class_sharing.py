@@ -169,3 +169,57 @@ def test_java_starts_with_a_missing_or_corrupt_archive(tmp_path, content):
     )
     assert done.returncode == 0, done.stderr
     assert "cds" not in done.stdout.lower() + done.stderr.lower()
+
+
+class _Builder:
+    """Stands in for ``SparkSession.builder``: records the launch environment it sees."""
+
+    def __init__(self) -> None:
+        self.submit_args: str | None = None
+
+    def getOrCreate(self) -> str:  # noqa: N802 (SparkSession.Builder's name)
+        self.submit_args = os.environ.get("PYSPARK_SUBMIT_ARGS")
+        return "session"
+
+
+@pytest.fixture
+def no_jvm(monkeypatch, conf, spark_home, tmp_path) -> Path:
+    """start_session's view: no JVM yet, the conf dir above, a cache of its own."""
+    from pyspark import SparkContext
+
+    from tally.spark import session
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(SparkContext, "_gateway", None)
+    monkeypatch.setattr(session, "_find_spark_home", lambda: str(spark_home))
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
+    monkeypatch.setenv(cs.CACHE_ENV, str(cache))
+    for name in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT", cs.CDS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return cache
+
+
+@pytest.mark.skipif(JAVA is None, reason="no java on PATH")
+def test_a_session_that_may_not_write_the_archive_starts_without_one(no_jvm):
+    from tally.spark.session import start_session
+
+    builder = _Builder()
+    assert start_session(builder, write_archive=False) == "session"
+    assert builder.submit_args is None  # launched as usual
+    assert not list(no_jvm.glob("*.lock")) and not list(no_jvm.glob("*.jsa*"))  # claim given up
+
+
+@pytest.mark.skipif(JAVA is None, reason="no java on PATH")
+def test_a_session_reads_an_archive_that_is_there_and_restores_the_environment(
+    no_jvm, spark_home
+):
+    from tally.spark.session import start_session
+
+    first = cs.plan_launch(os.environ, spark_home, cs.find_java(os.environ), no_jvm)
+    assert first is not None and first.writing is not None
+    first.writing.write_bytes(cs.DYNAMIC_MAGIC + b"rest of an archive")
+    assert cs.finish_writing(first, 0)  # as a run that wrote it
+    builder = _Builder()
+    start_session(builder, write_archive=False)
+    assert f"-XX:SharedArchiveFile={first.archive}" in builder.submit_args
+    assert "PYSPARK_SUBMIT_ARGS" not in os.environ

@@ -3,18 +3,21 @@
 own metastore.
 
 Every such command starts a JVM and the Hive catalog (most of its time), so the commands run
-once, in the order a user would, in one module-scoped fixture (``runs``), and the tests assert
-on what each printed and on the tables read back with one `tally sql` query:
+once, in one module-scoped fixture (``runs``), and the tests assert on what each printed and
+on the tables read back with one `tally sql` query:
 
-1. `tally evaluate` for the first day (the metrics against scikit-learn on the same rows);
-2. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 4.);
-3. one `tally batch --keep-going` (one JVM for three commands; each step's exit code and log
-   are checked as the command's own): `tally rollup` of both days (the window's metrics
+1. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 3.);
+2. one `tally batch --keep-going` (one JVM for four commands; each step's exit code and log
+   are checked as the command's own): `tally evaluate` for the first day (the metrics
+   against scikit-learn on the same rows), `tally rollup` of both days (the window's metrics
    against scikit-learn on their union), `tally evaluate` again for the second day with other
    thresholds (a rerun replaces rows), and `tally evaluate` of a missing input path (exit 3,
    quiet: no Spark warnings or Java traces);
-4. `tally sql` reads back every row of the results table;
-5. `tally report` for the first day (the page carries the AUC that 4. returned).
+3. `tally sql` reads back every row of the results table;
+4. `tally report` for the first day (the page carries the AUC that 3. returned).
+
+`tally evaluate` in a process of its own runs in ``test_nightly_end_to_end.py`` and
+``test_corrupt_input.py``.
 
 Each subprocess gets secrets in its environment that no log may show. Other failures that
 need Spark (a missing column, invalid rows with ``on_invalid: fail``, a report of an unknown
@@ -140,13 +143,13 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
     """The commands of the module docstring, in that order; each test checks its exit code."""
     second_day = ("--run-date", DAY2, "--set", f"input.path=data/{DAY2}")
     done = {}
-    done["evaluate"] = workspace.tally("evaluate", "--config", "job.yaml", "--run-date", DAY1)
     done["spark-submit"] = workspace.run(
         str(BIN / "spark-submit"), str(PROJECT_ROOT / "jobs" / "evaluate.py"),
         "--config", "job.yaml", *second_day,
     )
     batch = workspace.tally(
         "batch", "--keep-going",
+        "--step", "evaluate", f"evaluate --config job.yaml --run-date {DAY1}",
         "--step", "rollup", f"rollup --model e2e --from {DAY1} --to {DAY2} --config job.yaml",
         "--step", "rerun", f"evaluate --config job.yaml --run-date {DAY2} "
         f"--set input.path=data/{DAY2} --set 'metrics.thresholds=[0.4, 0.6]'",
@@ -154,7 +157,7 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
         "--set input.path=no/such/folder",
     )
     assert batch.returncode == 3, batch.stderr[-5000:]  # the failed step's (nowhere)
-    done.update(steps_of_batch(batch, ["rollup", "rerun", "nowhere"]))
+    done.update(steps_of_batch(batch, ["evaluate", "rollup", "rerun", "nowhere"]))
     done["sql"] = workspace.tally(
         "sql", "--format", "csv", "--max-rows", "1000000",
         "SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "

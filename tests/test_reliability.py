@@ -135,16 +135,17 @@ from tally.spark.count import arrow_reader, collect_count_groups, count_table
 from tally.spark.readers.arrow.run import task_totals
 from tally.tasks import decode_groups as decode_count_groups
 from tally.spark.results import PARTITION_COLUMNS, RESULTS_SCHEMA, write_results
+from tally.spark.session import start_session
 from tally.spark.tables import replace_partitions
 
 data, marks, out = (Path(a) for a in sys.argv[1:4])
-spark = (
+spark = start_session(  # with class-data sharing where the archive is there, as `tally`
     SparkSession.builder.master("local[2,4]")
     .config("spark.sql.shuffle.partitions", "3")
     .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
     # retries are Spark's in either catalog: Spark's in-memory one (the suite's), no Derby
-    .config("spark.sql.catalogImplementation", "in-memory")
-    .getOrCreate()
+    .config("spark.sql.catalogImplementation", "in-memory"),
+    write_archive=False,
 )
 
 

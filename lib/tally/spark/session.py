@@ -41,10 +41,20 @@ def get_spark(app_name: str = "tally") -> SparkSession:
     """The active session, or a new one with Hive catalog support.
 
     When this call launches the JVM, it does so with class-data sharing where
-    :func:`tally.spark.class_sharing.plan_launch` allows it; a run that writes the
-    archive waits at exit for its JVM to finish writing it.
+    :func:`tally.spark.class_sharing.plan_launch` allows it (:func:`start_session`).
     """
-    builder = SparkSession.builder.appName(app_name).enableHiveSupport()
+    return start_session(SparkSession.builder.appName(app_name).enableHiveSupport())
+
+
+def start_session(builder: SparkSession.Builder, write_archive: bool = True) -> SparkSession:
+    """``builder.getOrCreate()``, launching the JVM with class-data sharing where it can.
+
+    Sharing applies only when this call launches the JVM and
+    :func:`tally.spark.class_sharing.plan_launch` allows it. Without an archive, a run that
+    may write one (``write_archive``) starts its JVM writing it and waits at exit for it to
+    finish; otherwise the JVM starts as usual and leaves the archive to another run (e.g.
+    one whose JVM loads the Hive classes that `tally`'s jobs use).
+    """
     if SparkContext._gateway is not None:  # a JVM already runs (or spark-submit started us)
         return builder.getOrCreate()
     launch = class_sharing.plan_launch(
@@ -53,6 +63,9 @@ def get_spark(app_name: str = "tally") -> SparkSession:
         class_sharing.find_java(os.environ),
         class_sharing.cache_dir(),
     )
+    if launch is not None and launch.writing is not None and not write_archive:
+        class_sharing.finish_writing(launch, None)  # gives up the claim to write it
+        launch = None
     if launch is None:
         return builder.getOrCreate()
     try:
