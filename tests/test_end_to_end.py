@@ -7,14 +7,14 @@ once, in one module-scoped fixture (``runs``), and the tests assert on what each
 on the tables read back with one `tally sql` query:
 
 1. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 3.);
-2. one `tally batch --keep-going` (one JVM for four commands; each step's exit code and log
+2. one `tally batch --keep-going` (one JVM for five commands; each step's exit code and log
    are checked as the command's own): `tally evaluate` for the first day (the metrics
-   against scikit-learn on the same rows), `tally rollup` of both days (the window's metrics
+   against scikit-learn on the same rows), `tally report` for the first day (the page
+   carries the AUC that 3. returns), `tally rollup` of both days (the window's metrics
    against scikit-learn on their union), `tally evaluate` again for the second day with other
    thresholds (a rerun replaces rows), and `tally evaluate` of a missing input path (exit 3,
    quiet: no Spark warnings or Java traces);
-3. `tally sql` reads back every row of the results table;
-4. `tally report` for the first day (the page carries the AUC that 3. returned).
+3. `tally sql` reads back every row of the results table.
 
 `tally evaluate` in a process of its own runs in ``test_nightly_end_to_end.py`` and
 ``test_corrupt_input.py``.
@@ -150,6 +150,7 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
     batch = workspace.tally(
         "batch", "--keep-going",
         "--step", "evaluate", f"evaluate --config job.yaml --run-date {DAY1}",
+        "--step", "report", f"report --config job.yaml --run-date {DAY1}",
         "--step", "rollup", f"rollup --model e2e --from {DAY1} --to {DAY2} --config job.yaml",
         "--step", "rerun", f"evaluate --config job.yaml --run-date {DAY2} "
         f"--set input.path=data/{DAY2} --set 'metrics.thresholds=[0.4, 0.6]'",
@@ -157,13 +158,12 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
         "--set input.path=no/such/folder",
     )
     assert batch.returncode == 3, batch.stderr[-5000:]  # the failed step's (nowhere)
-    done.update(steps_of_batch(batch, ["evaluate", "rollup", "rerun", "nowhere"]))
+    done.update(steps_of_batch(batch, ["evaluate", "report", "rollup", "rerun", "nowhere"]))
     done["sql"] = workspace.tally(
         "sql", "--format", "csv", "--max-rows", "1000000",
         "SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "
         "threshold, value FROM tally_e2e.metrics",
     )
-    done["report"] = workspace.tally("report", "--config", "job.yaml", "--run-date", DAY1)
     return done
 
 
@@ -322,7 +322,9 @@ def test_tally_report_writes_the_page_with_the_runs_auc_and_plots(workspace, run
     assert done.returncode == 0, done.stderr
     # the model and both tables come from the config; the page goes to the default path
     expected = Path("reports") / f"e2e-{DAY1}.html"
-    assert done.stdout.strip().splitlines() == [str(expected)]  # the path written, alone
+    # the path written, alone: the batch's next output is the rollup's table header
+    printed = done.stdout.splitlines()
+    assert printed[0] == str(expected) and printed[1].split()[0] == "score_column"
     page = (workspace.root / expected).read_text(encoding="utf-8")
 
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
