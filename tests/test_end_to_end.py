@@ -1,23 +1,23 @@
-"""The job as users run it: `tally evaluate`, `spark-submit jobs/evaluate.py`, `tally rollup`,
-`tally report`, `tally sql` and `tally batch`, each a real subprocess in one folder with its
-own metastore.
+"""The job as users run it: `tally evaluate`, `tally rollup`, `tally report`, `tally sql` and
+`tally batch`, each a real subprocess in one folder with its own metastore.
 
 Every such command starts a JVM and the Hive catalog (most of its time), so the commands run
 once, in one module-scoped fixture (``runs``), and the tests assert on what each printed and
 on the tables read back with one `tally sql` query:
 
-1. `spark-submit jobs/evaluate.py` for the second day (its counts are checked through 3.);
-2. one `tally batch --keep-going` (one JVM for five commands; each step's exit code and log
+1. one `tally batch --keep-going` (one JVM for six commands; each step's exit code and log
    are checked as the command's own): `tally evaluate` for the first day (the metrics
-   against scikit-learn on the same rows), `tally report` for the first day (the page
-   carries the AUC that 3. returns), `tally rollup` of both days (the window's metrics
-   against scikit-learn on their union), `tally evaluate` again for the second day with other
-   thresholds (a rerun replaces rows), and `tally evaluate` of a missing input path (exit 3,
-   quiet: no Spark warnings or Java traces);
-3. `tally sql` reads back every row of the results table.
+   against scikit-learn on the same rows) and for the second (its counts are checked through
+   the rollup), `tally report` for the first day (the page carries the AUC that 2. returns),
+   `tally rollup` of both days (the window's metrics against scikit-learn on their union),
+   `tally evaluate` again for the second day with other thresholds (a rerun replaces rows),
+   and `tally evaluate` of a missing input path (exit 3, quiet: no Spark warnings or Java
+   traces);
+2. `tally sql` reads back every row of the results table.
 
 `tally evaluate` in a process of its own runs in ``test_nightly_end_to_end.py`` and
-``test_corrupt_input.py``.
+``test_corrupt_input.py``; `spark-submit jobs/evaluate.py` in ``test_packaging.py`` (the
+packaged job) and ``test_airflow_dag.py`` (the DAG's tasks).
 
 Each subprocess gets secrets in its environment that no log may show. Other failures that
 need Spark (a missing column, invalid rows with ``on_invalid: fail``, a report of an unknown
@@ -44,7 +44,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from helpers import BIN, PROJECT_ROOT, job_env, steps_of_batch, write_parquet
+from helpers import BIN, job_env, steps_of_batch, write_parquet
 from tally.cli import main
 from tally.report import format_value
 
@@ -141,24 +141,20 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 @pytest.fixture(scope="module")
 def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
     """The commands of the module docstring, in that order; each test checks its exit code."""
-    second_day = ("--run-date", DAY2, "--set", f"input.path=data/{DAY2}")
-    done = {}
-    done["spark-submit"] = workspace.run(
-        str(BIN / "spark-submit"), str(PROJECT_ROOT / "jobs" / "evaluate.py"),
-        "--config", "job.yaml", *second_day,
-    )
+    second_day = f"--run-date {DAY2} --set input.path=data/{DAY2}"
     batch = workspace.tally(
         "batch", "--keep-going",
         "--step", "evaluate", f"evaluate --config job.yaml --run-date {DAY1}",
+        "--step", "second day", f"evaluate --config job.yaml {second_day}",
         "--step", "report", f"report --config job.yaml --run-date {DAY1}",
         "--step", "rollup", f"rollup --model e2e --from {DAY1} --to {DAY2} --config job.yaml",
-        "--step", "rerun", f"evaluate --config job.yaml --run-date {DAY2} "
-        f"--set input.path=data/{DAY2} --set 'metrics.thresholds=[0.4, 0.6]'",
+        "--step", "rerun",
+        f"evaluate --config job.yaml {second_day} --set 'metrics.thresholds=[0.4, 0.6]'",
         "--step", "nowhere", "evaluate --config job.yaml --run-date 2026-11-24 "
         "--set input.path=no/such/folder",
     )
     assert batch.returncode == 3, batch.stderr[-5000:]  # the failed step's (nowhere)
-    done.update(steps_of_batch(batch, ["evaluate", "report", "rollup", "rerun", "nowhere"]))
+    done = steps_of_batch(batch, ["evaluate", "second day", "report", "rollup", "rerun", "nowhere"])
     done["sql"] = workspace.tally(
         "sql", "--format", "csv", "--max-rows", "1000000",
         "SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "
@@ -220,11 +216,9 @@ def test_tally_evaluate_writes_metrics_that_match_scikit_learn(workspace, runs, 
             assert [float(got[(m, str(t))]) for m in ("tp", "fp", "tn", "fn")] == [tp, fp, tn, fn]
 
 
-def test_spark_submit_runs_the_same_job_and_a_rerun_replaces_its_rows(runs, stored):
-    done = runs["spark-submit"]
-    assert done.returncode == 0, done.stderr
-    # spark-submit passes the Python driver's stderr (the job's log) on to its own stdout
-    assert f"read {ROWS:,} rows" in done.stdout + done.stderr
+def test_a_rerun_replaces_its_rows_and_leaves_the_others(runs, stored):
+    assert runs["second day"].returncode == 0, runs["second day"].stderr
+    assert f"read {ROWS:,} rows" in runs["second day"].stderr
     assert runs["rerun"].returncode == 0, runs["rerun"].stderr  # thresholds 0.4 and 0.6
 
     keys = [(r["run_date"], r["window_days"], r["score_column"], r["slice"], r["metric"],
@@ -388,8 +382,7 @@ def test_a_missing_input_path_fails_quietly_naming_it(runs, stored):
     assert not [r for r in stored if r["run_date"] == "2026-11-24"]  # nothing written
     # Spark's own warnings and Java traces stay quiet, here and in every tally command
     for name, done in runs.items():
-        if name != "spark-submit":
-            assert "at org.apache" not in done.stderr and " WARN " not in done.stderr, name
+        assert "at org.apache" not in done.stderr and " WARN " not in done.stderr, name
 
 
 def test_failures_exit_non_zero_and_write_nothing(spark, in_process, capsys):
