@@ -489,12 +489,13 @@ def test_concurrent_runs_in_one_session_keep_each_others_rows(spark, tmp_path, m
 
 
 def test_counts_and_metrics_do_not_depend_on_partitioning_or_run(spark, spark_conf, data, tmp_path):
-    """1, 7 and 200 input partitions, 7 also into 40 shuffle partitions (adaptive execution
+    """1, 7 and 50 input partitions, 7 also into 40 shuffle partitions (adaptive execution
     off, so they stay 40: more than the rows' groups need, many reducers get few or no
     rows), and a second run of the 7: identical count tables (integer columns exactly, float
     sums to 1e-12 relative), identical metrics (1e-12), and equal to numpy's counts of the
     same rows. (Each run varies one cut: Spark's default of 200 shuffle partitions took 20 s
-    of this test's 45 on 2 cores and checks nothing 40 do not.)"""
+    of this test's 45 on 2 cores and checks nothing 40 do not; 50 input partitions of 20k
+    rows, 400 each, split every slice's rows as 200 did.)"""
     rng = np.random.default_rng(1)
     country = rng.choice(["de", "fr", "us", None], ROWS)
     second = np.clip(data["score"] * 0.5 + rng.random(ROWS) * 0.5, 0.0, 1.0)
@@ -515,7 +516,7 @@ def test_counts_and_metrics_do_not_depend_on_partitioning_or_run(spark, spark_co
         cells.unpersist()
         return rows, groups
 
-    runs = [counted(1), counted(7), counted(7), counted(200)]
+    runs = [counted(1), counted(7), counted(7), counted(50)]
     with spark_conf(spark__sql__shuffle__partitions="40", spark__sql__adaptive__enabled="false"):
         runs.append(counted(7))
     first_rows, first_groups = runs[0]
