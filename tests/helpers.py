@@ -37,7 +37,8 @@ BIN = Path(sys.executable).parent
 #: so compiling fast beats compiling well. C1 alone gets a 48 MiB code cache by default,
 #: which Spark fills: the JVM then flushes compiled methods and compiles them again (and
 #: warns "CodeCache is full"), so the cache is given the size tiered compilation has.
-#: Results do not depend on either. Figures: docs/benchmarks.md, "The suite on in-memory tables".
+#: Results do not depend on either. Figures: docs/benchmarks.md, "Fewer JVM starts, and a
+#: code cache that holds Spark".
 TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
