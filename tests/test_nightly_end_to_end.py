@@ -5,12 +5,14 @@ placeholders, checks as the gate.
 Ten daily partitions of scores (``scores/ds=2026-11-01`` … ``-10``) and labels in their own
 partitions (``labels/dt=20261101`` … ``20261113``: a label lands 0 to 3 days after its
 score). The run for date D (the DAG runs it on D + 3, ``conf/x.yaml@-3``) joins D's scores
-with the labels that landed from D to D + 3. The nights 2026-11-06 … 09 run through the
-CLI's entry point (``tally.cli.main``) in one Python process (one JVM: each ``tally``
-process costs a JVM start); the 10th night, whose scores are degraded on purpose (noise,
-no longer ranking the positives first), runs as ``tally evaluate`` in its own process,
-as Airflow runs it. Expected numbers: the same join done in pandas, scored by
-scikit-learn; the stored tables are read back from their Parquet files.
+with the labels that landed from D to D + 3. The nights 2026-11-06 … 09, then the 10th,
+whose scores are degraded on purpose (noise, no longer ranking the positives first), run
+through the CLI's entry point (``tally.cli.main``) in one Python process (one JVM: each
+``tally`` process costs a JVM start). A failed check's exit code 6 from a process of its
+own is checked where a scheduler sees it: ``spark-submit`` under Airflow
+(``test_airflow_dag.py``) and ``tally batch`` (``test_checks_cli.py``). Expected numbers:
+the same join done in pandas, scored by scikit-learn; the stored tables are read back
+from their Parquet files.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import BIN, job_env
+from helpers import job_env
 
 pytestmark = pytest.mark.e2e
 
-TALLY = BIN / "tally"
 DAYS = [dt.date(2026, 11, d) for d in range(1, 11)]
 #: 11-06 … 11-09: the checks' baseline is the last 3 nights (11-07 … 09), so 11-06 is a night
 #: it must leave out
@@ -62,12 +63,18 @@ checks:
   - {{metric: roc_auc, max_drop: 0.05, baseline: last_3_nights}}
 """
 
-#: The first nights through the CLI's entry point, one JVM; prints each exit code.
-FIRST_NIGHTS_SCRIPT = """\
-import sys
+#: Every night through the CLI's entry point, one JVM; prints each exit code. Before the
+#: last night it copies the metrics table's files aside (what the earlier nights wrote) and
+#: marks its start on stderr, so the last night's log can be told apart.
+NIGHTS_SCRIPT = """\
+import shutil, sys
 from tally.cli import main
-for night in sys.argv[1:]:
+*nights, last = sys.argv[1:]
+for night in nights:
     print("exit", night, main(["evaluate", "--config", "job.yaml", "--run-date", night]))
+shutil.copytree("warehouse/nightly.db/metrics", "metrics-before-the-last-night")
+print("LAST NIGHT", file=sys.stderr, flush=True)
+print("exit", last, main(["evaluate", "--config", "job.yaml", "--run-date", last]))
 """
 
 
@@ -109,9 +116,9 @@ def write_inputs(root: Path) -> pd.DataFrame:
     return served
 
 
-def table_rows(root: Path, table: str) -> pd.DataFrame:
-    """A table of the job's warehouse, read from its files; partition columns as strings."""
-    frame = pq.read_table(root / "warehouse" / "nightly.db" / table).to_pandas()
+def table_rows(folder: Path) -> pd.DataFrame:
+    """A table read from its files (``folder``); partition columns as strings."""
+    frame = pq.read_table(folder).to_pandas()
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
             frame[name] = frame[name].astype(str)
@@ -122,28 +129,22 @@ def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(tmp
     served = write_inputs(tmp_path)
     (tmp_path / "job.yaml").write_text(CONFIG.format(
         scores=tmp_path / "scores", labels=tmp_path / "labels", buckets=BUCKETS))
-    env = job_env(tmp_path)
-
-    def run(*command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
-
-    nights = [d.isoformat() for d in FIRST_NIGHTS]
-    first = run(sys.executable, "-c", FIRST_NIGHTS_SCRIPT, *nights)
-    assert first.returncode == 0, first.stderr[-5000:]
-    assert [ln for ln in first.stdout.splitlines() if ln.startswith("exit")] == [
-        f"exit {n} 0" for n in nights
+    nights = [d.isoformat() for d in [*FIRST_NIGHTS, DEGRADED]]
+    done = subprocess.run([sys.executable, "-c", NIGHTS_SCRIPT, *nights], cwd=tmp_path,
+                          env=job_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-5000:]
+    # a failed check: the metrics and checks are written, then evaluate returns 6
+    assert [ln for ln in done.stdout.splitlines() if ln.startswith("exit")] == [
+        *(f"exit {n} 0" for n in nights[:-1]), f"exit {nights[-1]} 6"
     ]
-    assert "input.query: SELECT s.score" in first.stderr  # the rendered query is logged
-    assert "AND l.dt BETWEEN 20261106 AND 20261109 WHERE s.ds = '2026-11-06'" in first.stderr
-    before = table_rows(tmp_path, "metrics")
-
-    degraded = run(str(TALLY), "evaluate", "--config", "job.yaml", "--run-date",
-                   DEGRADED.isoformat())
-    assert degraded.returncode == 6, degraded.stderr[-5000:]
+    first_log, degraded_log = done.stderr.split("LAST NIGHT\n")
+    assert "input.query: SELECT s.score" in first_log  # the rendered query is logged
+    assert "AND l.dt BETWEEN 20261106 AND 20261109 WHERE s.ds = '2026-11-06'" in first_log
+    before = table_rows(tmp_path / "metrics-before-the-last-night")
+    tables = tmp_path / "warehouse" / "nightly.db"
 
     # every night's metrics against scikit-learn on the same join, done in pandas
-    metrics = table_rows(tmp_path, "metrics")
+    metrics = table_rows(tables / "metrics")
     overall = metrics[(metrics.slice == "ALL") & metrics.threshold.isna()]
     auc = {}
     for day in [*FIRST_NIGHTS, DEGRADED]:
@@ -165,14 +166,14 @@ def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(tmp
 
     # the gate: one line per failed check, and the checks table says why
     baseline = np.mean([auc[d] for d in DAYS[6:9]])  # the 3 nights before
-    failed = [ln for ln in degraded.stderr.splitlines() if ln.startswith("tally: ")]
-    assert len(failed) == 2, degraded.stderr[-3000:]
+    failed = [ln for ln in degraded_log.splitlines() if ln.startswith("tally: ")]
+    assert len(failed) == 2, degraded_log[-3000:]
     assert failed[0] == f"tally: check failed: roc_auc >= 0.75 on ALL: {auc[DEGRADED]:.4g}"
     assert failed[1].startswith(
         "tally: check failed: roc_auc drop <= 0.05 vs the mean of the last 3 nights on ALL: "
         f"{auc[DEGRADED]:.4g} (baseline {baseline:.4g}"
     )
-    checks = table_rows(tmp_path, "checks")
+    checks = table_rows(tables / "checks")
     tonight = checks[checks.run_date == DEGRADED.isoformat()].set_index("check")
     assert not tonight.loc["roc_auc >= 0.75", "passed"]
     assert tonight.loc["roc_auc >= 0.75", "value"] == auc[DEGRADED]
