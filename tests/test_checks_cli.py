@@ -1,23 +1,17 @@
 """A failing check as a nightly job meets it: `tally evaluate` writes everything, then exits 6
 with one line per failed check; `tally check` re-evaluates the stored run the same way.
 
-Both commands run as the two steps of one `tally batch` (one JVM start instead of two): each
-step runs exactly as ``tally <COMMAND>`` would, and the batch logs each step's exit code."""
+Both run in this process through the CLI's entry point, ``tally.cli.main``, whose return value
+is a ``tally`` process's exit code, on the suite's Spark session (each ``tally`` process would
+cost a JVM start). Exit 6 from processes of their own is checked where a scheduler sees it:
+``spark-submit`` under Airflow (``test_airflow_dag.py``); Spark's stack traces staying off the
+terminal, in every ``tally`` command of ``test_end_to_end.py``."""
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
-import pyarrow.parquet as pq
-import pytest
-
-from helpers import BIN, job_env, steps_of_batch
+from tally.cli import main
 from tally.demo import write_demo_dataset
 
-pytestmark = pytest.mark.e2e
-
-TALLY = BIN / "tally"
 RUN_DATE = "2026-11-22"
 CONFIG = """\
 model: gate
@@ -33,43 +27,33 @@ checks:
 """
 
 
-def _rows(root: Path, table: str) -> list[dict]:
-    """The rows of a table of the workspace's warehouse, read from its Parquet files."""
-    return pq.read_table(root / "warehouse" / "tally_gate.db" / table).to_pylist()
+def _rows(spark, table: str) -> list[dict]:
+    """The rows of one of the job's output tables."""
+    return [r.asDict() for r in spark.table(f"tally_gate.{table}").collect()]
 
 
-def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(tmp_path):
+def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(
+    spark, tmp_path, capsys
+):
     write_demo_dataset(tmp_path / "data", rows=4_000, seed=11, files=1)
-    (tmp_path / "job.yaml").write_text(CONFIG)
-    env = job_env(tmp_path)
-
-    def tally(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(TALLY), *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300)
-
-    done = tally(
-        "batch", "--keep-going",
-        "--step", "evaluate", f"evaluate --config job.yaml --run-date {RUN_DATE}",
-        "--step", "check", f"check --config job.yaml --run-date {RUN_DATE}",
-    )
-    assert done.returncode == 6, done.stderr[-5000:]  # the first failed step's exit code
-    assert done.stderr.splitlines()[-1] == "tally: batch failed: evaluate; check"
-    evaluated, checked = steps_of_batch(done, ["evaluate", "check"]).values()
-    assert evaluated.returncode == 6, evaluated.stderr[-5000:]
+    config = tmp_path / "job.yaml"
+    config.write_text(CONFIG.replace("path: data", f"path: {tmp_path / 'data'}"))
+    capsys.readouterr()
+    assert main(["evaluate", "--config", str(config), "--run-date", RUN_DATE]) == 6
+    evaluated = capsys.readouterr()
 
     # the metrics are there to look at
-    metrics = {r["metric"]: r["value"] for r in _rows(tmp_path, "metrics")
+    metrics = {r["metric"]: r["value"] for r in _rows(spark, "metrics")
                if r["slice"] == "ALL" and r["threshold"] is None}
     auc = metrics["roc_auc"]
     assert metrics["count"] + metrics["invalid_rows"] == 4_000 and auc < 0.99
 
     # one line per failed check, the stored value rounded to 4 significant digits
-    failed = [line for line in evaluated.stderr.splitlines() if line.startswith("tally: ")]
+    failed = [line for line in evaluated.err.splitlines() if line.startswith("tally: ")]
     assert failed == [f"tally: check failed: roc_auc >= 0.99 on ALL: {auc:.4g}"]
-    assert "at org.apache" not in done.stderr  # Spark's stack traces stay off the terminal
 
     # the checks table says why
-    checks = {r["check"]: r for r in _rows(tmp_path, "checks")}
+    checks = {r["check"]: r for r in _rows(spark, "checks")}
     assert set(checks) == {"roc_auc >= 0.99", "count >= 1", "invalid_rows / rows read <= 0.5"}
     gate = checks["roc_auc >= 0.99"]
     assert (gate["passed"], gate["value"], gate["limit"]) == (False, auc, 0.99)
@@ -78,14 +62,13 @@ def test_failing_check_writes_everything_then_exits_6_and_tally_check_agrees(tmp
     ratio = checks["invalid_rows / rows read <= 0.5"]
     assert ratio["passed"] and ratio["value"] == metrics["invalid_rows"] / 4_000
 
-    # tally check: from the stored results, the same verdict and exit code (its table is
-    # the batch's only output)
-    assert checked.returncode == 6, checked.stderr[-5000:]
-    assert [line for line in checked.stderr.splitlines()
-            if line.startswith("tally: check ")] == failed
-    table = done.stdout.splitlines()
+    # tally check: from the stored results, the same verdict and exit code, and its table
+    assert main(["check", "--config", str(config), "--run-date", RUN_DATE]) == 6
+    checked = capsys.readouterr()
+    assert [line for line in checked.err.splitlines() if line.startswith("tally: check ")] == failed
+    table = checked.out.splitlines()
     assert table[0].split() == ["score_column", "slice", "check", "value", "limit", "passed",
                                 "message"]
     assert sum(" false " in f" {line} " for line in table[2:]) == 1
     assert len(table) == 2 + 3
-    assert len(_rows(tmp_path, "checks")) == 3  # replaced, not appended
+    assert len(_rows(spark, "checks")) == 3  # replaced, not appended
