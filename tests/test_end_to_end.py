@@ -1,23 +1,20 @@
 """The job as users run it: `tally evaluate`, `tally rollup`, `tally report`, `tally sql` and
-`tally batch`, each a real subprocess in one folder with its own metastore.
+`tally batch`, in a real subprocess in one folder with its own metastore.
 
-Every such command starts a JVM and the Hive catalog (most of its time), so the commands run
-once, in one module-scoped fixture (``runs``), and the tests assert on what each printed and
-on the tables read back with one `tally sql` query:
+Every `tally` process starts a JVM and the Hive catalog (most of its time), so the commands
+run once, as the steps of one `tally batch --keep-going` in a module-scoped fixture
+(``runs``); each step's exit code and log are checked as the command's own: `tally evaluate`
+for the first day (the metrics against scikit-learn on the same rows) and for the second
+(its counts are checked through the rollup), `tally report` for the first day (the page
+carries the AUC that the query returns), `tally rollup` of both days (the window's metrics
+against scikit-learn on their union), `tally evaluate` again for the second day with other
+thresholds (a rerun replaces rows), `tally evaluate` of a missing input path (exit 3, quiet:
+no Spark warnings or Java traces), and last `tally sql`, which reads back every row of the
+results table.
 
-1. one `tally batch --keep-going` (one JVM for six commands; each step's exit code and log
-   are checked as the command's own): `tally evaluate` for the first day (the metrics
-   against scikit-learn on the same rows) and for the second (its counts are checked through
-   the rollup), `tally report` for the first day (the page carries the AUC that 2. returns),
-   `tally rollup` of both days (the window's metrics against scikit-learn on their union),
-   `tally evaluate` again for the second day with other thresholds (a rerun replaces rows),
-   and `tally evaluate` of a missing input path (exit 3, quiet: no Spark warnings or Java
-   traces);
-2. `tally sql` reads back every row of the results table.
-
-`tally evaluate` in a process of its own runs in ``test_nightly_end_to_end.py`` and
-``test_corrupt_input.py``; `spark-submit jobs/evaluate.py` in ``test_packaging.py`` (the
-packaged job) and ``test_airflow_dag.py`` (the DAG's tasks).
+`tally evaluate` in a process of its own runs in ``test_corrupt_input.py``;
+`spark-submit jobs/evaluate.py` in ``test_packaging.py`` (the packaged job) and
+``test_airflow_dag.py`` (the DAG's tasks, whose tables a later process reads).
 
 Each subprocess gets secrets in its environment that no log may show. Other failures that
 need Spark (a missing column, invalid rows with ``on_invalid: fail``, a report of an unknown
@@ -138,6 +135,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(tmp_path_factory.mktemp("e2e"))
 
 
+#: What the ``sql`` step selects: every row of the results table, as CSV.
+SQL_COLUMNS = "run_date,window_days,score_column,slice,metric,threshold,value"
+SQL = ("SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "
+       "threshold, value FROM tally_e2e.metrics")
+
+
 @pytest.fixture(scope="module")
 def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
     """The commands of the module docstring, in that order; each test checks its exit code."""
@@ -152,14 +155,15 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
         f"evaluate --config job.yaml {second_day} --set 'metrics.thresholds=[0.4, 0.6]'",
         "--step", "nowhere", "evaluate --config job.yaml --run-date 2026-11-24 "
         "--set input.path=no/such/folder",
+        "--step", "sql", f'sql --format csv --max-rows 1000000 "{SQL}"',
     )
     assert batch.returncode == 3, batch.stderr[-5000:]  # the failed step's (nowhere)
-    done = steps_of_batch(batch, ["evaluate", "second day", "report", "rollup", "rerun", "nowhere"])
-    done["sql"] = workspace.tally(
-        "sql", "--format", "csv", "--max-rows", "1000000",
-        "SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, slice, metric, "
-        "threshold, value FROM tally_e2e.metrics",
-    )
+    done = steps_of_batch(
+        batch, ["evaluate", "second day", "report", "rollup", "rerun", "nowhere", "sql"])
+    # stdout: the report's path and the rollup's table, then the sql step's CSV (printed last)
+    printed, _, rows = done["sql"].stdout.partition(SQL_COLUMNS + "\n")
+    for name, step in done.items():
+        step.stdout = SQL_COLUMNS + "\n" + rows if name == "sql" else printed
     return done
 
 
