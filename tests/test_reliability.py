@@ -326,26 +326,18 @@ def _same_float(x: float, y: float) -> bool:
 WRITE_ORDER = ("counts", "metrics", "curves")  # the order in which evaluate writes its tables
 
 
-# The insert is Spark's in either catalog; what the Hive metastore adds (partitions registered
-# in Derby) is the same for each table, so one of the three runs there (test_hive_catalog.py).
-@pytest.mark.parametrize(
-    "failing_write",
-    [pytest.param(t, marks=pytest.mark.hive_catalog) if t == "metrics" else t
-     for t in WRITE_ORDER],
-)
-def test_write_failing_midway_leaves_each_partition_whole(
-    spark, tmp_path, monkeypatch, failing_write
-):
+@pytest.mark.hive_catalog  # the partitions are registered in the metastore that jobs use
+def test_write_failing_midway_leaves_each_partition_whole(spark, tmp_path, monkeypatch):
     """What this proves: when the Spark insert job of one output table fails after one of its
     tasks wrote and committed a file and another died — injected into the 1st (counts), 2nd
-    (results) or 3rd (curves) `replace_partitions` call of `evaluate` — the (run_date, model)
-    partition of every table holds exactly the rows of one run, all of the previous run or all
-    of the new one, never a mix or duplicates: the failing table and the ones after it hold the
-    previous run, the tables written before it may hold the new run (each table is replaced
-    atomically on its own, not all together); neighbouring partitions are untouched; a rerun
-    replaces everything. Not covered: a driver killed while a job commits (moves staged files
-    into the partition folders)."""
-    db = f"tally_crash_{failing_write}"
+    (results) or 3rd (curves) `replace_partitions` call of `evaluate`, one after another in
+    three failed runs — the (run_date, model) partition of every table holds exactly the rows
+    of one run, all of the previous run or all of the new one, never a mix or duplicates: the
+    failing table and the ones after it hold the previous run, the tables written before it
+    may hold the new run (each table is replaced atomically on its own, not all together);
+    neighbouring partitions are untouched; a rerun replaces everything. Not covered: a driver
+    killed while a job commits (moves staged files into the partition folders)."""
+    db = "tally_crash"
     label, score = scored_rows(2_000, seed=8)
     new_label, new_score = scored_rows(3_000, seed=9)
     old = job_config(write_rows(tmp_path / "old", label, score), db, "m")
@@ -359,37 +351,46 @@ def test_write_failing_midway_leaves_each_partition_whole(
     evaluate(spark, job_config(old.input.path, db, "other"), DAY1)  # a neighbour
     keys = [(DAY1, "m"), (DAY1, "other")]
     before = {t: {k: partition_rows(spark, f"{db}.{t}", *k) for k in keys} for t in WRITE_ORDER}
-
-    calls: list[str] = []
     real = tally.spark.tables.replace_partitions
 
-    def replace_partitions(spark_, table, df, *args, **kwargs):
-        calls.append(table)
-        if table == f"{db}.{failing_write}":
-            df = _failing_midway(df)
-        return real(spark_, table, df, *args, **kwargs)
+    after_failure = {}  # failing table -> each table's partition after that failed run
+    for failing_write in WRITE_ORDER:
+        calls: list[str] = []
 
-    for module in (tally.spark.counts_store, tally.spark.results):
-        monkeypatch.setattr(module, "replace_partitions", replace_partitions)
-    with pytest.raises(Exception, match="injected write failure"):
-        evaluate(spark, new, DAY1)
-    assert calls == [f"{db}.{t}" for t in WRITE_ORDER[: WRITE_ORDER.index(failing_write) + 1]]
-    monkeypatch.undo()
-    after_failure = {t: partition_rows(spark, f"{db}.{t}", DAY1, "m") for t in WRITE_ORDER}
-    for t in WRITE_ORDER:
-        for k in keys[1:]:
-            assert same_rows(partition_rows(spark, f"{db}.{t}", *k), before[t][k]), (t, k)
+        def replace_partitions(
+            spark_, table, df, *args, failing=failing_write, calls=calls, **kwargs
+        ):
+            calls.append(table)
+            if table == f"{db}.{failing}":
+                df = _failing_midway(df)
+            return real(spark_, table, df, *args, **kwargs)
+
+        with monkeypatch.context() as patched:
+            for module in (tally.spark.counts_store, tally.spark.results):
+                patched.setattr(module, "replace_partitions", replace_partitions)
+            with pytest.raises(Exception, match="injected write failure"):
+                evaluate(spark, new, DAY1)
+        upto = WRITE_ORDER.index(failing_write) + 1
+        assert calls == [f"{db}.{t}" for t in WRITE_ORDER[:upto]], failing_write
+        after_failure[failing_write] = {
+            t: partition_rows(spark, f"{db}.{t}", DAY1, "m") for t in WRITE_ORDER
+        }
+        for t in WRITE_ORDER:
+            for k in keys[1:]:
+                assert same_rows(partition_rows(spark, f"{db}.{t}", *k), before[t][k]), (t, k)
 
     evaluate(spark, new, DAY1)  # the rerun replaces every table's partition completely
     rerun = {t: partition_rows(spark, f"{db}.{t}", DAY1, "m") for t in WRITE_ORDER}
-    for t in WRITE_ORDER:
-        assert not same_rows(rerun[t], before[t][(DAY1, "m")]), f"{t}: old and new look alike"
-        if WRITE_ORDER.index(t) >= WRITE_ORDER.index(failing_write):
-            assert same_rows(after_failure[t], before[t][(DAY1, "m")]), f"{t}: not the old run"
-        else:
-            assert same_rows(after_failure[t], before[t][(DAY1, "m")]) or same_rows(
-                after_failure[t], rerun[t]
-            ), f"{t}: neither the old nor the new run"
+    for failing_write, tables in after_failure.items():
+        for t in WRITE_ORDER:
+            where = (failing_write, t)
+            assert not same_rows(rerun[t], before[t][(DAY1, "m")]), f"{where}: old, new alike"
+            if WRITE_ORDER.index(t) >= WRITE_ORDER.index(failing_write):
+                assert same_rows(tables[t], before[t][(DAY1, "m")]), f"{where}: not the old run"
+            else:
+                assert same_rows(tables[t], before[t][(DAY1, "m")]) or same_rows(
+                    tables[t], rerun[t]
+                ), f"{where}: neither the old nor the new run"
     got = metric_values(spark, f"{db}.metrics", DAY1, "m")
     assert {t for (_, m, t) in got if m == "tp"} == {0.3, 0.7}
     valid = np.isin(new_label, [0, 1]) & (new_score >= 0) & (new_score <= 1)
