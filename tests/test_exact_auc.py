@@ -688,10 +688,15 @@ def test_part_rows_group_each_batch_by_part(parts, weighted):
 # Exact AUC in one read: the arrow reader's count pass ships the rows to the reducers.
 
 
-def shipped_from_files(spark, spark_conf, tmp_path, label, score, buckets, score_type=None, **opts):
+def shipped_from_files(
+    spark, spark_conf, tmp_path, label, score, buckets, score_type=None, transport="auto", **opts
+):
     """Pass 1 with the rows shipped (the reader ``tally evaluate`` counts exact mode
-    with, :func:`tally.spark.refine.exact_reader`), then :func:`refine_histogram`, over
-    3 files of 700-row row groups read in several tasks."""
+    with, :func:`tally.spark.refine.exact_reader`; ``transport``: how the rows reach the
+    reducers, ``auto`` files in the tests' local Spark), then :func:`refine_histogram`,
+    over 3 files of 700-row row groups read in several tasks."""
+    import dataclasses
+
     import pyarrow.parquet as pq
 
     from tally.config import InputConfig
@@ -718,7 +723,7 @@ def shipped_from_files(spark, spark_conf, tmp_path, label, score, buckets, score
     with spark_conf(spark__sql__files__maxPartitionBytes="20k"):  # several tasks
         df = spark.read.parquet(str(path))
         direct = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
-        reader = exact_reader(direct, plan, options)
+        reader = dataclasses.replace(exact_reader(direct, plan, options), transport=transport)
         tables = count_tables(df, plan, reader)
         try:
             counts = tables.groups(plan)[("score", ALL_ROWS)]
@@ -743,14 +748,20 @@ def one_read_case(kind: str) -> tuple[list, list, int, object]:
     return label, score, 16, None
 
 
-@pytest.mark.parametrize("kind", ONE_READ_CASES)
-def test_one_read_gives_the_two_read_bins_and_scikit_learn(spark, spark_conf, tmp_path, kind):
+@pytest.mark.parametrize(
+    ("kind", "transport"),
+    [(kind, "files") for kind in ONE_READ_CASES] + [("mixed", "shuffle"), ("float32", "shuffle")],
+)
+def test_one_read_gives_the_two_read_bins_and_scikit_learn(
+    spark, spark_conf, tmp_path, kind, transport
+):
     """The count pass ships the rows, its reducers sum every bucket: one read, and the
     bins the two-read numpy reference gives, bit for bit (float32 keys for a float32
-    column), equal to scikit-learn."""
+    column), equal to scikit-learn; through files (local Spark) and through PySpark's
+    shuffle (any cluster)."""
     label, score, buckets, score_type = one_read_case(kind)
     flat, metrics = shipped_from_files(
-        spark, spark_conf, tmp_path, label, score, buckets, score_type
+        spark, spark_conf, tmp_path, label, score, buckets, score_type, transport
     )
     reference = refine_arrays(label, score, buckets, narrow=score_type is not None)
     assert flat.passes == 1 and reference.passes == 2
@@ -762,12 +773,15 @@ def test_one_read_gives_the_two_read_bins_and_scikit_learn(spark, spark_conf, tm
     assert metrics["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=TOL, rel=0)
 
 
-def test_one_read_falls_back_to_two_reads_when_a_part_overflows(spark, spark_conf, tmp_path):
+@pytest.mark.parametrize("transport", ["files", "shuffle"])
+def test_one_read_falls_back_to_two_reads_when_a_part_overflows(
+    spark, spark_conf, tmp_path, transport
+):
     """Parts cut from a sample: a part of more than 4 · part_rows rows is let go of and
     the sort pass reads again (two reads), with the same bins."""
     label, score, buckets, _ = one_read_case("ctr")
     flat, metrics = shipped_from_files(
-        spark, spark_conf, tmp_path, label, score, buckets, part_rows=500
+        spark, spark_conf, tmp_path, label, score, buckets, transport=transport, part_rows=500
     )
     reference = refine_arrays(label, score, buckets, options=RefineOptions(part_rows=500))
     assert flat.passes == 2
@@ -896,11 +910,14 @@ def test_bucket_parts_cut_by_weighted_shares():
     assert bucket_parts(sample, 1, 4).tolist() == [0, 1]
 
 
-def test_shipping_count_pass_counts_as_the_arrow_reader_does(spark, spark_conf, tmp_path):
+@pytest.mark.parametrize("transport", ["files", "shuffle"])
+def test_shipping_count_pass_counts_as_the_arrow_reader_does(
+    spark, spark_conf, tmp_path, transport
+):
     """Two score columns (float32 and float64), a slice, invalid rows: the count pass
-    that ships the rows gives every group the arrow reader's counts, field for field
-    (3 tasks: the tasks' float sums added in the same order), and each column's exact
-    AUC in one read equals scikit-learn's."""
+    that ships the rows (through files or PySpark's shuffle) gives every group the arrow
+    reader's counts, field for field (3 tasks: the tasks' float sums added in the same
+    order), and each column's exact AUC in one read equals scikit-learn's."""
     import dataclasses
 
     import pyarrow.parquet as pq
@@ -934,7 +951,7 @@ def test_shipping_count_pass_counts_as_the_arrow_reader_does(spark, spark_conf, 
     with spark_conf(spark__sql__files__maxPartitionBytes="1g"):  # a task per file
         df = spark.read.parquet(str(path))
         plain = arrow_reader(spark, df, plan, InputConfig(path=str(path), reader="arrow"))
-        shipping = exact_reader(plain, plan, options)
+        shipping = dataclasses.replace(exact_reader(plain, plan, options), transport=transport)
         assert type(shipping) is not type(plain) and len(plain.tasks) <= 3
         groups = []
         for reader in (plain, shipping):
@@ -961,3 +978,31 @@ def test_shipping_count_pass_counts_as_the_arrow_reader_does(spark, spark_conf, 
         assert metrics["roc_auc"] == pytest.approx(roc_auc_score(yv, sv), abs=TOL, rel=0)
         expected_ap = average_precision_score(yv, sv)
         assert metrics["pr_auc"] == pytest.approx(expected_ap, abs=TOL, rel=0)
+
+
+def test_files_transport_leaves_no_file_and_auto_follows_the_master(
+    spark, spark_conf, tmp_path, monkeypatch
+):
+    """The files transport writes the rows in a folder of its own and removes it after;
+    ``auto`` takes files on a local master; an unknown transport is refused."""
+    import os
+    import tempfile
+
+    import tally.spark.readers.arrow.refine as refine_module
+
+    made: list[str] = []
+    original = tempfile.mkdtemp
+
+    def mkdtemp(**kwargs):
+        made.append(original(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(refine_module.tempfile, "mkdtemp", mkdtemp)
+    label, score, buckets, score_type = one_read_case("float32")
+    flat, _ = shipped_from_files(spark, spark_conf, tmp_path, label, score, buckets, score_type)
+    assert flat.passes == 1 and len(made) == 1 and not os.path.exists(made[0])
+    assert spark.sparkContext.master.startswith("local")
+    assert refine_module.transport_of(spark, "auto") == "files"
+    assert refine_module.transport_of(spark, "shuffle") == "shuffle"
+    with pytest.raises(ValueError, match="transport"):
+        refine_module.transport_of(spark, "carrier pigeon")

@@ -264,7 +264,8 @@ def _rows_in(items: Iterator[tuple[int, tuple]]) -> Iterator[int]:
 
 def tally_ctr_exact_floor(ctx: Context) -> Metrics:
     """The lower bound of exact mode on ``ctr_score``: the count pass shipping every
-    valid row as exact mode's does, its reducers only counting them (no sort, no
+    valid row as exact mode's does (the same transport: files in local mode, else
+    PySpark's shuffle), its reducers only reading and counting them (no sort, no
     metrics). Without the arrow reader (no rows shipped): the count, then one read and
     one shuffle of exactly the rows the sort pass sorts."""
     from tally.metrics.exact import RefineOptions, refine
@@ -474,8 +475,9 @@ METHODS: tuple[Method, ...] = (
         spark=True,
         run=tally_ctr_exact_floor,
         what="the count pass shipping every valid row to the reducers as exact mode's does "
-        "(one read, one shuffle), the reducers only counting them (no sort, no metrics): "
-        "what exact mode pays before its reducers order the rows.",
+        "(one read; in local mode through files, else one shuffle), the reducers only "
+        "reading and counting them (no sort, no metrics): what exact mode pays before its "
+        "reducers order the rows.",
     ),
     Method(
         "tally_ctr64",

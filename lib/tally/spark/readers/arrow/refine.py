@@ -7,11 +7,19 @@ buckets. On click-through-like scores nearly every row is in such a bucket, so t
 second read and its shuffle are most of what exact mode costs. Here the count pass's
 tasks do both: each counts its batches (:class:`~tally.kernels.binary.TaskTotals`) and
 packs every valid row of each exact score column (:func:`packed_rows`), grouped by the
-part (reducer) of its pass-1 bucket; one ``partitionBy`` shuffles the rows to their
-parts and the tasks' count tables to one more partition. A first job reads only that
-partition (the map stage runs once, writing the shuffle); the driver has the count
-table. :func:`tally.spark.refine.refine_histogram` then runs the reducers on the
-shuffle already written (:func:`tally.spark.refine.shipped_pass`): one read in all.
+part (reducer) of its pass-1 bucket, and the rows reach their parts' reducers, which
+sum every bucket (:func:`~tally.kernels.exact_sort.part_sums`); the driver has the
+count table and the sums, and :func:`tally.spark.refine.refine_histogram` only resolves
+the buckets that carry error with them: one read in all.
+
+How the rows travel (:data:`TRANSPORTS`): with Spark in local mode (driver and tasks on
+one machine, one filesystem) each map task appends each part's rows to a file of its
+own and a second job's reducers read their part's files (:func:`_through_files`); on a
+cluster one PySpark ``partitionBy`` shuffles the rows to their parts and the tasks'
+count tables to one more partition, in one job (:func:`_through_shuffle`). Both give
+the same sums; the files cost a write and a read of the packed rows, PySpark's shuffle
+about as much again as the count pass itself at 20M rows (docs/benchmarks.md, *Exact
+AUC: the rows through files in local mode*).
 
 The parts must be cut before any row is counted: by the buckets of a sample of scores
 read on the driver from the first row group of up to :data:`SAMPLE_FILES` files
@@ -25,6 +33,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import FloatType
 
@@ -70,6 +82,11 @@ SAMPLE_ROWS = 1 << 13
 #: A shipped part aims at this many times ``part_rows`` rows (fewer, larger reducers:
 #: each costs about as much again to start as to sort 2^22 rows here).
 PART_ROWS = 2
+#: How the shipped rows reach their reducers: ``files`` (Spark in local mode, one
+#: machine: each map task writes a file per part, each reducer reads its part's files),
+#: ``shuffle`` (PySpark's ``partitionBy``; any cluster), ``auto`` (``files`` where the
+#: master is local, else ``shuffle``).
+TRANSPORTS = ("auto", "files", "shuffle")
 #: What a positive row costs a reducer, in rows: the rows near it are sorted, the others
 #: only counted (``ctr_score``, 20M rows in 4 parts: 0.07 s per part of 5M rows and
 #: 16k-84k positives, 0.14 s for the part of 5M rows and 262k positives).
@@ -236,6 +253,158 @@ def _reduce(
     yield index, part_sums(chunks, buckets, start, end, above, narrow)
 
 
+def _count_and_write(
+    ids: Iterator[int], folder: str, **ship: object
+) -> Iterator[tuple[int, object, dict[int, Above], dict[int, int]]]:
+    """The map side of the ``files`` transport: :func:`_count_and_ship`'s records, the
+    rows of each part appended to the file ``<folder>/<part>-<task>.rows`` (written
+    under a name of its own attempt and renamed when complete, so a retried task
+    replaces it whole); per task out: its id, totals, what it sends each part from
+    above (:class:`Above`) and the rows it wrote to each part."""
+    attempt = TaskContext.get()
+    tag = f"{os.getpid()}-{attempt.attemptNumber() if attempt is not None else 0}"
+    for task in ids:
+        files: dict[int, object] = {}
+        above: dict[int, Above] = {}
+        rows: dict[int, int] = {}
+        totals: object = None
+        try:
+            for key, value in _count_and_ship(iter([task]), totals_key=-1, **ship):  # type: ignore[arg-type]
+                if key == -1:
+                    totals = value[1]  # type: ignore[index]
+                elif isinstance(value, Above):
+                    above[key] = value
+                else:
+                    packed = value[0]  # type: ignore[index]
+                    if key not in files:
+                        files[key] = open(f"{folder}/{key}-{task}.{tag}", "wb")  # noqa: SIM115
+                    files[key].write(memoryview(np.ascontiguousarray(packed)).cast("B"))  # type: ignore[attr-defined]
+                    rows[key] = rows.get(key, 0) + packed.shape[0]
+        finally:
+            for handle in files.values():
+                handle.close()  # type: ignore[attr-defined]
+        for key in files:
+            os.replace(f"{folder}/{key}-{task}.{tag}", f"{folder}/{key}-{task}.rows")
+        yield task, totals, above, rows
+
+
+def _read_part(
+    index: int,
+    keys: Iterator[int],
+    folder: str,
+    tasks: int,
+    parts: Sequence[tuple[int, np.ndarray, bool]],
+    buckets: int,
+    above: dict[int, Above],
+    sort: bool,
+) -> Iterator[tuple[int, object]]:
+    """The reduce side of the ``files`` transport: part ``key``'s files read (each
+    task's, in task order), then as :func:`_reduce`: its buckets' sums, or its rows
+    (``sort`` False)."""
+    for key in keys:
+        first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
+        dtype = np.uint32 if narrow else np.uint64
+        chunks = []
+        for task in range(tasks):
+            path = f"{folder}/{key}-{task}.rows"
+            if os.path.exists(path):
+                chunks.append(np.fromfile(path, dtype))
+        if not sort:
+            yield key, sum(c.shape[0] for c in chunks)
+            continue
+        k = key - first
+        start, end = int(part_start[k]), int(part_start[k + 1])
+        yield key, part_sums(chunks, buckets, start, end, above.get(key, Above(0, 0)), narrow)
+
+
+@dataclass(frozen=True)
+class _Shipping:
+    """What a transport of the shipped rows needs: the input, the map side's arguments
+    (:func:`_count_and_ship`'s but ``totals_key``), per score column its first part,
+    part starts and key width, the parts in all, the most rows a reducer takes, and
+    whether the reducers sum (else they only count the rows)."""
+
+    source: ArrowInput
+    ship: dict[str, object]
+    parts: list[tuple[int, np.ndarray, bool]]
+    total_parts: int
+    limit: int
+    sort: bool
+
+
+#: A transport's result: the tasks' totals merged in task order, and per part what its
+#: reducer gave (:class:`BinSums`, or its rows).
+_Received = tuple[binary_kernels.TaskTotals, dict[int, object]]
+
+
+def _through_files(spark: SparkSession, job: _Shipping) -> _Received:
+    """The ``files`` transport (Spark in local mode: the driver's and every task's
+    files are one machine's): a job counts and writes each part's rows to files in a
+    folder of its own (:func:`_count_and_write`), a second one reads each part's files
+    in a reducer (:func:`_read_part`); the folder is removed after. The merged totals
+    and per part its reducer's result (its rows where more than ``limit``: not read)."""
+    root = spark.sparkContext.getConf().get("spark.local.dir", None)
+    folder = tempfile.mkdtemp(prefix="tally-exact-", dir=(root or "").split(",")[0] or None)
+    try:
+        run = partial(_count_and_write, folder=folder, **job.ship)
+        written = _ids(spark, job.source).mapPartitions(run).collect()
+        totals = _in_task_order((task, value) for task, value, _, _ in written)  # type: ignore[misc]
+        above: dict[int, Above] = {}
+        rows = dict.fromkeys(range(job.total_parts), 0)
+        for _, _, sent, wrote in written:
+            for key, value in sent.items():
+                got = above.get(key, Above(0, 0))
+                above[key] = Above(got.pos + value.pos, got.neg + value.neg)
+            for key, count in wrote.items():
+                rows[key] += count
+        out: dict[int, object] = {k: n for k, n in rows.items() if n > job.limit}
+        wanted = [k for k in range(job.total_parts) if k not in out]
+        if wanted:
+            read = partial(
+                _read_part,
+                folder=folder,
+                tasks=len(job.source.tasks),
+                parts=job.parts,
+                buckets=job.ship["buckets"],
+                above=above,
+                sort=job.sort,
+            )
+            keys = spark.sparkContext.parallelize(wanted, len(wanted))
+            out.update(keys.mapPartitionsWithIndex(read).collect())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return totals, out
+
+
+def _through_shuffle(spark: SparkSession, job: _Shipping) -> _Received:
+    """The ``shuffle`` transport: one ``partitionBy`` carries the rows to their parts
+    and the tasks' totals to one more partition (:func:`_count_and_ship`,
+    :func:`_reduce`), one job."""
+    last = job.total_parts
+    run = partial(_count_and_ship, totals_key=last, **job.ship)
+    reduce = partial(
+        _reduce,
+        parts=job.parts,
+        buckets=job.ship["buckets"],
+        totals_key=last,
+        limit=job.limit,
+        sort=job.sort,
+    )
+    shuffled = _ids(spark, job.source).mapPartitions(run).partitionBy(last + 1, _partition)
+    out = dict(shuffled.mapPartitionsWithIndex(reduce).collect())
+    return out.pop(last), out  # type: ignore[return-value]
+
+
+def transport_of(spark: SparkSession, transport: str) -> str:
+    """``files`` or ``shuffle``: ``transport`` (:data:`TRANSPORTS`), ``auto`` resolved
+    by Spark's master (``files`` for ``local…``: one machine)."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
+    if transport != "auto":
+        return transport
+    return "files" if spark.sparkContext.master.startswith("local") else "shuffle"
+
+
 def sample_buckets(
     source: ArrowInput, label: str, score: str, buckets: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -277,13 +446,15 @@ def count_and_ship(
     shipped_scores: Sequence[tuple[str, bool]],
     part_rows: int,
     sort: bool = True,
+    transport: str = "auto",
 ) -> tuple[pa.Table, dict[str, int], dict[str, Shipped]] | None:
     """The binary count table of ``plan`` (as :func:`~.run.collect_binary` counts it),
     the values merged into each ``__other__`` slice, and per score column of
     ``shipped_scores`` (name, float32 keys) what the reducers of its valid rows gave
-    (:class:`Shipped`), in one Spark job (module docstring); None when the tables are
-    too large to count onto the driver. ``sort`` False: the reducers only count the
-    rows (the benchmark's lower bound of exact mode)."""
+    (:class:`Shipped`), in one read (module docstring; ``transport``: how the rows reach
+    the reducers, :data:`TRANSPORTS`); None when the tables are too large to count onto
+    the driver. ``sort`` False: the reducers only count the rows they receive (the
+    benchmark's lower bound of exact mode)."""
     dense = dense_slices(spark, source, plan)
     if dense is None:
         return None
@@ -306,32 +477,22 @@ def count_and_ship(
     empty = binary_kernels.TaskTotals(
         len(plan.scores), BinaryLayout.of(plan), columns.spec_columns, kept
     )
-    context = spark.sparkContext
-    ship = context.broadcast(shipping)
-    run = partial(
-        _count_and_ship,
-        tasks=source.tasks,
-        columns=columns,
-        strings=stored_strings(source, plan.slice_columns),
-        empty=empty,
-        ship=ship,
-        buckets=plan.buckets,
-        totals_key=first,
-    )
-    reduce = partial(
-        _reduce,
-        parts=[(start, part_start, narrow) for start, part_start, narrow in parts_of.values()],
-        buckets=plan.buckets,
-        totals_key=first,
-        limit=4 * part_rows,
-        sort=sort,
-    )
-    shuffled = _ids(spark, source).mapPartitions(run).partitionBy(first + 1, _partition)
+    broadcast = spark.sparkContext.broadcast(shipping)
+    ship = {
+        "tasks": source.tasks,
+        "columns": columns,
+        "strings": stored_strings(source, plan.slice_columns),
+        "empty": empty,
+        "ship": broadcast,
+        "buckets": plan.buckets,
+    }
+    through = _through_files if transport_of(spark, transport) == "files" else _through_shuffle
     try:
-        out = dict(shuffled.mapPartitionsWithIndex(reduce).collect())
+        job = _Shipping(source, ship, list(parts_of.values()), first, 4 * part_rows, sort)
+        totals, out = through(spark, job)
     finally:
-        ship.destroy()
-    table = out.pop(first).table(plan.scores, plan.slices)  # type: ignore[attr-defined]
+        broadcast.destroy()
+    table = totals.table(plan.scores, plan.slices)
     shipped = {}
     for name, (start, part_start, _) in parts_of.items():
         got = [out[start + k] for k in range(int(part_start.shape[0]) - 1)]
@@ -353,13 +514,25 @@ class ShippingArrowReader(ArrowReader):
     exact_scores: tuple[str, ...] = ()
     part_rows: int = DEFAULT_PART_ROWS
     sort: bool = True
+    transport: str = "auto"
     shipped: dict[str, Shipped] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def of(
-        cls, reader: ArrowReader, scores: Sequence[str], part_rows: int, sort: bool = True
+        cls,
+        reader: ArrowReader,
+        scores: Sequence[str],
+        part_rows: int,
+        sort: bool = True,
+        transport: str = "auto",
     ) -> ShippingArrowReader:
-        return cls(reader.tasks, exact_scores=tuple(scores), part_rows=part_rows, sort=sort)
+        return cls(
+            reader.tasks,
+            exact_scores=tuple(scores),
+            part_rows=part_rows,
+            sort=sort,
+            transport=transport,
+        )
 
     def count(self, df: DataFrame, plan: CountPlan) -> CountTables:
         wanted = [s for s in self.exact_scores if s in plan.scores]
@@ -372,7 +545,9 @@ class ShippingArrowReader(ArrowReader):
         ]
         spark = df.sparkSession
         scores = list(zip(wanted, narrow, strict=True))
-        counted = count_and_ship(spark, self, plan, scores, self.part_rows, self.sort)
+        counted = count_and_ship(
+            spark, self, plan, scores, self.part_rows, self.sort, self.transport
+        )
         if counted is None:
             return super().count(df, plan)
         table, merged, shipped = counted
@@ -386,7 +561,11 @@ class ShippingArrowReader(ArrowReader):
 
 
 def shipping_reader(
-    reader: object, plan: CountPlan, part_rows: int = DEFAULT_PART_ROWS, sort: bool = True
+    reader: object,
+    plan: CountPlan,
+    part_rows: int = DEFAULT_PART_ROWS,
+    sort: bool = True,
+    transport: str = "auto",
 ) -> object:
     """``reader`` as a :class:`ShippingArrowReader` of every score column of ``plan``
     when it is the arrow reader and ``plan`` unweighted binary; else ``reader``."""
@@ -396,7 +575,7 @@ def shipping_reader(
         and plan.task == "binary"
         and not plan.weighted
     ):
-        return ShippingArrowReader.of(reader, plan.scores, part_rows, sort)
+        return ShippingArrowReader.of(reader, plan.scores, part_rows, sort, transport)
     return reader
 
 
