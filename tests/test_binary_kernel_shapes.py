@@ -20,7 +20,7 @@ from sklearn.metrics import brier_score_loss, log_loss
 
 from tally.counts import bucket_of
 from tally.kernels import binary as kernel
-from tally.kernels.cells import BinaryLayout
+from tally.kernels.cells import LOG_LOSS_EPS, BinaryLayout
 from tally.kernels.validity import INVALID_REASONS, invalid_reason
 
 BUCKETS, THRESHOLDS = 256, (0.25, 0.5)
@@ -329,3 +329,123 @@ def test_float64_log_loss_is_one_log_of_the_own_label_probability(
     np.testing.assert_allclose(ln_q, log1p_loss, rtol=1e-15, atol=2.0**-52)
     mean = -rows.score_loss.imag.sum() / (n if w is None else w.sum())
     assert mean == pytest.approx(log_loss(y, s, sample_weight=w, labels=[0, 1]), rel=1e-13)
+
+
+def _whole_batches_reference(y: np.ndarray, s: np.ndarray, buckets: int, table) -> None:
+    """The ALL slice of ``table`` (one score column) against numpy row by row (the log
+    loss of the score clipped to ``[ε, 1 − ε]``)."""
+    s64 = s.astype(np.float64)
+    cell = bucket_of(s64, buckets) * 2 + (s64 >= 0.5)
+    want_n = np.bincount(cell, minlength=2 * buckets)
+    got = table.set_index("cell").sort_index()
+    np.testing.assert_array_equal(got.index, np.flatnonzero(want_n))
+    np.testing.assert_array_equal(got["n"], want_n[want_n > 0])
+
+    def want(values):
+        return np.bincount(cell, values, 2 * buckets)[want_n > 0]
+
+    np.testing.assert_array_equal(got["wy"], want(y.astype(np.float64)))
+    np.testing.assert_allclose(got["w_score"], want(s64), rtol=1e-12)
+    np.testing.assert_allclose(got["w_sqerr"], want((s64 - y) ** 2), rtol=1e-12)
+    clipped = np.clip(s64, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
+    np.testing.assert_allclose(got["w_loss"], want(per_row_loss(y, clipped)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("label_type", [pa.int8(), pa.bool_(), pa.float64()], ids=str)
+def test_whole_batches_of_the_fast_path_equal_a_per_row_reference(monkeypatch, label_type):
+    """Unweighted, unsliced batches past :data:`~tally.kernels.binary.KERNEL_ROWS` whose
+    rows all take the fast path are added a part at a time without Arrow slices
+    (``TaskTotals._add_fast``): float32 and float64 score columns, sums unpacked every
+    1,000 rows, a task pickled between batches; per cell the row count, positives and
+    sums equal numpy's row by row, and equal bit for bit those of the same batches
+    added part by part through :func:`~tally.kernels.binary.batch_rows`."""
+    monkeypatch.setattr(kernel, "PACK_ROWS", 1_000)
+    rng = np.random.default_rng(31)
+    n, buckets = 2 * kernel.KERNEL_ROWS + 4_321, 64
+    layout = BinaryLayout(buckets, (0.5,), weighted=False)
+    y = (rng.random(n) < 0.2).astype(np.int8)
+    s = [rng.uniform(0.001, 0.999, n).astype(np.float32), rng.uniform(1e-6, 0.99, n)]
+    s[1][7] = 0.5  # a threshold
+    s[0][8] = np.float32(2.0**-30)  # the smallest float32 score of the fast path
+
+    def add_all(totals):
+        for part in (slice(0, 5_000), slice(5_000, n)):
+            batch = {"y": pa.array(y[part]).cast(label_type), "s0": s[0][part], "s1": s[1][part]}
+            totals.add(pa.RecordBatch.from_pydict(batch))
+            totals = pickle.loads(pickle.dumps(totals))
+        return totals.table(["s0", "s1"], []).to_pandas()
+
+    parts = []
+    monkeypatch.setattr(kernel.TaskTotals, "_add", lambda self, b: parts.append(b))
+    table = add_all(kernel.TaskTotals(2, layout))
+    assert parts == []  # every batch was added whole
+    monkeypatch.undo()
+    monkeypatch.setattr(kernel, "PACK_ROWS", 1_000)
+    monkeypatch.setattr(kernel.TaskTotals, "_add_fast", lambda self, b: False)
+    by_part = add_all(kernel.TaskTotals(2, layout))
+    for i in range(2):
+        got = table[table["score_column"] == f"s{i}"]
+        _whole_batches_reference(y, s[i], buckets, got.drop(columns=["score_column", "slice"]))
+        other = by_part[by_part["score_column"] == f"s{i}"]
+        for name in ("cell", "n", "w", "wy", "w_loss", "w_sqerr", "w_score"):
+            np.testing.assert_array_equal(got[name].to_numpy(), other[name].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "score of 1",
+        "score below 2^-30",
+        "label 2",
+        "null label",
+        "null score",
+        "weighted",
+        "sliced",
+    ],
+)
+def test_batches_off_the_fast_path_are_added_part_by_part(monkeypatch, change):
+    """A batch of which one score column or one row does not qualify for the fast path
+    (or a weighted or sliced task) is added part by part as before, every score column:
+    the cells still equal numpy's row by row over the valid rows."""
+    rng = np.random.default_rng(37)
+    n, buckets = kernel.KERNEL_ROWS + 999, 64
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    s0 = rng.uniform(0.01, 0.99, n).astype(np.float32)
+    s1 = rng.uniform(0.01, 0.99, n)
+    batch = {"y": pa.array(y), "s0": pa.array(s0), "s1": pa.array(s1)}
+    weighted, slices = change == "weighted", [["c0"]] if change == "sliced" else []
+    valid = np.ones(n, bool)
+    if change == "score of 1":
+        s1[5] = 1.0
+        batch["s1"] = pa.array(s1)
+    elif change == "score below 2^-30":
+        s0[5] = np.float32(2.0**-31)
+        batch["s0"] = pa.array(s0)
+    elif change == "label 2":
+        batch["y"] = pa.array(np.where(np.arange(n) == 5, 2, y).astype(np.int8))
+        valid[5] = False
+    elif change == "null label":
+        batch["y"] = pa.array(y, mask=np.arange(n) == 5)
+        valid[5] = False
+    elif change == "null score":
+        batch["s0"] = pa.array(s0, mask=np.arange(n) == 5)
+    elif weighted:
+        batch["w"] = pa.array(np.ones(n))
+    else:
+        batch["c0"] = pa.array(np.full(n, "a"))
+    parts = []
+    real_add = kernel.TaskTotals._add
+    monkeypatch.setattr(
+        kernel.TaskTotals, "_add", lambda self, b: (parts.append(b.num_rows), real_add(self, b))
+    )
+    layout = BinaryLayout(buckets, (0.5,), weighted=weighted)
+    kept = [{("a",)}] if slices else []
+    totals = kernel.TaskTotals(2, layout, slices, kept)
+    totals.add(pa.RecordBatch.from_pydict(batch))
+    assert parts == [kernel.KERNEL_ROWS, 999]
+    table = totals.table(["s0", "s1"], slices).to_pandas()
+    table = table[(table["slice"] == "ALL") & (table["cell"] >= 0)]
+    for i, score in enumerate((s0, s1)):
+        rows = valid & (np.arange(n) != 5 if change == "null score" and i == 0 else valid)
+        got = table[table["score_column"] == f"s{i}"].drop(columns=["score_column", "slice"])
+        _whole_batches_reference(y[rows], score[rows], buckets, got)

@@ -42,7 +42,8 @@ row's loss by at most ``2^-53`` (the sums relatively by ~1e-16, cells of scores 
 by ~1e-13 at most; docs/benchmarks.md). Unweighted batches that
 need no per-row check take :func:`_fast_rows` (the same values from the stored scores,
 in fewer passes), a row's count and positive ride in one exact sum (:data:`PACK`), and
-:meth:`TaskTotals.add` takes :data:`KERNEL_ROWS` rows at a time. The measurements behind
+:meth:`TaskTotals.add` takes :data:`KERNEL_ROWS` rows at a time (a batch whose rows all
+qualify with its checks done once, and no Arrow slice per part). The measurements behind
 these choices: docs/benchmarks.md, "Design measurements behind the code" and "The
 counting pass on data of other shapes".
 """
@@ -392,10 +393,7 @@ def _fast_rows(
     Unweighted, no pass selects the positives for ``wy``: their count rides with ``n``
     (:data:`PACK`).
     """
-    if scores.null_count or not len(scores) or _columns(layout).of_bucket is None:
-        return None
-    narrow = pa.types.is_float32(scores.type)
-    if not (narrow or pa.types.is_float64(scores.type)) or not is_power_of_two(layout.buckets):
+    if scores.null_count or not len(scores) or not _fast_layout(layout, scores.type):
         return None
     nulls = kept = None
     if labels.null_count:
@@ -403,20 +401,30 @@ def _fast_rows(
         keep = has_label.to_numpy(zero_copy_only=False)
         kept, nulls = np.flatnonzero(keep), np.flatnonzero(~keep)
         labels, scores = labels.filter(has_label), scores.filter(has_label)
-        if not len(scores):
-            return None
-    y = labels.to_numpy(zero_copy_only=False)
-    s = scores.to_numpy()
-    low, high = float(s.min()), float(s.max())  # NaN where any score is NaN
-    if not (low >= (_EXACT_LOW if narrow else LOG_LOSS_EPS) and high <= 1.0 - LOG_LOSS_EPS):
+    found = _fast_batch(labels, scores, layout)
+    if found is None:
         return None
-    if not binary_all_valid(y, (-high, -low), None):
-        return None
+    y, s = found
+    cell, count_sqerr, score_loss = _fast_values(y, s, layout.buckets, work)
+    if nulls is None:
+        none = np.zeros(0, np.int64)
+        return Rows(cell, count_sqerr, score_loss, y, None, None, None, none, None, none)
+    reason = np.full(len(nulls), _NULL_LABEL, np.int64)
+    return Rows(cell, count_sqerr, score_loss, y, None, None, kept, reason, None, nulls)
+
+
+def _fast_values(
+    y: np.ndarray, s: np.ndarray, buckets: int, work: Workspace
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The column, ``(PACK + y) + i·(s − y)²`` and ``−s + i·ln q`` of each row (views of
+    ``work``): the arithmetic of :func:`_fast_rows`, whose conditions the caller has
+    checked (float32 or float64 scores ``s`` in range, labels ``y`` 0 or 1, ``buckets``
+    a power of two whose buckets are their own columns)."""
     (d, scratch), (count_sqerr, score_loss), cell, _ = work.get(len(s))
-    np.multiply(s, s.dtype.type(layout.buckets), out=cell, casting="unsafe")  # trunc: floor
+    np.multiply(s, s.dtype.type(buckets), out=cell, casting="unsafe")  # trunc: floor
     np.subtract(s, y, out=d, dtype=np.float64)
     np.multiply(d, d, out=count_sqerr.imag)
-    if narrow:
+    if s.dtype == np.float32:
         q = np.subtract(1.0, np.abs(d, out=d), out=d)
         np.log(q, out=score_loss.imag)
         np.negative(s, out=score_loss.real, casting="unsafe")
@@ -426,11 +434,36 @@ def _fast_rows(
         np.log(np.abs(q, out=q), out=score_loss.imag)
         np.negative(s, out=score_loss.real)
     _pack_labels(y, count_sqerr.real)
-    if nulls is None:
-        none = np.zeros(0, np.int64)
-        return Rows(cell, count_sqerr, score_loss, y, None, None, None, none, None, none)
-    reason = np.full(len(nulls), _NULL_LABEL, np.int64)
-    return Rows(cell, count_sqerr, score_loss, y, None, None, kept, reason, None, nulls)
+    return cell, count_sqerr, score_loss
+
+
+def _fast_layout(layout: BinaryLayout, kind: pa.DataType) -> bool:
+    """Whether scores of type ``kind`` counted into ``layout`` may take the fast path:
+    float32 or float64, ``B`` a power of two, every threshold a bucket edge."""
+    if not (pa.types.is_float32(kind) or pa.types.is_float64(kind)):
+        return False
+    return is_power_of_two(layout.buckets) and _columns(layout).of_bucket is not None
+
+
+def _fast_batch(
+    labels: pa.Array, scores: pa.Array, layout: BinaryLayout
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The labels and scores of a batch without null labels as numpy (no copy) where its
+    rows take the fast path (the conditions of :func:`_fast_rows`; any part of the batch
+    then qualifies too, its extremes lying within the batch's); None otherwise."""
+    if labels.null_count or scores.null_count or not len(scores):
+        return None
+    if not _fast_layout(layout, scores.type):
+        return None
+    y = labels.to_numpy(zero_copy_only=False)
+    s = scores.to_numpy()
+    low, high = float(s.min()), float(s.max())  # NaN where any score is NaN
+    least = _EXACT_LOW if pa.types.is_float32(scores.type) else LOG_LOSS_EPS
+    if not (low >= least and high <= 1.0 - LOG_LOSS_EPS):
+        return None
+    if not binary_all_valid(y, (-high, -low), None):
+        return None
+    return y, s
 
 
 @functools.lru_cache(maxsize=32)
@@ -668,6 +701,17 @@ class CellSums:
             np.add.at(self.count_sqerr.reshape(-1), index[part], rows.count_sqerr[part])
             np.subtract.at(self.score_loss.reshape(-1), index[part], rows.score_loss[part])
 
+    def add_packed(
+        self, column: np.ndarray, count_sqerr: np.ndarray, score_loss: np.ndarray
+    ) -> None:
+        """Add unweighted rows of slot 0 (:attr:`Rows.cell`, :attr:`Rows.count_sqerr`,
+        :attr:`Rows.score_loss`) as :meth:`add` does, at most :data:`PACK_ROWS` of them."""
+        if self.pending + len(column) > PACK_ROWS:
+            self._unpack()
+        self.pending += len(column)
+        np.add.at(self.count_sqerr[0], column, count_sqerr)
+        np.subtract.at(self.score_loss[0], column, score_loss)
+
     def __getstate__(self) -> dict:
         """Only the non-empty cells travel (a task's table is mostly empty cells)."""
         cells = [(v, s, np.flatnonzero(self.n[s])) for v, s in self.slots.items()]
@@ -848,8 +892,34 @@ class TaskTotals:
     def add(self, batch: pa.RecordBatch) -> None:
         """Add one batch's rows, :data:`KERNEL_ROWS` at a time (the same rows in the same
         order: the sums do not depend on it)."""
+        if self._add_fast(batch):
+            return
         for start in range(0, max(batch.num_rows, 1), KERNEL_ROWS):
             self._add(batch.slice(start, KERNEL_ROWS))
+
+    def _add_fast(self, batch: pa.RecordBatch) -> bool:
+        """Add an unweighted, unsliced batch whose every part would take
+        :func:`_fast_rows` (:func:`_fast_batch`, checked once per batch and score
+        column), :data:`KERNEL_ROWS` rows at a time, with no Arrow object, check or
+        :class:`Rows` per part: the same values added in the same order as
+        :meth:`_add`'s, at a smaller fixed cost per part. False (nothing added) where
+        some score column does not qualify."""
+        if self.layout.weighted or self.spec_columns:
+            return False
+        columns = []
+        for i in range(self.scores):
+            ys = _fast_batch(batch.column(LABEL), batch.column(score_column(i)), self.layout)
+            if ys is None:
+                return False
+            columns.append(ys)
+        buckets = self.layout.buckets
+        for i, (y, s) in enumerate(columns):
+            held = self.sums[(i, 0)]
+            held.slots.setdefault((), 0)
+            for start in range(0, len(s), KERNEL_ROWS):
+                part = slice(start, start + KERNEL_ROWS)
+                held.add_packed(*_fast_values(y[part], s[part], buckets, self.work))
+        return True
 
     def _add(self, batch: pa.RecordBatch) -> None:
         weights = batch.column(WEIGHT) if self.layout.weighted else None
