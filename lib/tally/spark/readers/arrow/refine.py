@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 SAMPLE_FILES = 8
 #: Scores sampled per file.
 SAMPLE_ROWS = 1 << 13
+#: Row groups of a file the sample reads from (spread over the file): the first
+#: ``SAMPLE_ROWS / SAMPLE_GROUPS`` rows of each, decoded without the rest of the group.
+SAMPLE_GROUPS = 4
 #: A shipped part aims at this many times ``part_rows`` rows (fewer, larger reducers:
 #: each costs about as much again to start as to sort 2^22 rows here).
 PART_ROWS = 2
@@ -343,7 +346,7 @@ def _through_files(spark: SparkSession, job: _Shipping) -> _Received:
     folder of its own (:func:`_count_and_write`), a second one reads each part's files
     in a reducer (:func:`_read_part`); the folder is removed after. The merged totals
     and per part its reducer's result (its rows where more than ``limit``: not read)."""
-    root = spark.sparkContext.getConf().get("spark.local.dir", None)
+    root = spark.conf.get("spark.local.dir", None)
     folder = tempfile.mkdtemp(prefix="tally-exact-", dir=(root or "").split(",")[0] or None)
     try:
         run = partial(_count_and_write, folder=folder, **job.ship)
@@ -409,8 +412,9 @@ def sample_buckets(
     source: ArrowInput, label: str, score: str, buckets: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The pass-1 buckets of scores sampled on the driver (up to :data:`SAMPLE_ROWS`
-    from the first row group of each of up to :data:`SAMPLE_FILES` files, spread over
-    the input's files; nulls, NaN and scores outside ``[0, 1]`` dropped), whether each
+    from each of up to :data:`SAMPLE_FILES` files spread over the input's files: the
+    first rows of up to :data:`SAMPLE_GROUPS` row groups spread over each; nulls, NaN
+    and scores outside ``[0, 1]`` dropped), whether each
     sampled row's label is 1, and an estimate of the input's rows (the sampled files'
     rows scaled by bytes). ``label``, ``score``: the stored column names."""
     sizes: dict[str, int] = {}
@@ -424,15 +428,20 @@ def sample_buckets(
         parquet = _open_parquet(paths[i])
         rows += parquet.metadata.num_rows
         read_bytes += sizes[paths[i]]
-        if parquet.metadata.num_row_groups == 0:
-            continue
-        group = parquet.read_row_group(0, columns=sorted({label, score}))
-        step = max(1, group.num_rows // SAMPLE_ROWS)
-        s = np.asarray(group[score].to_numpy(zero_copy_only=False)[::step], np.float64)
-        y = np.asarray(group[label].to_numpy(zero_copy_only=False)[::step], np.float64)
-        inside = (s >= 0) & (s <= 1)
-        found.append(s[inside])
-        positive.append(y[inside] == 1)
+        groups = parquet.metadata.num_row_groups
+        spread = sorted({int(g) for g in np.linspace(0, groups - 1, min(groups, SAMPLE_GROUPS))})
+        for g in spread:
+            batches = parquet.iter_batches(
+                SAMPLE_ROWS // SAMPLE_GROUPS, row_groups=[g], columns=sorted({label, score})
+            )
+            batch = next(batches, None)
+            if batch is None:
+                continue
+            s = np.asarray(batch.column(score).to_numpy(zero_copy_only=False), np.float64)
+            y = np.asarray(batch.column(label).to_numpy(zero_copy_only=False), np.float64)
+            inside = (s >= 0) & (s <= 1)
+            found.append(s[inside])
+            positive.append(y[inside] == 1)
     estimate = rows * sum(sizes.values()) / max(read_bytes, 1)
     sample = np.concatenate(found) if found else np.zeros(0)
     labels = np.concatenate(positive) if positive else np.zeros(0, bool)
