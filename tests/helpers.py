@@ -12,6 +12,7 @@ import fcntl
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,45 @@ def write_spark_conf(base: Path, java_options: str = "") -> Path:
     )
     shutil.copy(PROJECT_ROOT / "conf" / "log4j2.properties", conf_dir / "log4j2.properties")
     return conf_dir
+
+
+def spark_submit_sharing(conf_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """How a test's ``spark-submit`` starts its driver JVM with class-data sharing, as `tally`
+    starts its own (:mod:`tally.spark.class_sharing`): the Spark properties to pass with
+    ``--conf`` and the environment to set.
+
+    Spark puts ``$SPARK_CONF_DIR`` first on the driver's class path, and an archive holds
+    only for the class path it was written with (an empty conf directory first), so the
+    conf directory's settings travel as ``--conf`` properties (the same settings) and
+    ``SPARK_CONF_DIR`` is that empty directory. Without an archive (no `tally` run has
+    written one yet) or where sharing does not apply, the settings stay in ``conf_dir``
+    and the JVM starts as usual. Only the JVM's start differs; the job runs the same.
+    """
+    from pyspark.find_spark_home import _find_spark_home
+
+    from tally.spark import class_sharing
+
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("PYSPARK_SUBMIT_ARGS", "PYSPARK_GATEWAY_PORT")}
+    launch = class_sharing.plan_launch(
+        {**environ, "SPARK_CONF_DIR": str(conf_dir)},
+        Path(_find_spark_home()),
+        class_sharing.find_java(environ),
+        class_sharing.cache_dir(),
+    )
+    if launch is not None and launch.writing is not None:
+        class_sharing.finish_writing(launch, None)  # leaves the writing to a `tally` run
+        launch = None
+    if launch is None:
+        return {}, {"SPARK_CONF_DIR": str(conf_dir)}
+    submit = shlex.split(launch.env["PYSPARK_SUBMIT_ARGS"])
+    properties = {}
+    for line in (conf_dir / "spark-defaults.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, value = line.split(None, 1)
+            properties[key] = value.strip()
+    properties["spark.driver.extraJavaOptions"] = submit[submit.index("--driver-java-options") + 1]
+    return properties, {"SPARK_CONF_DIR": launch.env["SPARK_CONF_DIR"]}
 
 
 def job_env(base: Path, **extra: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import tally
-from helpers import BIN, PROJECT_ROOT, package, write_spark_conf
+from helpers import BIN, PROJECT_ROOT, package, spark_submit_sharing, write_spark_conf
 from tally.config import load_config
 from tally.demo import write_demo_dataset
 
@@ -428,12 +428,24 @@ def nightly_run(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
         application=str(PROJECT_ROOT / "jobs" / "evaluate.py"), py_files=str(artifact),
         bin=str(BIN / "tally"), reports_dir=str(root / "reports"),
         results_table="tally_dag.metrics")
+    conf_dir = write_spark_conf(root)
+    # The evaluate tasks' spark-submit: this venv's, behind a script that points it at the
+    # conf directory class-data sharing needs (helpers.spark_submit_sharing), the settings
+    # passed as the DAG passes any (TALLY_SPARK_CONF: one --conf each). `report` runs
+    # `tally`, which starts its JVM with sharing itself.
+    properties, sharing = spark_submit_sharing(conf_dir)
+    submit = root / "submit-bin" / "spark-submit"
+    submit.parent.mkdir()
+    submit.write_text(f"#!/bin/sh\nexport SPARK_CONF_DIR={shlex.quote(sharing['SPARK_CONF_DIR'])}"
+                      f"\nexec {shlex.quote(str(BIN / 'spark-submit'))} \"$@\"\n")
+    submit.chmod(0o755)
     env.update(
         AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        SPARK_CONF_DIR=str(write_spark_conf(root)),
+        SPARK_CONF_DIR=str(conf_dir),
+        TALLY_SPARK_CONF=json.dumps(properties),
         PYSPARK_PYTHON=sys.executable,
         PYSPARK_DRIVER_PYTHON=sys.executable,
-        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",  # this venv's spark-submit
+        PATH=os.pathsep.join([str(submit.parent), str(BIN), os.environ["PATH"]]),
     )
     started = time.perf_counter()
     result, output = run_in_airflow(airflow_python, RUN, NIGHT, root, env, timeout=900)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
-from helpers import BIN, PROJECT_ROOT, package, write_spark_conf
+from helpers import BIN, PROJECT_ROOT, package, spark_submit_sharing, write_spark_conf
 from tally.demo import write_demo_dataset
 
 pytestmark = pytest.mark.e2e
@@ -123,9 +123,12 @@ def submitted(workspace, artifact) -> dict[str, subprocess.CompletedProcess]:
     """`spark-submit --py-files <zip> probe.py jobs/evaluate.py ...`: the job, then the probe."""
     root, env = workspace
     (root / "probe.py").write_text(PROBE)
-    submit = [str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact)]
+    properties, sharing = spark_submit_sharing(Path(env["SPARK_CONF_DIR"]))
+    submit = [str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(artifact),
+              *(f"--conf={key}={value}" for key, value in properties.items())]
     done = run([*submit, "probe.py", str(PROJECT_ROOT / "jobs" / "evaluate.py"),
-                "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root, env=env)
+                "--config", "job.yaml", "--run-date", "2026-11-22"], cwd=root,
+               env={**env, **sharing})
     return {"job": done, "probe": done}
 
 
