@@ -10,9 +10,8 @@ whose scores are degraded on purpose (noise, no longer ranking the positives fir
 through the CLI's entry point (``tally.cli.main``) in one Python process (one JVM: each
 ``tally`` process costs a JVM start). A failed check's exit code 6 from a process of its
 own is checked where a scheduler sees it: ``spark-submit`` under Airflow
-(``test_airflow_dag.py``) and ``tally batch`` (``test_checks_cli.py``). Expected numbers:
-the same join done in pandas, scored by scikit-learn; the stored tables are read back
-from their Parquet files.
+(``test_airflow_dag.py``). Expected numbers: the same join done in pandas, scored by
+scikit-learn; the stored tables are read back from their Parquet files.
 """
 
 from __future__ import annotations
