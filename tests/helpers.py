@@ -43,10 +43,11 @@ BIN = Path(sys.executable).parent
 TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
-def project_spark_defaults() -> dict[str, str]:
-    """The settings of the project's ``conf/spark-defaults.conf`` (what users' jobs run with)."""
+def spark_defaults(path: Path = PROJECT_ROOT / "conf" / "spark-defaults.conf") -> dict[str, str]:
+    """The settings of a ``spark-defaults.conf``; by default the project's (what users' jobs
+    run with)."""
     settings = {}
-    for line in (PROJECT_ROOT / "conf" / "spark-defaults.conf").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, value = line.split(None, 1)
             settings[key] = value.strip()
@@ -59,7 +60,7 @@ def write_spark_conf(base: Path, java_options: str = "") -> Path:
     driver's JVM options with ``TEST_JAVA_OPTIONS`` and ``java_options`` added."""
     conf_dir = base / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
-    project = project_spark_defaults()
+    project = spark_defaults()
     java_options = (
         f"{project.get('spark.driver.extraJavaOptions', '')} {TEST_JAVA_OPTIONS} {java_options}"
     )
@@ -109,11 +110,7 @@ def spark_submit_sharing(conf_dir: Path) -> tuple[dict[str, str], dict[str, str]
     if launch is None:
         return {}, {"SPARK_CONF_DIR": str(conf_dir)}
     submit = shlex.split(launch.env["PYSPARK_SUBMIT_ARGS"])
-    properties = {}
-    for line in (conf_dir / "spark-defaults.conf").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, value = line.split(None, 1)
-            properties[key] = value.strip()
+    properties = spark_defaults(conf_dir / "spark-defaults.conf")
     properties["spark.driver.extraJavaOptions"] = submit[submit.index("--driver-java-options") + 1]
     return properties, {"SPARK_CONF_DIR": launch.env["SPARK_CONF_DIR"]}
 
