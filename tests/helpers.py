@@ -12,7 +12,6 @@ import fcntl
 import math
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -103,13 +102,11 @@ def spark_submit_sharing(conf_dir: Path) -> tuple[dict[str, str], dict[str, str]
         Path(_find_spark_home()),
         class_sharing.find_java(environ),
         class_sharing.cache_dir(),
+        may_write=False,  # leaves the writing to a `tally` run
     )
-    if launch is not None and launch.writing is not None:
-        class_sharing.finish_writing(launch, None)  # leaves the writing to a `tally` run
-        launch = None
     if launch is None:
         return {}, {"SPARK_CONF_DIR": str(conf_dir)}
-    submit = shlex.split(launch.env["PYSPARK_SUBMIT_ARGS"])
+    submit = launch.submit_options
     properties = spark_defaults(conf_dir / "spark-defaults.conf")
     properties["spark.driver.extraJavaOptions"] = submit[submit.index("--driver-java-options") + 1]
     return properties, {"SPARK_CONF_DIR": launch.env["SPARK_CONF_DIR"]}

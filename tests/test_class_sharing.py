@@ -223,3 +223,23 @@ def test_a_session_reads_an_archive_that_is_there_and_restores_the_environment(
     start_session(builder, write_archive=False)
     assert f"-XX:SharedArchiveFile={first.archive}" in builder.submit_args
     assert "PYSPARK_SUBMIT_ARGS" not in os.environ
+
+
+def test_a_launch_that_may_not_write_reads_an_archive_or_starts_as_usual(
+    conf, spark_home, tmp_path
+):
+    cache = tmp_path / "cache"
+    java = Path(JAVA) if JAVA else spark_home / "jars" / "a.jar"
+    environ = {"SPARK_CONF_DIR": str(conf)}
+    # no archive: no launch with sharing, and no claim left that would stop a writer
+    assert cs.plan_launch(environ, spark_home, java, cache, may_write=False) is None
+    assert not list(cache.glob("*.lock")) and not list(cache.glob("*.tmp"))
+    writer = cs.plan_launch(environ, spark_home, java, cache)
+    assert writer is not None and writer.writing is not None
+    writer.writing.write_bytes(cs.DYNAMIC_MAGIC + b"rest of an archive")
+    assert cs.finish_writing(writer, 0)
+    reader = cs.plan_launch(environ, spark_home, java, cache, may_write=False)
+    assert reader is not None and reader.writing is None
+    # the same options for Spark's scripts as for PySpark's launch
+    assert [*reader.submit_options, "pyspark-shell"] == submit_args(reader)
+    assert f"-XX:SharedArchiveFile={writer.archive}" in reader.submit_options[3]

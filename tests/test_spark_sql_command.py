@@ -12,6 +12,7 @@ without a JVM: every argument reaches ``spark-sql``, and the command and environ
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,18 +25,25 @@ import pytest
 
 from helpers import BIN, write_spark_conf
 from tally.cli import build_parser
+from tally.spark import class_sharing
 from tally.spark.spark_sql import spark_sql_command
 
 ROWS = {"metric": ["roc_auc", "pr_auc", "count"], "value": [0.8125, 0.40625, 1234.0]}
 
 
 def plain_environment(home: Path) -> dict[str, str]:
-    """What a new shell has: a system ``PATH`` (with Java), a home, a locale."""
+    """What a new shell has: a system ``PATH`` (with Java), a home, a locale, and the user's
+    cache of class-data archives (``~/.cache/tally``, where `tally` runs leave one)."""
     java = shutil.which("java")
     path = ["/usr/local/bin", "/usr/bin", "/bin"]
     if java and str(Path(java).parent) not in path:
         path.insert(0, str(Path(java).parent))
-    env = {"PATH": os.pathsep.join(path), "HOME": str(home), "LANG": "C.UTF-8"}
+    env = {
+        "PATH": os.pathsep.join(path),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        class_sharing.CACHE_ENV: str(class_sharing.cache_dir()),
+    }
     if "JAVA_HOME" in os.environ:
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]
     return env
@@ -53,6 +61,7 @@ def test_the_command_is_spark_home_s_spark_sql_with_conf_and_this_python(tmp_pat
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.ui.enabled false\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(class_sharing.CACHE_ENV, str(tmp_path / "cache"))  # no archive there
     argv, env = spark_sql_command(["-e", "SELECT 1"])
     assert Path(argv[0]) == Path(pyspark.__file__).parent / "bin" / "spark-sql"
     assert Path(argv[0]).is_file() and argv[1:] == ["-e", "SELECT 1"]
@@ -61,6 +70,41 @@ def test_the_command_is_spark_home_s_spark_sql_with_conf_and_this_python(tmp_pat
 
     monkeypatch.setenv("SPARK_HOME", "/opt/spark")  # set values win
     assert spark_sql_command([])[0] == ["/opt/spark/bin/spark-sql"]
+
+
+def test_with_an_archive_the_shell_maps_it_unless_its_options_are_the_user_s(
+    tmp_path, monkeypatch
+):
+    for name in ("SPARK_HOME", "SPARK_CONF_DIR", "PYSPARK_SUBMIT_ARGS", class_sharing.CDS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text("spark.ui.enabled false\n")
+    (conf / "log4j2.properties").write_text("rootLogger.level = warn\n")
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(class_sharing.CACHE_ENV, str(cache))
+    java = class_sharing.find_java(os.environ)
+    if java is None:
+        pytest.skip("no java on PATH")
+    spark_home = Path(pyspark.__file__).parent
+    archive = cache / f"spark-{class_sharing.environment_digest(spark_home, java)}.jsa"
+    cache.mkdir()
+    archive.write_bytes(class_sharing.DYNAMIC_MAGIC + b"rest of an archive")
+
+    argv, env = spark_sql_command(["-S", "-e", "SELECT 1"])
+    assert Path(argv[0]) == spark_home / "bin" / "spark-sql"
+    assert argv[1:3] == ["--properties-file", str(conf / "spark-defaults.conf")]
+    assert argv[3] == "--driver-java-options" and argv[5:] == ["-S", "-e", "SELECT 1"]
+    java_options = shlex.split(argv[4])
+    assert f"-XX:SharedArchiveFile={archive}" in java_options
+    assert f"-Dlog4j2.configurationFile=file:{conf / 'log4j2.properties'}" in java_options
+    empty = Path(env["SPARK_CONF_DIR"])  # first on the class path: must be empty
+    assert empty != conf and empty.is_dir() and not any(empty.iterdir())
+
+    for own in (["--driver-java-options", "-Dx=1"], ["--properties-file=my.conf"]):
+        argv, env = spark_sql_command([*own, "-e", "SELECT 1"])
+        assert argv[1:] == [*own, "-e", "SELECT 1"] and env["SPARK_CONF_DIR"] == str(conf)
 
 
 @pytest.mark.e2e

@@ -65,12 +65,14 @@ DUMP_WAIT_SECONDS = 600
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start the JVM with sharing: the environment to set, and the archive being
-    written by this run (None when it reads an existing one)."""
+    """How to start the JVM with sharing: the environment to set (for PySpark's launch), the
+    same ``spark-submit`` options as a list (for a launch through Spark's scripts), and the
+    archive being written by this run (None when it reads an existing one)."""
 
     env: dict[str, str]
     archive: Path
     writing: Path | None = None
+    submit_options: tuple[str, ...] = ()
 
 
 def cache_dir() -> Path:
@@ -83,12 +85,18 @@ def cache_dir() -> Path:
 
 
 def plan_launch(
-    environ: Mapping[str, str], spark_home: Path, java: Path | None, cache: Path
+    environ: Mapping[str, str],
+    spark_home: Path,
+    java: Path | None,
+    cache: Path,
+    may_write: bool = True,
 ) -> Launch | None:
     """The launch with sharing, or None to start the JVM as usual.
 
     ``environ`` is the environment the JVM would start with; ``java`` the ``java``
-    binary Spark's scripts run (None: not found).
+    binary Spark's scripts run (None: not found). Without a usable archive, a launch that
+    ``may_write`` claims the writing of one (the caller must :func:`finish_writing` it when
+    the JVM exits); one that may not starts as usual.
     """
     if environ.get(CDS_ENV, "").lower() in ("0", "off", "false", "no"):
         return None
@@ -118,6 +126,8 @@ def plan_launch(
     writing = None
     if usable(archive):
         sharing = f"-XX:SharedArchiveFile={archive}"
+    elif not may_write:
+        return None
     else:
         writing = _claim_writer(archive)
         if writing is None:
@@ -126,15 +136,17 @@ def plan_launch(
     options = [*_extra_java_options(conf / PROPERTIES_FILE), sharing, QUIET]
     if (conf / LOG4J_FILE).is_file():
         options.append(f"-Dlog4j2.configurationFile=file:{(conf / LOG4J_FILE).resolve()}")
-    submit = [
+    submit = (
         "--properties-file",
         str((conf / PROPERTIES_FILE).resolve()),
         "--driver-java-options",
         shlex.join(options),  # Spark parses it with shell-like quoting
-        "pyspark-shell",
-    ]
-    env = {"SPARK_CONF_DIR": str(empty_conf), "PYSPARK_SUBMIT_ARGS": shlex.join(submit)}
-    return Launch(env=env, archive=archive, writing=writing)
+    )
+    env = {
+        "SPARK_CONF_DIR": str(empty_conf),
+        "PYSPARK_SUBMIT_ARGS": shlex.join([*submit, "pyspark-shell"]),
+    }
+    return Launch(env=env, archive=archive, writing=writing, submit_options=submit)
 
 
 def usable(archive: Path) -> bool:

@@ -62,10 +62,8 @@ def start_session(builder: SparkSession.Builder, write_archive: bool = True) -> 
         Path(_find_spark_home()),
         class_sharing.find_java(os.environ),
         class_sharing.cache_dir(),
+        may_write=write_archive,
     )
-    if launch is not None and launch.writing is not None and not write_archive:
-        class_sharing.finish_writing(launch, None)  # gives up the claim to write it
-        launch = None
     if launch is None:
         return builder.getOrCreate()
     try:

@@ -9,6 +9,14 @@ interpreter's PySpark, ``SPARK_CONF_DIR`` and the Python workers' interpreter fr
 ``spark-defaults.conf``: the project's embedded metastore), and the process becomes
 ``$SPARK_HOME/bin/spark-sql`` with the arguments given (``-e``, ``-f``, none for its prompt).
 Values already set in the environment win.
+
+Where a ``tally`` run has left a class-data sharing archive and
+:func:`tally.spark.class_sharing.plan_launch` allows sharing, the shell's JVM maps it as
+``tally``'s own JVM does (its start takes about half the CPU): the conf directory's files
+are passed as ``--properties-file`` and ``--driver-java-options`` before the arguments and
+``SPARK_CONF_DIR`` is the archive's empty directory. This process is replaced by the
+shell, so it never writes an archive, and arguments that set either option themselves
+start the shell as usual.
 """
 
 from __future__ import annotations
@@ -20,7 +28,11 @@ from typing import NoReturn
 
 from pyspark.find_spark_home import _find_spark_home
 
+from tally.spark import class_sharing
 from tally.spark.session import prepare_local_environment
+
+#: ``spark-submit`` options a launch with sharing sets; a user's own take precedence.
+_SHARING_OPTIONS = ("--properties-file", "--driver-java-options")
 
 
 def spark_sql_command(args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -29,7 +41,19 @@ def spark_sql_command(args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     env.setdefault("SPARK_HOME", _find_spark_home())
     script = Path(env["SPARK_HOME"]) / "bin" / "spark-sql"
-    return [str(script), *args], env
+    options: tuple[str, ...] = ()
+    if not any(a.split("=", 1)[0] in _SHARING_OPTIONS for a in args):
+        launch = class_sharing.plan_launch(
+            env,
+            Path(env["SPARK_HOME"]),
+            class_sharing.find_java(env),
+            class_sharing.cache_dir(),
+            may_write=False,
+        )
+        if launch is not None:
+            options = launch.submit_options
+            env["SPARK_CONF_DIR"] = launch.env["SPARK_CONF_DIR"]
+    return [str(script), *options, *args], env
 
 
 def exec_spark_sql(args: Sequence[str]) -> NoReturn:
