@@ -173,6 +173,21 @@ def write_parquet(path: Path, columns: dict[str, pa.Array], files: int = 1) -> s
     return str(path)
 
 
+#: pyarrow's words for a Parquet file whose footer is gone (:func:`corrupt_footer`)
+PYARROW_SAYS = (
+    "Parquet magic bytes not found in footer. Either the file is corrupted or this is not a "
+    "parquet file."
+)
+
+
+def corrupt_footer(uri: str) -> None:
+    """Zero the last 8 bytes (Parquet's footer length and ``PAR1`` magic) of the file at
+    ``uri`` (a ``file:`` URI, as Spark lists it): a half-written file, the same size."""
+    with open("/" + uri.removeprefix("file:").lstrip("/"), "r+b") as f:
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\0" * 8)
+
+
 # --- metric lists ------------------------------------------------------------------------------
 
 

@@ -6,21 +6,21 @@ Every file holds the same rows, so the files are the same size and a file is cor
 place (its last 8 bytes, Parquet's footer length and ``PAR1`` magic, zeroed): Spark's
 listing of the folder stays true. A ``_common_metadata`` file (Parquet's schema summary,
 which Spark reads for the schema when it is there, and lists as a file without rows)
-keeps Spark's schema inference off the data files where a case needs it.
+keeps Spark's schema inference off the data files where a case needs it. Through the
+command itself (`tally evaluate`: exit 3, the one line on stderr, no Python or Java trace),
+the case of a task meeting the file is a step of ``test_end_to_end.py``'s batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import BIN, job_env
+from helpers import PYARROW_SAYS, corrupt_footer
 from tally.config import InputConfig, parse_config
 from tally.errors import InputError
 from tally.job import evaluate, plan_of
@@ -29,12 +29,7 @@ from tally.spark.count import arrow_reader
 DB = "tally_corrupt"
 DAY = dt.date(2026, 11, 22)
 FILES = 4
-TALLY = BIN / "tally"
 ROWS = pa.table({"label": [1, 0, 1, 0], "score": [0.9, 0.2, 0.6, 0.4]})
-PYARROW_SAYS = (
-    "Parquet magic bytes not found in footer. Either the file is corrupted or this is not a "
-    "parquet file."
-)
 
 
 def write_folder(folder: Path, summary: bool = True) -> None:
@@ -48,13 +43,6 @@ def write_folder(folder: Path, summary: bool = True) -> None:
 def data_files(spark, folder: Path) -> list[str]:
     """The data files as Spark lists them (``inputFiles()`` order), without the summary."""
     return [f for f in spark.read.parquet(str(folder)).inputFiles() if "/part-" in f]
-
-
-def corrupt(uri: str) -> None:
-    """Zero the footer length and magic of the file at ``uri`` (a file:// URI)."""
-    with open("/" + uri.removeprefix("file:").lstrip("/"), "r+b") as f:
-        f.seek(-8, os.SEEK_END)
-        f.write(b"\0" * 8)
 
 
 def config(path: str, model: str, reader: str):
@@ -88,7 +76,7 @@ def test_a_corrupt_file_met_inside_a_task_fails_naming_it(spark, tmp_path, reade
     folder = tmp_path / "night"
     write_folder(folder)
     bad = data_files(spark, folder)[-1]
-    corrupt(bad)
+    corrupt_footer(bad)
     model = f"corrupt_task_{reader}"
     with pytest.raises(InputError) as info:
         evaluate(spark, config(str(folder), model, reader), DAY)
@@ -109,7 +97,7 @@ def test_a_corrupt_file_met_when_spark_reads_the_schema_fails_naming_it(spark, t
     write_folder(folder, summary=False)
     files = data_files(spark, folder)
     for uri in files:
-        corrupt(uri)
+        corrupt_footer(uri)
     with pytest.raises(InputError) as info:
         evaluate(spark, config(str(folder), "corrupt_schema", "auto"), DAY)
     message = str(info.value)
@@ -125,33 +113,8 @@ def test_the_arrow_reader_names_a_corrupt_file_it_opens_on_the_driver(spark, tmp
     write_folder(folder, summary=False)
     df = spark.read.parquet(str(folder))  # the schema is read while every file is whole
     first = df.inputFiles()[0]
-    corrupt(first)
+    corrupt_footer(first)
     plan = plan_of(config(str(folder), "x", "arrow"))
     with pytest.raises(InputError) as info:
         arrow_reader(spark, df, plan, InputConfig(path=str(folder), reader="arrow"))
     assert str(info.value) == f"cannot read input file {first}: {PYARROW_SAYS}"
-
-
-@pytest.mark.e2e
-def test_cli_exits_3_with_one_line_naming_the_file(tmp_path, spark):
-    """Through ``tally evaluate``: exit 3, the file named on one line, no Python traceback,
-    no Java stack trace (the bad file is met inside a task of the arrow reader)."""
-    folder = tmp_path / "night"
-    write_folder(folder)
-    bad = data_files(spark, folder)[-1]
-    corrupt(bad)
-    (tmp_path / "job.yaml").write_text(
-        f"model: m\ninput: {{path: {folder}}}\ncolumns: {{label: label, score: score}}\n"
-        f"output: {{table: {DB}.metrics, counts_table: {DB}.counts, curves_table: {DB}.curves}}\n"
-    )
-    env = job_env(tmp_path)
-    done = subprocess.run(
-        [str(TALLY), "evaluate", "--config", "job.yaml", "--run-date", DAY.isoformat()],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 3, done.stderr[-5000:]
-    errors = [line for line in done.stderr.splitlines() if line.startswith("tally: ")]
-    assert errors == [f"tally: error: cannot read input file {bad}: {PYARROW_SAYS}"]
-    assert "Traceback" not in done.stderr
-    assert "at org.apache" not in done.stderr
-    assert not (tmp_path / "warehouse" / f"{DB}.db" / "metrics").exists()

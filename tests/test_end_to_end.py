@@ -8,12 +8,12 @@ for the first day (the metrics against scikit-learn on the same rows) and for th
 (its counts are checked through the rollup), `tally report` for the first day (the page
 carries the AUC that the query returns), `tally rollup` of both days (the window's metrics
 against scikit-learn on their union), `tally evaluate` again for the second day with other
-thresholds (a rerun replaces rows), `tally evaluate` of a missing input path (exit 3, quiet:
-no Spark warnings or Java traces), and last `tally sql`, which reads back every row of the
-results table.
+thresholds (a rerun replaces rows), `tally evaluate` of a missing input path and of a folder
+with a corrupt file that a task of the arrow reader meets (exit 3, one line naming it, quiet:
+no Spark warnings, Python or Java traces), and last `tally sql`, which reads back every row of
+the results table.
 
-`tally evaluate` in a process of its own runs in ``test_corrupt_input.py``;
-`spark-submit jobs/evaluate.py` in ``test_packaging.py`` (the packaged job) and
+`spark-submit jobs/evaluate.py` runs in ``test_packaging.py`` (the packaged job) and
 ``test_airflow_dag.py`` (the DAG's tasks, whose tables a later process reads).
 
 Each subprocess gets secrets in its environment that no log may show. Other failures that
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import (
     average_precision_score,
@@ -41,7 +42,14 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from helpers import BIN, job_env, steps_of_batch, write_parquet
+from helpers import (
+    BIN,
+    PYARROW_SAYS,
+    corrupt_footer,
+    job_env,
+    steps_of_batch,
+    write_parquet,
+)
 from tally.cli import main
 from tally.report import format_value
 
@@ -141,9 +149,27 @@ SQL = ("SELECT CAST(run_date AS STRING) AS run_date, window_days, score_column, 
        "threshold, value FROM tally_e2e.metrics")
 
 
+CORRUPT_DAY = "2026-11-25"
+
+
+def corrupt_input(workspace: Workspace, spark) -> str:
+    """Folder ``corrupt`` of the workspace: 4 files of rows, the one Spark lists last with its
+    footer gone (not the arrow reader's first file, which it opens on the driver: a task
+    meets it), and a schema summary that keeps Spark's schema inference off the data files.
+    Returns the corrupt file's URI as Spark lists it."""
+    folder = workspace.root / "corrupt"
+    rows = workspace.days[DAY1].slice(0, 400)
+    write_parquet(folder, {name: rows.column(name) for name in rows.column_names}, files=4)
+    pq.write_metadata(rows.schema, folder / "_common_metadata")
+    bad = [f for f in spark.read.parquet(str(folder)).inputFiles() if "/part-" in f][-1]
+    corrupt_footer(bad)
+    return bad
+
+
 @pytest.fixture(scope="module")
-def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
+def runs(workspace: Workspace, spark) -> dict[str, subprocess.CompletedProcess]:
     """The commands of the module docstring, in that order; each test checks its exit code."""
+    workspace.corrupt_file = corrupt_input(workspace, spark)
     second_day = f"--run-date {DAY2} --set input.path=data/{DAY2}"
     batch = workspace.tally(
         "batch", "--keep-going",
@@ -155,11 +181,13 @@ def runs(workspace: Workspace) -> dict[str, subprocess.CompletedProcess]:
         f"evaluate --config job.yaml {second_day} --set 'metrics.thresholds=[0.4, 0.6]'",
         "--step", "nowhere", "evaluate --config job.yaml --run-date 2026-11-24 "
         "--set input.path=no/such/folder",
+        "--step", "corrupt",
+        f"evaluate --config job.yaml --run-date {CORRUPT_DAY} --set input.path=corrupt",
         "--step", "sql", f'sql --format csv --max-rows 1000000 "{SQL}"',
     )
-    assert batch.returncode == 3, batch.stderr[-5000:]  # the failed step's (nowhere)
-    done = steps_of_batch(
-        batch, ["evaluate", "second day", "report", "rollup", "rerun", "nowhere", "sql"])
+    assert batch.returncode == 3, batch.stderr[-5000:]  # the failed steps' (nowhere, corrupt)
+    done = steps_of_batch(batch, [
+        "evaluate", "second day", "report", "rollup", "rerun", "nowhere", "corrupt", "sql"])
     # stdout: the report's path and the rollup's table, then the sql step's CSV (printed last)
     printed, _, rows = done["sql"].stdout.partition(SQL_COLUMNS + "\n")
     for name, step in done.items():
@@ -379,11 +407,18 @@ def in_process(spark, tmp_path_factory) -> Path:
     return config
 
 
-def test_a_missing_input_path_fails_quietly_naming_it(runs, stored):
+def test_a_missing_or_corrupt_input_fails_quietly_naming_it(workspace, runs, stored):
     done = runs["nowhere"]
     assert done.returncode == 3
     assert "tally: error: cannot read input path no/such/folder" in done.stderr
     assert not [r for r in stored if r["run_date"] == "2026-11-24"]  # nothing written
+    done = runs["corrupt"]  # met inside a task of the arrow reader: one line, exit 3
+    assert done.returncode == 3
+    errors = [line for line in done.stderr.splitlines() if line.startswith("tally: ")]
+    assert errors == [
+        f"tally: error: cannot read input file {workspace.corrupt_file}: {PYARROW_SAYS}"]
+    assert "Traceback" not in done.stderr
+    assert not [r for r in stored if r["run_date"] == CORRUPT_DAY]
     # Spark's own warnings and Java traces stay quiet, here and in every tally command
     for name, done in runs.items():
         assert "at org.apache" not in done.stderr and " WARN " not in done.stderr, name
