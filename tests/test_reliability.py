@@ -95,8 +95,14 @@ def job_config(path: str, db: str, model: str, **extra):
 
 
 def partition_rows(spark, table: str, day: dt.date, model: str) -> list:
-    df = spark.table(table).where((F.col("run_date") == day) & (F.col("model") == model))
-    return sorted(df.collect(), key=lambda r: tuple("" if v is None else str(v) for v in r))
+    return partitions_rows(spark, table, day, [model])[model]
+
+
+def partitions_rows(spark, table: str, day: dt.date, models: list[str]) -> dict[str, list]:
+    """The rows of each ``(day, model)`` partition of ``table``, sorted; one query."""
+    df = spark.table(table).where((F.col("run_date") == day) & F.col("model").isin(models))
+    rows = sorted(df.collect(), key=lambda r: tuple("" if v is None else str(v) for v in r))
+    return {model: [r for r in rows if r.model == model] for model in models}
 
 
 def metric_values(spark, table: str, day: dt.date, model: str) -> dict:
@@ -349,8 +355,8 @@ def test_write_failing_midway_leaves_each_partition_whole(spark, tmp_path, monke
     )
     evaluate(spark, old, DAY1)
     evaluate(spark, job_config(old.input.path, db, "other"), DAY1)  # a neighbour
-    keys = [(DAY1, "m"), (DAY1, "other")]
-    before = {t: {k: partition_rows(spark, f"{db}.{t}", *k) for k in keys} for t in WRITE_ORDER}
+    models = ["m", "other"]
+    before = {t: partitions_rows(spark, f"{db}.{t}", DAY1, models) for t in WRITE_ORDER}
     real = tally.spark.tables.replace_partitions
 
     after_failure = {}  # failing table -> each table's partition after that failed run
@@ -372,23 +378,21 @@ def test_write_failing_midway_leaves_each_partition_whole(spark, tmp_path, monke
                 evaluate(spark, new, DAY1)
         upto = WRITE_ORDER.index(failing_write) + 1
         assert calls == [f"{db}.{t}" for t in WRITE_ORDER[:upto]], failing_write
-        after_failure[failing_write] = {
-            t: partition_rows(spark, f"{db}.{t}", DAY1, "m") for t in WRITE_ORDER
-        }
-        for t in WRITE_ORDER:
-            for k in keys[1:]:
-                assert same_rows(partition_rows(spark, f"{db}.{t}", *k), before[t][k]), (t, k)
+        now = {t: partitions_rows(spark, f"{db}.{t}", DAY1, models) for t in WRITE_ORDER}
+        after_failure[failing_write] = {t: now[t]["m"] for t in WRITE_ORDER}
+        for t in WRITE_ORDER:  # the neighbour's partitions are untouched
+            assert same_rows(now[t]["other"], before[t]["other"]), (failing_write, t)
 
     evaluate(spark, new, DAY1)  # the rerun replaces every table's partition completely
     rerun = {t: partition_rows(spark, f"{db}.{t}", DAY1, "m") for t in WRITE_ORDER}
     for failing_write, tables in after_failure.items():
         for t in WRITE_ORDER:
             where = (failing_write, t)
-            assert not same_rows(rerun[t], before[t][(DAY1, "m")]), f"{where}: old, new alike"
+            assert not same_rows(rerun[t], before[t]["m"]), f"{where}: old, new alike"
             if WRITE_ORDER.index(t) >= WRITE_ORDER.index(failing_write):
-                assert same_rows(tables[t], before[t][(DAY1, "m")]), f"{where}: not the old run"
+                assert same_rows(tables[t], before[t]["m"]), f"{where}: not the old run"
             else:
-                assert same_rows(tables[t], before[t][(DAY1, "m")]) or same_rows(
+                assert same_rows(tables[t], before[t]["m"]) or same_rows(
                     tables[t], rerun[t]
                 ), f"{where}: neither the old nor the new run"
     got = metric_values(spark, f"{db}.metrics", DAY1, "m")
