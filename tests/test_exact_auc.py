@@ -618,6 +618,114 @@ def test_counted_negatives_give_every_bin_as_brute_force_does(narrow, table_bits
     np.testing.assert_allclose(got.ap, weighted.ap, rtol=1e-12)
 
 
+def narrow_span_scores(rng: np.random.Generator, kind: str, n: int) -> tuple[np.ndarray, bool]:
+    """Scores whose keys span few values (the table path of ``value_counts``), and
+    whether they are sorted as float32: runs of adjacent floats with ties, 0.0 and
+    -0.0 and subnormals, float32 values stored as float64 (29 zero low bits of every
+    key), float64 keys 2^14 apart and a single value."""
+    if kind == "float32_run":
+        run = np.float32(0.3) + np.arange(500, dtype=np.float32) * np.spacing(np.float32(0.3))
+        return run[rng.integers(0, 500, n)].astype(np.float64), True
+    if kind == "float64_run":
+        return nextafter_chain(0.3, 500)[rng.integers(0, 500, n)], False
+    if kind == "float32_as_float64":
+        run = np.float32(0.0101) + np.arange(3000, dtype=np.float32) * np.spacing(np.float32(0.01))
+        return run[rng.integers(0, 3000, n)].astype(np.float64), False
+    if kind == "multiples":  # keys 2^14 apart (14 zero low bits), 2^19 values
+        return 0.25 + rng.integers(0, 1 << 19, n) * 2.0**-40, False
+    if kind == "subnormal":  # 0.0, -0.0 and the smallest doubles: keys 0 … 999
+        s = rng.integers(0, 1000, n) * 5e-324
+        s[:10] = [0.0, -0.0] * 5
+        return s, False
+    return np.full(n, 0.37), False
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["float32_run", "float64_run", "float32_as_float64", "multiples", "subnormal", "one_value"],
+)
+def test_rows_counted_per_value_give_the_sorted_sums_bit_for_bit(monkeypatch, kind):
+    """Keys spanning few values are counted per (value, label) in one table, without a
+    sort (``value_counts``): per bin, pairs counted pair by pair, rows, positives, the
+    smallest and largest score and single-valued bins as numpy finds them from every
+    row, and every field equal, bit for bit, to what the sort path gives the same rows
+    (``DENSE_SLOTS`` 0); a reducer's chunks (some empty) as one array."""
+    from tally.kernels import exact_sort
+    from tally.kernels.exact_sort import pack, score_keys, unweighted_sums, value_counts
+
+    rng = np.random.default_rng(len(kind))
+    s, narrow = narrow_span_scores(rng, kind, 6000)
+    y = rng.random(s.size) < 0.2
+    values = np.unique(s)
+    # bin edges at, between and beyond the values: some bins empty, some single-valued
+    edges = np.unique(
+        np.r_[0.0, values[:: max(1, values.size // 7)], np.nextafter(values[3::50], 1)]
+    )
+    node = np.searchsorted(edges, s, side="right") - 1
+    chosen = np.arange(edges.size)
+    packed = pack(score_keys(s, narrow), y)
+    rng.shuffle(packed)
+    job = one_part_job(rng, edges, narrow)
+    chunks = np.array_split(packed, [0, 7, 7, 2000])
+    assert value_counts(chunks, job.low) is not None
+    got = unweighted_sums(chunks, job, 0, chosen.size)
+    assert_bins_as_brute_force(got, s, y, node, chosen)
+    assert np.array_equal(got.single, [np.unique(s[node == b]).size == 1 for b in chosen])
+    monkeypatch.setattr(exact_sort, "DENSE_SLOTS", 0)
+    assert value_counts(chunks, job.low) is None
+    sorted_path = unweighted_sums([packed], job, 0, chosen.size)
+    for field in exact_sort.BinSums.__dataclass_fields__:
+        assert np.array_equal(getattr(got, field), getattr(sorted_path, field), equal_nan=True), (
+            field
+        )
+        assert getattr(got, field).dtype == getattr(sorted_path, field).dtype, field
+
+
+def test_value_counts_refuse_rows_below_their_lowest_bin():
+    from tally.kernels.exact_sort import low_keys, pack, score_keys, value_counts
+
+    packed = pack(score_keys(np.array([0.25, 0.5]), False), np.array([True, False]))
+    with pytest.raises(ValueError, match="below the lowest bin"):
+        value_counts([packed], low_keys(np.array([0.3]), False))
+
+
+def test_shipped_parts_sorted_or_by_value_equal_scikit_learn(monkeypatch):
+    """The numpy reference of one read (parts summed by ``part_sums``) with every part
+    sorted (``DENSE_SLOTS`` 0) gives the bins of the default's choice (a table per part
+    where its keys span few values), bit for bit, as do two reads; ROC AUC and average
+    precision equal scikit-learn's."""
+    from tally.kernels import exact_sort
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import bucket_parts
+    from tally.metrics.exact import refine_shipped_arrays
+
+    cases = {kind: one_read_case(kind) for kind in ONE_READ_CASES}
+    rng = np.random.default_rng(11)
+    for kind in ("float32_run", "float32_as_float64", "multiples"):
+        s, narrow = narrow_span_scores(rng, kind, 5000)
+        y = (rng.random(s.size) < 0.3).astype(np.float64)
+        cases[kind] = (y.tolist(), s.tolist(), 4096, pa.float32() if narrow else None)
+
+    def shipped(label, score, buckets, score_type):
+        y, v, _ = valid_rows(label, score)
+        start = bucket_parts(bucket_of(v[::7], buckets), buckets, 3, 1.0 + 24 * y[::7])
+        return refine_shipped_arrays(label, score, buckets, start, narrow=score_type is not None)
+
+    defaults = {kind: shipped(*case) for kind, case in cases.items()}
+    monkeypatch.setattr(exact_sort, "DENSE_SLOTS", 0)
+    for kind, (label, score, buckets, score_type) in cases.items():
+        flat = shipped(label, score, buckets, score_type)
+        two_reads = refine_arrays(label, score, buckets, narrow=score_type is not None)
+        for field in BIN_FIELDS:
+            assert np.array_equal(getattr(flat, field), getattr(defaults[kind], field)), field
+            assert np.array_equal(getattr(two_reads, field), getattr(flat, field)), field
+        y, v, _ = valid_rows(label, score)
+        metrics = {m.metric: m.value for m in exact_auc_metrics(flat)}
+        assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, v), abs=TOL, rel=0), kind
+        ap = average_precision_score(y, v)
+        assert metrics["pr_auc"] == pytest.approx(ap, abs=TOL, rel=0), kind
+
+
 @pytest.mark.parametrize("table_bits", [1, 4, 10])
 def test_coarse_sub_bins_still_equal_scikit_learn(monkeypatch, table_bits):
     """The numpy reference (same reducers as Spark) with few sub-bins per reducer, so

@@ -26,6 +26,14 @@ between them, so only their number matters: they are counted
 (:func:`split_rows`, a few percent of the rows on click-through-like scores).
 :func:`counted_sums` adds the counted negatives below each positive and each bin edge.
 
+**Counting few values.** Where a part's keys span few distinct values (at most
+:data:`DENSE_SLOTS` / 2: at a billion click-through rows a part of 16.7M rows spans
+about 600k float32 values, ~29 rows each), no row is sorted: one ``np.bincount`` of
+``(key / 2^t − smallest) · 2 + y`` counts every row per value and label
+(:func:`value_counts`; ``2^t`` the largest power of two dividing every key, so float32
+values stored as float64 count as their float32 keys), and :func:`value_sums` gives
+the same sums as the sort, bit for bit. :func:`unweighted_sums` chooses.
+
 **Per bin** ``b`` with distinct values ``v`` (positives ``p_v``, negatives ``n_v``):
 
 * ``pairs_b = Σ_v p_v · (n_{<v} + ½ n_v)``, ``n_{<v}`` the negatives of ``b`` below ``v``:
@@ -249,10 +257,7 @@ def resolve(
     dtype = np.uint32 if job.narrow else np.uint64
     packed = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype)
     if not job.weighted:
-        if packed.shape[0] == 0:
-            return counted_sums(packed, job, first, end)
-        kept, gaps = split_rows(packed, job, first, end)
-        return counted_sums(kept, job, first, end, gaps)
+        return unweighted_sums([packed], job, first, end)
     w = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0)  # type: ignore[misc]
     order = np.argsort(packed, kind="stable")
     return weighted_sums(packed[order], w[order], job, first, end)
@@ -363,12 +368,166 @@ def split_rows(
         at += c.shape[0]
     sorted_rows = np.concatenate(picked) if len(picked) > 1 else picked[0]
     sorted_rows.sort()
-    negatives = rows  # counted in place: rows is not needed any more
-    negatives -= np.bincount(positive_sub, minlength=size)
+    negatives = rows  # every sub-bin holding a positive is kept: the rest hold negatives
     negatives[kept[:size]] = 0
     before = np.zeros(size + 1, np.int64)
     np.cumsum(negatives, out=before[1:])
     return sorted_rows, NegativeGaps(before, int(base), shift)
+
+
+#: A part's rows are counted per value in one table (:func:`value_counts`) when it has
+#: at most this many slots (two per distinct key the part's keys span): 64 MB of int64
+#: counts. Larger tables cost a cache miss per row, and the part is sorted instead.
+DENSE_SLOTS = 1 << 23
+
+
+@dataclass(frozen=True)
+class ValueCounts:
+    """A part's rows counted per distinct score (:func:`value_counts`): ``keys`` (its
+    values' keys, ascending), ``pos`` and ``neg`` (int64 rows of each)."""
+
+    keys: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray
+
+
+#: Rows :func:`value_counts` moves the label of at a time (its buffer stays in cache).
+BLOCK_ROWS = 1 << 16
+
+
+def _trailing_zeros(value: int) -> int:
+    """The trailing zero bits of ``value`` (0 for 0)."""
+    return (value & -value).bit_length() - 1 if value else 0
+
+
+def value_counts(chunks: Sequence[np.ndarray], low: np.ndarray) -> ValueCounts | None:
+    """The unweighted packed rows ``chunks`` (unsorted, at least one row) of bins whose
+    lower keys are ``low`` (the first at or below every row) counted per distinct key
+    without a sort, or None where the table would have more than :data:`DENSE_SLOTS`
+    slots.
+
+    Keys are divided by the largest power of two ``2^t`` dividing them all (float32
+    values stored as float64 have 29 zero low bits: they span as many values as their
+    float32 keys) and taken relative to the smallest, ``r = key / 2^t − base``; every
+    row's slot ``r · 2 + y`` is counted in one ``np.bincount`` of ``2 · span`` slots
+    (``span``: the largest ``r`` + 1), and the non-empty values read off in key order.
+    The rows' slots are written into one ``intp`` buffer in place (fresh arrays of every
+    row cost more in page faults than the arithmetic, docs/benchmarks.md).
+    """
+    chunks = [c for c in chunks if c.shape[0]]
+    dtype = chunks[0].dtype
+    smallest = int(min(c.min() for c in chunks)) >> 1
+    largest = int(max(c.max() for c in chunks)) >> 1
+    if int(np.asarray(low)[0]) > smallest:
+        raise ValueError("rows below the lowest bin of their part")
+    t = 0
+    if 2 * (largest - smallest + 1) > DENSE_SLOTS:
+        if dtype != np.uint64:
+            return None
+        # the span shrinks with t, and t is at most that of a few rows: too wide at
+        # theirs, too wide at every row's
+        few = _trailing_zeros(int(np.bitwise_or.reduce(chunks[0][:BLOCK_ROWS])) >> 1)
+        if 2 * ((largest >> few) - (smallest >> few) + 1) > DENSE_SLOTS:
+            return None
+        ored = 0
+        for c in chunks:
+            ored |= int(np.bitwise_or.reduce(c))
+        t = _trailing_zeros(ored >> 1)  # every key's last t bits are 0
+    base = smallest >> t
+    span = (largest >> t) - base + 1
+    if 2 * span > DENSE_SLOTS:
+        return None
+    origin = dtype.type(base << (t + 1))  # the packed row of r = 0, y = 0
+    slot = np.empty(sum(c.shape[0] for c in chunks), np.intp)
+    y = np.empty(min(BLOCK_ROWS, slot.shape[0]), np.intp)
+    at = 0
+    for c in chunks:
+        part = slot[at : at + c.shape[0]]
+        np.subtract(c, origin, out=part, casting="unsafe")  # (r << t) · 2 + y
+        for i in range(0, part.shape[0] if t else 0, BLOCK_ROWS):  # r · 2 + y
+            block = part[i : i + BLOCK_ROWS]
+            label = y[: block.shape[0]]
+            np.bitwise_and(block, 1, out=label)
+            block >>= t
+            block |= label
+        at += c.shape[0]
+    counts = np.bincount(slot, minlength=2 * span).reshape(-1, 2)
+    del slot
+    r = np.flatnonzero(counts[:, 0] + counts[:, 1])
+    keys = (r + base).astype(dtype) << dtype.type(t)
+    return ValueCounts(keys, counts[r, 1], counts[r, 0])
+
+
+def value_sums(
+    counts: ValueCounts,
+    job: SortJob,
+    first: int,
+    end: int,
+    above: tuple[float, float] | None = None,
+) -> BinSums:
+    """:class:`BinSums` of bins ``first … end − 1`` from their rows counted per value
+    (:func:`value_counts`): per bin ``b`` and value ``v`` of it, ``pairs_b = Σ_v p_v ·
+    (n_{<v} + ½ n_v)`` and ``ap_b = Σ_v p_v · tp_v / (tp_v + fp_v)`` over ``p_v > 0``
+    (module docstring). The same sums as :func:`counted_sums` gives from the sorted
+    rows, bit for bit: ``pairs_b`` adds halves of integers below 2^53 (exact in any
+    order) and ``ap_b`` the same ratio once per positive, in row order. ``above``: as
+    for :func:`counted_sums`.
+    """
+    keys, p, q = counts.keys, counts.pos, counts.neg
+    m = end - first
+    values = keys.shape[0]
+    bounds = np.r_[np.searchsorted(keys, job.low[first:end].astype(keys.dtype)), values]
+    cp = np.zeros(values + 1, np.int64)
+    np.cumsum(p, out=cp[1:])
+    cq = np.zeros(values + 1, np.int64)
+    np.cumsum(q, out=cq[1:])
+    pos_before = cp[bounds]
+    neg_before = cq[bounds]
+    bin_p_rows, bin_n_rows = np.diff(pos_before), np.diff(neg_before)
+    bin_p, bin_n = bin_p_rows.astype(np.float64), bin_n_rows.astype(np.float64)
+    rows = bin_p_rows + bin_n_rows
+    seen = rows > 0
+    start, stop = bounds[:-1], bounds[1:]
+    first_key = keys[np.minimum(start, values - 1)]
+    last_key = keys[np.maximum(stop - 1, 0)]
+    shape = {
+        "bin": np.arange(first, end, dtype=np.int64),
+        "rows": rows,
+        "single": seen & (first_key == last_key),
+        "low": np.where(seen, key_scores(first_key, keys.dtype == np.uint32), np.nan),
+        "high": np.where(seen, key_scores(last_key, keys.dtype == np.uint32), np.nan),
+    }
+    gained = np.flatnonzero(p)  # values holding a positive, ascending
+    b = np.searchsorted(bounds, gained, side="right") - 1  # the bin of each
+    pg = p[gained].astype(np.float64)
+    pos_below_in_bin = (cp[gained] - pos_before[b]).astype(np.float64)
+    neg_below_in_bin = (cq[gained] - neg_before[b]).astype(np.float64)
+    pairs = np.bincount(b, weights=pg * (neg_below_in_bin + 0.5 * q[gained]), minlength=m)
+    precision = _precision(
+        job, first, end, above, bin_p, bin_n, b, pos_below_in_bin, neg_below_in_bin
+    )
+    # one term per positive, in row order, as counted_sums adds them: the same bits
+    ap = np.bincount(np.repeat(b, p[gained]), np.repeat(precision, p[gained]), minlength=m)
+    return BinSums(pos=bin_p, neg=bin_n, pairs=pairs, ap=ap, **shape)
+
+
+def unweighted_sums(
+    chunks: Sequence[np.ndarray],
+    job: SortJob,
+    first: int,
+    end: int,
+    above: tuple[float, float] | None = None,
+) -> BinSums:
+    """:class:`BinSums` of bins ``first … end − 1`` from their unweighted packed rows
+    (unsorted ``chunks``): :func:`value_counts`, then :func:`value_sums`."""
+    if sum(c.shape[0] for c in chunks) == 0:
+        empty = np.zeros(0, np.uint32 if job.narrow else np.uint64)
+        return counted_sums(empty, job, first, end, above=above)
+    counts = value_counts(chunks, job.low[first:end])
+    if counts is None:
+        kept, gaps = split_rows(chunks, job, first, end)
+        return counted_sums(kept, job, first, end, gaps, above)
+    return value_sums(counts, job, first, end, above)
 
 
 def _bin_rows(keys: np.ndarray, job: SortJob, first: int, end: int) -> np.ndarray:
@@ -409,6 +568,33 @@ def _run_starts(keys: np.ndarray) -> np.ndarray:
         np.multiply(starts, np.arange(n, dtype=np.intp), out=starts)
         np.maximum.accumulate(starts, out=starts)
     return starts
+
+
+def _precision(
+    job: SortJob,
+    first: int,
+    end: int,
+    above: tuple[float, float] | None,
+    bin_p: np.ndarray,
+    bin_n: np.ndarray,
+    b: np.ndarray,
+    pos_below_in_bin: np.ndarray,
+    neg_below_in_bin: np.ndarray,
+) -> np.ndarray:
+    """``tp / (tp + fp)`` at the scores of positives of bins ``b`` (indices into bins
+    ``first … end − 1``, whose positives and negatives are ``bin_p``, ``bin_n``) with
+    ``pos_below_in_bin`` positives and ``neg_below_in_bin`` negatives of their bin below
+    them: ``tp`` the positives at or above, ``fp`` the negatives at or above, the bins
+    above included (``job``'s ``tp_above`` and ``fp_above``, or from ``above``, the
+    positives and negatives above bin ``end − 1``: :func:`counted_sums`)."""
+    if above is None:
+        tp_above, fp_above = job.tp_above[first:end], job.fp_above[first:end]
+    else:  # integers in float64: the same values as the driver's sums over every bin
+        tp_above = above[0] + (np.cumsum(bin_p[::-1]) - bin_p[::-1])[::-1]
+        fp_above = above[1] + (np.cumsum(bin_n[::-1]) - bin_n[::-1])[::-1]
+    tp = tp_above[b] + bin_p[b] - pos_below_in_bin
+    fp = fp_above[b] + bin_n[b] - neg_below_in_bin
+    return tp / (tp + fp)
 
 
 def counted_sums(
@@ -460,14 +646,10 @@ def counted_sums(
     pos_below_in_bin = (pos_below - pos_before[b]).astype(np.float64)
     neg_below_in_bin = (neg_below - neg_before[b]).astype(np.float64)
     pairs = np.bincount(b, weights=neg_below_in_bin + 0.5 * tied, minlength=m)
-    if above is None:
-        tp_above, fp_above = job.tp_above[first:end], job.fp_above[first:end]
-    else:  # integers in float64: the same values as the driver's sums over every bin
-        tp_above = above[0] + (np.cumsum(bin_p[::-1]) - bin_p[::-1])[::-1]
-        fp_above = above[1] + (np.cumsum(bin_n[::-1]) - bin_n[::-1])[::-1]
-    tp = tp_above[b] + bin_p[b] - pos_below_in_bin
-    fp = fp_above[b] + bin_n[b] - neg_below_in_bin
-    ap = np.bincount(b, weights=tp / (tp + fp), minlength=m)
+    precision = _precision(
+        job, first, end, above, bin_p, bin_n, b, pos_below_in_bin, neg_below_in_bin
+    )
+    ap = np.bincount(b, weights=precision, minlength=m)
     return BinSums(pos=bin_p, neg=bin_n, pairs=pairs, ap=ap, **shape)
 
 
@@ -502,8 +684,7 @@ def part_sums(
         empty = np.zeros(0, np.uint32 if narrow else np.uint64)
         sums = counted_sums(empty, job, 0, end - start)
     else:
-        kept, gaps = split_rows(packed, job, 0, end - start)
-        sums = counted_sums(kept, job, 0, end - start, gaps, (float(above.pos), float(above.neg)))
+        sums = unweighted_sums(chunks, job, 0, end - start, (float(above.pos), float(above.neg)))
     seen = sums.rows > 0
     fields = {f: getattr(sums, f)[seen] for f in BinSums.__dataclass_fields__}
     fields["bin"] = fields["bin"] + start
