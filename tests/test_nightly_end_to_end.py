@@ -7,19 +7,21 @@ partitions (``labels/dt=20261101`` … ``20261113``: a label lands 0 to 3 days a
 score). The run for date D (the DAG runs it on D + 3, ``conf/x.yaml@-3``) joins D's scores
 with the labels that landed from D to D + 3. The nights 2026-11-06 … 09, then the 10th,
 whose scores are degraded on purpose (noise, no longer ranking the positives first), run
-through the CLI's entry point (``tally.cli.main``) in one Python process (one JVM: each
-``tally`` process costs a JVM start). A failed check's exit code 6 from a process of its
-own is checked where a scheduler sees it: ``spark-submit`` under Airflow
-(``test_airflow_dag.py``). Expected numbers: the same join done in pandas, scored by
-scikit-learn; the stored tables are read back from their Parquet files.
+through the CLI's entry point (``tally.cli.main``, whose return value is a ``tally``
+process's exit code) on the suite's Spark session: each ``tally`` process would cost a JVM
+start. A failed check's exit code 6 from a process of its own is checked where a scheduler
+sees it: ``spark-submit`` under Airflow (``test_airflow_dag.py``), as are the night's tables
+on the Hive metastore read by a later process. Expected numbers: the same join done in
+pandas, scored by scikit-learn; the stored tables are read back from their Parquet files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
+import logging
+import shutil
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import job_env
+from tally.cli import main
 
 pytestmark = pytest.mark.e2e
 
@@ -62,19 +64,6 @@ checks:
   - {{metric: roc_auc, max_drop: 0.05, baseline: last_3_nights}}
 """
 
-#: Every night through the CLI's entry point, one JVM; prints each exit code. Before the
-#: last night it copies the metrics table's files aside (what the earlier nights wrote) and
-#: marks its start on stderr, so the last night's log can be told apart.
-NIGHTS_SCRIPT = """\
-import shutil, sys
-from tally.cli import main
-*nights, last = sys.argv[1:]
-for night in nights:
-    print("exit", night, main(["evaluate", "--config", "job.yaml", "--run-date", night]))
-shutil.copytree("warehouse/nightly.db/metrics", "metrics-before-the-last-night")
-print("LAST NIGHT", file=sys.stderr, flush=True)
-print("exit", last, main(["evaluate", "--config", "job.yaml", "--run-date", last]))
-"""
 
 
 def write_inputs(root: Path) -> pd.DataFrame:
@@ -124,23 +113,34 @@ def table_rows(folder: Path) -> pd.DataFrame:
     return frame
 
 
-def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(tmp_path):
+def evaluate_night(config: Path, night: str) -> int:
+    """``tally evaluate`` of one night; its exit code."""
+    return main(["evaluate", "--config", str(config), "--run-date", night])
+
+
+def test_nightly_runs_join_late_labels_and_the_gate_fails_the_degraded_night(
+    spark, tmp_path, capsys, caplog
+):
     served = write_inputs(tmp_path)
-    (tmp_path / "job.yaml").write_text(CONFIG.format(
+    config = tmp_path / "job.yaml"
+    config.write_text(CONFIG.format(
         scores=tmp_path / "scores", labels=tmp_path / "labels", buckets=BUCKETS))
-    nights = [d.isoformat() for d in [*FIRST_NIGHTS, DEGRADED]]
-    done = subprocess.run([sys.executable, "-c", NIGHTS_SCRIPT, *nights], cwd=tmp_path,
-                          env=job_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-5000:]
+    tables = Path(urlparse(spark.conf.get("spark.sql.warehouse.dir")).path) / "nightly.db"
+    assert not tables.exists()  # the session's catalog holds no earlier nights
+    caplog.set_level(logging.INFO, logger="tally")
+    first, *others = [d.isoformat() for d in FIRST_NIGHTS]
+    assert evaluate_night(config, first) == 0
+    logged = "\n".join(caplog.messages)
+    assert "input.query: SELECT s.score" in logged  # the rendered query is logged
+    assert "AND l.dt BETWEEN 20261106 AND 20261109 WHERE s.ds = '2026-11-06'" in logged
+    assert [evaluate_night(config, night) for night in others] == [0] * len(others)
+    # what the earlier nights wrote, to show the last night leaves it alone
+    shutil.copytree(tables / "metrics", tmp_path / "metrics-before-the-last-night")
+    capsys.readouterr()
     # a failed check: the metrics and checks are written, then evaluate returns 6
-    assert [ln for ln in done.stdout.splitlines() if ln.startswith("exit")] == [
-        *(f"exit {n} 0" for n in nights[:-1]), f"exit {nights[-1]} 6"
-    ]
-    first_log, degraded_log = done.stderr.split("LAST NIGHT\n")
-    assert "input.query: SELECT s.score" in first_log  # the rendered query is logged
-    assert "AND l.dt BETWEEN 20261106 AND 20261109 WHERE s.ds = '2026-11-06'" in first_log
+    assert evaluate_night(config, DEGRADED.isoformat()) == 6
+    degraded_log = capsys.readouterr().err
     before = table_rows(tmp_path / "metrics-before-the-last-night")
-    tables = tmp_path / "warehouse" / "nightly.db"
 
     # every night's metrics against scikit-learn on the same join, done in pandas
     metrics = table_rows(tables / "metrics")
