@@ -15,6 +15,7 @@ import pickle
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss
 
@@ -22,6 +23,8 @@ from tally.counts import bucket_of
 from tally.kernels import binary as kernel
 from tally.kernels.cells import LOG_LOSS_EPS, BinaryLayout
 from tally.kernels.validity import INVALID_REASONS, invalid_reason
+from tally.spark.readers.arrow.files import BATCH_ROWS, Split
+from tally.spark.readers.arrow.run import _task_totals
 
 BUCKETS, THRESHOLDS = 256, (0.25, 0.5)
 LAYOUT = BinaryLayout(BUCKETS, THRESHOLDS, weighted=False)
@@ -449,3 +452,65 @@ def test_batches_off_the_fast_path_are_added_part_by_part(monkeypatch, change):
         rows = valid & (np.arange(n) != 5 if change == "null score" and i == 0 else valid)
         got = table[table["score_column"] == f"s{i}"].drop(columns=["score_column", "slice"])
         _whole_batches_reference(y[rows], score[rows], buckets, got)
+
+
+@pytest.mark.parametrize("score_type", [pa.float32(), pa.float64()], ids=str)
+def test_a_task_reads_binary_batches_of_read_rows_with_the_same_sums(tmp_path, score_type):
+    """The arrow reader's binary task (``run._task_totals``) reads batches of
+    :data:`~tally.kernels.binary.READ_ROWS` rows: over a file of uneven row groups with
+    null labels and one batch off the fast path (a score of 1), every sum is bit for bit
+    that of batches of ``files.BATCH_ROWS`` rows and of 4,096 rows, and the cells equal
+    numpy's row by row."""
+    assert kernel.READ_ROWS % kernel.KERNEL_ROWS == 0 and kernel.READ_ROWS > BATCH_ROWS
+    rng = np.random.default_rng(41)
+    n, buckets = kernel.READ_ROWS + 3 * kernel.KERNEL_ROWS + 777, 1 << 16
+    layout = BinaryLayout(buckets, (0.5,), weighted=False)
+    y = (rng.random(n) < 0.1).astype(np.int8)
+    s = rng.random(n).astype(score_type.to_pandas_dtype())
+    s[n - 5], y[n - 5] = 1.0, 1  # the last batch takes the per-row path (the clamp of B)
+    missing = np.zeros(n, bool)
+    missing[13::100_003] = True
+    path = tmp_path / "part-0.parquet"
+    writer = pq.ParquetWriter(path, pa.schema([("label", pa.int8()), ("score", score_type)]))
+    for start, end in ((0, 300_000), (300_000, 1_000_000), (1_000_000, n)):  # row groups
+        part = slice(start, end)
+        columns = [pa.array(y[part], mask=missing[part]), pa.array(s[part], score_type)]
+        writer.write_table(pa.Table.from_arrays(columns, ["label", "score"]))
+    writer.close()
+    size = path.stat().st_size
+    tasks = ((Split(str(path), 0, size, size),),)
+    columns = {"y": "label", "s0": "score"}
+
+    def task(batch_rows: int) -> kernel.TaskTotals:
+        empty = kernel.TaskTotals(1, layout)
+        return next(_task_totals(iter([0]), tasks, columns, (), empty, batch_rows))
+
+    read = task(kernel.READ_ROWS)
+    for other in (task(BATCH_ROWS), task(4_096)):
+        a, b = read.sums[(0, 0)], other.sums[(0, 0)]
+        np.testing.assert_array_equal(a.n, b.n)
+        for name in a.sums:
+            np.testing.assert_array_equal(a.sums[name], b.sums[name])
+        np.testing.assert_array_equal(read.invalid_n[(0, 0)], other.invalid_n[(0, 0)])
+
+    table = read.table(["s0"], []).to_pandas().set_index("cell").sort_index()
+    invalid = table[table.index < 0]
+    assert invalid.index.tolist() == [-1 - INVALID_REASONS.index("null_label")]
+    assert invalid["n"].tolist() == [int(missing.sum())]
+    got = table[table.index >= 0]
+    v = ~missing
+    s64 = s.astype(np.float64)
+    cell = bucket_of(s64, buckets) * 2 + (s64 >= 0.5)
+    want_n = np.bincount(cell[v], minlength=layout.cells)
+    np.testing.assert_array_equal(got.index, np.flatnonzero(want_n))
+    np.testing.assert_array_equal(got["n"], want_n[want_n > 0])
+
+    def want(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cell[v], values[v], layout.cells)[want_n > 0]
+
+    np.testing.assert_array_equal(got["wy"], want(y.astype(np.float64)))
+    np.testing.assert_allclose(got["w_score"], want(s64), rtol=1e-12)
+    np.testing.assert_allclose(got["w_sqerr"], want((s64 - y) ** 2), rtol=1e-12)
+    with np.errstate(divide="ignore"):  # log1p(−1) of the positive's other branch
+        loss = per_row_loss(y, s64)
+    np.testing.assert_allclose(got["w_loss"], want(loss), rtol=1e-12)

@@ -849,6 +849,16 @@ def count_partition(
 #: counting pass on data of other shapes").
 KERNEL_ROWS = 1 << 15
 
+#: Rows per batch the arrow reader reads for :class:`TaskTotals` (binary counting; other
+#: readers keep :data:`tally.spark.readers.arrow.files.BATCH_ROWS`). The kernel takes a
+#: batch :data:`KERNEL_ROWS` rows at a time whatever its size, so a batch's size only
+#: sets what is paid once per batch (pyarrow's decoding of a batch, the fast path's
+#: checks) and the sums do not depend on it (a multiple of :data:`KERNEL_ROWS`: the
+#: same parts in the same order). With two workers reading and counting at once,
+#: batches of 2^20 rows cost less than of 2^18, most with float64 scores
+#: (docs/benchmarks.md, "The counting pass on data of other shapes").
+READ_ROWS = 1 << 20
+
 #: Most cells the dense tables of one task of :class:`TaskTotals` may have, over all
 #: score columns and slice specs: 2^23 cells of 48 bytes, about 400 MB
 #: at most, paged in only where rows land. Plans past it go through Spark SQL.

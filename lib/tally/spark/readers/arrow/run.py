@@ -48,7 +48,13 @@ from tally.plan import (
     slice_label,
 )
 from tally.spark.cells import value_keys
-from tally.spark.readers.arrow.files import ArrowInput, Tasks, read_split, stored_strings
+from tally.spark.readers.arrow.files import (
+    BATCH_ROWS,
+    ArrowInput,
+    Tasks,
+    read_split,
+    stored_strings,
+)
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
@@ -63,14 +69,20 @@ def _ids(spark: SparkSession, source: ArrowInput) -> RDD:
 
 
 def _task_totals(
-    ids: Iterator[int], tasks: Tasks, columns: BatchColumns, strings: Sequence[str], empty: object
+    ids: Iterator[int],
+    tasks: Tasks,
+    columns: BatchColumns,
+    strings: Sequence[str],
+    empty: object,
+    batch_rows: int = BATCH_ROWS,
 ) -> Iterator[object]:
     """The RDD function of :func:`task_totals` and :func:`collect_multilabel`: task ids
-    in, one task totals (a copy of ``empty`` with the task's rows added) per task out."""
+    in, one task totals (a copy of ``empty`` with the task's rows added, read
+    ``batch_rows`` rows at a time) per task out."""
     for task in ids:
         totals = copy.deepcopy(empty)
         for split in tasks[task]:
-            for batch in read_split(split, columns, strings):
+            for batch in read_split(split, columns, strings, batch_rows):
                 totals.add(batch)  # type: ignore[attr-defined]
         yield totals
 
@@ -159,7 +171,12 @@ def task_totals(
     )
     strings = stored_strings(source, plan.slice_columns)
     count = partial(
-        _task_totals, tasks=source.tasks, columns=columns, strings=strings, empty=empty
+        _task_totals,
+        tasks=source.tasks,
+        columns=columns,
+        strings=strings,
+        empty=empty,
+        batch_rows=binary_kernels.READ_ROWS,
     )
     return _ids(spark, source).mapPartitions(count)
 
