@@ -37,9 +37,11 @@ BIN = Path(sys.executable).parent
 #: so compiling fast beats compiling well. C1 alone gets a 48 MiB code cache by default,
 #: which Spark fills: the JVM then flushes compiled methods and compiles them again (and
 #: warns "CodeCache is full"), so the cache is given the size tiered compilation has.
-#: Results do not depend on either. Figures: docs/benchmarks.md, "Fewer JVM starts, and a
-#: code cache that holds Spark".
-TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+#: The serial collector: a test's heap holds little, and G1's concurrent threads cost CPU
+#: that the two xdist workers share. Results depend on none of these. Figures:
+#: docs/benchmarks.md, "Fewer JVM starts, and a code cache that holds Spark" and "Fewer
+#: processes, and the serial collector".
+TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseSerialGC"
 
 
 def spark_defaults(path: Path = PROJECT_ROOT / "conf" / "spark-defaults.conf") -> dict[str, str]:
