@@ -858,7 +858,8 @@ def one_read_case(kind: str) -> tuple[list, list, int, object]:
 
 @pytest.mark.parametrize(
     ("kind", "transport"),
-    [(kind, "files") for kind in ONE_READ_CASES] + [("mixed", "shuffle"), ("float32", "shuffle")],
+    [(kind, "files") for kind in ONE_READ_CASES]
+    + [("mixed", "shuffle"), ("float32", "shuffle"), ("last_bit", "shuffle")],
 )
 def test_one_read_gives_the_two_read_bins_and_scikit_learn(
     spark, spark_conf, tmp_path, kind, transport
@@ -866,7 +867,8 @@ def test_one_read_gives_the_two_read_bins_and_scikit_learn(
     """The count pass ships the rows, its reducers sum every bucket: one read, and the
     bins the two-read numpy reference gives, bit for bit (float32 keys for a float32
     column), equal to scikit-learn; through files (local Spark) and through PySpark's
-    shuffle (any cluster)."""
+    shuffle (any cluster), with reducers that sort and (``last_bit``, ``all_ties``: keys
+    spanning few values) reducers that count per value."""
     label, score, buckets, score_type = one_read_case(kind)
     flat, metrics = shipped_from_files(
         spark, spark_conf, tmp_path, label, score, buckets, score_type, transport

@@ -27,8 +27,8 @@ between them, so only their number matters: they are counted
 :func:`counted_sums` adds the counted negatives below each positive and each bin edge.
 
 **Counting few values.** Where a part's keys span few distinct values (at most
-:data:`DENSE_SLOTS` / 2: at a billion click-through rows a part of 16.7M rows spans
-about 600k float32 values, ~29 rows each), no row is sorted: one ``np.bincount`` of
+:data:`DENSE_SLOTS` / 2: at a billion click-through rows most parts hold 10–25M
+rows spanning 0.4–1M float32 values), no row is sorted: one ``np.bincount`` of
 ``(key / 2^t − smallest) · 2 + y`` counts every row per value and label
 (:func:`value_counts`; ``2^t`` the largest power of two dividing every key, so float32
 values stored as float64 count as their float32 keys), and :func:`value_sums` gives
