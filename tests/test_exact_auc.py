@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -841,7 +843,24 @@ def shipped_from_files(
     return flat, {m.metric: m.value for m in exact_auc_metrics(flat)}
 
 
-ONE_READ_CASES = ["all_ties", "last_bit", "mixed", "ctr", "float32"]
+ONE_READ_CASES = ["all_ties", "last_bit", "mixed", "ctr", "float32", "float32_as_float64", "widths"]
+
+
+def mixed_widths(seed: int = 7) -> tuple[list, np.ndarray]:
+    """Labels and float64 scores: the first 3000 rows float32 values (those of
+    :func:`float32_adversarial`: ties, adjacent float32 values, 0, -0, the smallest
+    float32, 1), the others half float32 values, half one float64 ulp above one, with
+    float64 subnormals, -0.0 and float64 neighbours of 100 buckets' edges."""
+    label, s32 = float32_adversarial(seed)
+    s = s32.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    tail = s[3000:]
+    s[3000:] = np.where(rng.random(tail.size) < 0.5, tail, np.nextafter(tail, 1.0))
+    s[3000:3005] = 5e-324
+    s[3005:3010] = -0.0
+    edges = rng.integers(1, 100, 100) / 100
+    s[3010:3110] = np.nextafter(edges, rng.choice([0.0, 1.0], 100))
+    return label, s
 
 
 def one_read_case(kind: str) -> tuple[list, list, int, object]:
@@ -849,9 +868,13 @@ def one_read_case(kind: str) -> tuple[list, list, int, object]:
     if kind == "ctr":
         y, s = ctr_like(30_000, seed=5)
         return y.tolist(), s.tolist(), 64, None
-    if kind == "float32":
+    if kind in ("float32", "float32_as_float64"):
         label, s32 = float32_adversarial()
-        return label, s32.astype(np.float64).tolist(), 100, pa.float32()
+        stored = pa.float32() if kind == "float32" else None
+        return label, s32.astype(np.float64).tolist(), 100, stored
+    if kind == "widths":
+        label, s = mixed_widths()
+        return label, s.tolist(), 100, None
     label, score = adversarial(kind, seed=8)
     return label, score, 16, None
 
@@ -859,7 +882,8 @@ def one_read_case(kind: str) -> tuple[list, list, int, object]:
 @pytest.mark.parametrize(
     ("kind", "transport"),
     [(kind, "files") for kind in ONE_READ_CASES]
-    + [("mixed", "shuffle"), ("float32", "shuffle"), ("last_bit", "shuffle")],
+    + [("mixed", "shuffle"), ("float32", "shuffle"), ("last_bit", "shuffle")]
+    + [("float32_as_float64", "shuffle"), ("widths", "shuffle")],
 )
 def test_one_read_gives_the_two_read_bins_and_scikit_learn(
     spark, spark_conf, tmp_path, kind, transport
@@ -868,7 +892,10 @@ def test_one_read_gives_the_two_read_bins_and_scikit_learn(
     bins the two-read numpy reference gives, bit for bit (float32 keys for a float32
     column), equal to scikit-learn; through files (local Spark) and through PySpark's
     shuffle (any cluster), with reducers that sort and (``last_bit``, ``all_ties``: keys
-    spanning few values) reducers that count per value."""
+    spanning few values) reducers that count per value. A float64 column of float32
+    values (``float32_as_float64``: every batch ships 4-byte keys) and one whose batches
+    mix them with float64 values (``widths``: parts receive 4- and 8-byte chunks) give
+    the 8-byte two-read bins, bit for bit."""
     label, score, buckets, score_type = one_read_case(kind)
     flat, metrics = shipped_from_files(
         spark, spark_conf, tmp_path, label, score, buckets, score_type, transport
@@ -951,19 +978,80 @@ def test_packed_rows_equal_valid_rows_and_their_buckets(stored):
     from tally.spark.readers.arrow.refine import packed_rows
 
     label, s32 = float32_adversarial()
-    scores = pa.array(s32.astype(np.float64)).cast(stored)
     narrow = stored == pa.float32()
-    for buckets in (64, 100, 1 << 16):
-        for labels in (pa.array(label, pa.int8()), pa.array(np.array(label) == 1)):
-            got_packed, got_bucket = packed_rows(labels, scores, buckets, narrow)
-            positive, s, _ = kernel_valid_rows(labels, scores, None)
-            assert np.array_equal(got_packed, pack(score_keys(s, narrow), positive))
-            assert np.array_equal(got_bucket, bucket_of(s, buckets))
+    _, widths = mixed_widths()
+    for values, four in ((s32.astype(np.float64), True), (widths, narrow)):
+        scores = pa.array(values).cast(stored, safe=False)
+        for buckets in (64, 100, 1 << 16):
+            for labels in (pa.array(label, pa.int8()), pa.array(np.array(label) == 1)):
+                got_packed, got_bucket = packed_rows(labels, scores, buckets, narrow)
+                positive, s, _ = kernel_valid_rows(labels, scores, None)
+                # float32 keys for float32 values (a float64 column's too), else float64's
+                assert got_packed.dtype == (np.uint32 if four else np.uint64)
+                assert np.array_equal(got_packed, pack(score_keys(s, four), positive))
+                assert np.array_equal(got_bucket, bucket_of(s, buckets))
     bad = pa.array([0.5, 1.5, 0.25, float("nan")]).cast(stored)
     packed, bucket = packed_rows(pa.array([1, 0, 0, 1], pa.int8()), bad, 4, narrow)
-    assert np.array_equal(packed >> packed.dtype.type(1), score_keys(np.array([0.5, 0.25]), narrow))
+    assert np.array_equal(packed >> packed.dtype.type(1), score_keys(np.array([0.5, 0.25]), True))
     assert np.array_equal(packed & packed.dtype.type(1), [1, 0])
     assert np.array_equal(bucket, [2, 1])
+    nulls = pa.array([0.5, None, 0.1 + 2**-40]).cast(stored, safe=False)
+    packed, _ = packed_rows(pa.array([1, 0, 0], pa.int8()), nulls, 4, narrow)
+    assert packed.dtype == (np.uint32 if narrow else np.uint64)
+
+
+def test_float32_keys_of_float64_scores_give_the_8_byte_sums_bit_for_bit(monkeypatch):
+    """A float64 column's batches of float32 values ship 4-byte keys (``shipped_keys``);
+    a part summed from them alone, or from them mixed with 8-byte chunks (``widen``),
+    gives every field of the sums of its rows' 8-byte keys, bit for bit, whether it
+    counts per value or sorts: float32 values with ties, runs of adjacent float32
+    values, 0, -0, the smallest float32, 1; float64 subnormals, -0.0 and edge
+    neighbours in the 8-byte batches."""
+    from tally.kernels import exact_sort
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import Above, BinSums, pack, part_sums, score_keys, widen
+    from tally.spark.readers.arrow.refine import shipped_keys
+
+    label, s = mixed_widths()
+    y = np.asarray(label) == 1
+    wide = pack(score_keys(s, False), y)
+    four = s[:3000]
+    assert shipped_keys(four, False).dtype == np.uint32
+    assert np.array_equal(widen(pack(shipped_keys(four, False), y[:3000])), wide[:3000])
+    assert shipped_keys(np.r_[0.5, 5e-324], False).dtype == np.uint64
+    assert shipped_keys(np.r_[0.5, 0.1], False).dtype == np.uint64
+    assert shipped_keys(np.r_[0.5, np.float32(1e-45), -0.0, 1.0], False).dtype == np.uint32
+    buckets = 100
+    bucket = bucket_of(s, buckets)
+    cuts = [0, 1500, 2990, 3500, 5000]
+    for dense in (True, False):
+        if not dense:
+            monkeypatch.setattr(exact_sort, "DENSE_SLOTS", 0)
+        for start, end in ((0, buckets), (0, 3), (3, 40), (40, buckets)):
+            inside = (bucket >= start) & (bucket < end)
+            above = Above(int((y & (bucket >= end)).sum()), int((~y & (bucket >= end)).sum()))
+            expected = part_sums(wide[inside], buckets, start, end, above, False)
+            rows = np.flatnonzero(inside)  # batches of rows 0-1500, 1500-2990 (float32 values), …
+            batches = [rows[(rows >= a) & (rows < b)] for a, b in itertools.pairwise(cuts)]
+            narrow_only = [
+                pack(
+                    shipped_keys(s[b][s[b] == s[b].astype(np.float32)], False),
+                    y[b][s[b] == s[b].astype(np.float32)],
+                )
+                for b in batches
+            ]
+            mixed = [pack(shipped_keys(s[b], False), y[b]) for b in batches]
+            assert {c.dtype for c in mixed if c.size} == {np.dtype(np.uint32), np.dtype(np.uint64)}
+            exact32 = inside & (s == s.astype(np.float32))
+            only32 = part_sums(wide[exact32], buckets, start, end, above, False)
+            for got, want in (
+                (part_sums(mixed, buckets, start, end, above, False), expected),
+                (part_sums(narrow_only, buckets, start, end, above, False), only32),
+            ):
+                for field in BinSums.__dataclass_fields__:
+                    a, b = getattr(got, field), getattr(want, field)
+                    assert np.array_equal(a, b, equal_nan=True), (dense, start, field)
+                    assert a.dtype == b.dtype, field
 
 
 @pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
@@ -986,24 +1074,26 @@ def test_two_parts_placed_by_one_comparison_as_by_their_buckets(stored):
             near = [edge, np.nextafter(edge, 0), np.nextafter(edge, 1)]
             near32 = [np.float32(edge), np.nextafter(np.float32(edge), np.float32(0))]
             near32 += [np.nextafter(np.float32(edge), np.float32(1))]
-            s = np.r_[near, np.array(near32, np.float64), adversarial, 0.0, 1.0]
-            scores = pa.array(s).cast(stored, safe=False)
-            y = pa.array(np.arange(s.size) % 2, pa.int8())
-            packed, _ = packed_rows(y, scores, buckets, narrow, with_buckets=False)
-            layout = shipped_layout(np.array([0, cut, buckets]), narrow)
-            upper = upper_part_start(layout, buckets)
-            assert upper is not None
-            valid = scores.to_numpy(zero_copy_only=False).astype(np.float64)
-            valid = valid[(valid >= 0) & (valid <= 1)]
-            expected = layout.parts_of(bucket_of(valid, buckets))
-            got = packed >= packed.dtype.type(upper)
-            assert np.array_equal(got, expected == 1), (buckets, cut)
-            halves, by_part = PartRows(layout), PartRows(layout)
-            halves.add_halves(packed, got)
-            by_part.add_packed(expected, packed, None)
-            assert [(k, c[0].tolist()) for k, c in halves.chunks()] == [
-                (k, c[0].tolist()) for k, c in by_part.chunks()
-            ]
+            float32_values = np.r_[np.array(near32, np.float64), adversarial, 0.0, 1.0]
+            # float64 neighbours (8-byte keys), float32 values alone (4-byte keys)
+            for s in (np.r_[near, float32_values], float32_values):
+                scores = pa.array(s).cast(stored, safe=False)
+                y = pa.array(np.arange(s.size) % 2, pa.int8())
+                packed, _ = packed_rows(y, scores, buckets, narrow, with_buckets=False)
+                layout = shipped_layout(np.array([0, cut, buckets]), narrow)
+                upper = upper_part_start(layout, buckets, packed.dtype == np.uint32)
+                assert upper is not None
+                valid = scores.to_numpy(zero_copy_only=False).astype(np.float64)
+                valid = valid[(valid >= 0) & (valid <= 1)]
+                expected = layout.parts_of(bucket_of(valid, buckets))
+                got = packed >= packed.dtype.type(upper)
+                assert np.array_equal(got, expected == 1), (buckets, cut)
+                halves, by_part = PartRows(layout), PartRows(layout)
+                halves.add_halves(packed, got)
+                by_part.add_packed(expected, packed, None)
+                assert [(k, c[0].tolist()) for k, c in halves.chunks()] == [
+                    (k, c[0].tolist()) for k, c in by_part.chunks()
+                ]
     assert upper_part_start(shipped_layout(np.array([0, 1, 2, 4]), narrow), 4) is None
 
 

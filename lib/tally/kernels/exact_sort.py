@@ -5,10 +5,11 @@ carry error, sorted by score, give each bin's exact share of ROC AUC and average
 monotone for non-negative floats: ``key(s) = bits(s + 0.0)`` (adding ``+0.0`` turns
 ``−0.0`` into ``+0.0``, so the two are one value, a tie, as for scikit-learn). Scores
 read from a float32 column are sorted as float32 (``narrow``: 30-bit keys, rows of
-4 bytes), others as float64 (62-bit keys, 8 bytes). The label rides in the lowest
-bit: ``packed = key · 2 + y``, so one ``np.sort`` of unsigned integers orders the rows
-by score, negatives before positives at equal scores (weighted rows: ``argsort``, and
-the weights follow).
+4 bytes), others as float64 (62-bit keys, 8 bytes); in one read, a float64 column's
+batches of float32 values arrive with float32 keys (:func:`one_width`, :func:`widen`).
+The label rides in the lowest bit: ``packed = key · 2 + y``, so one ``np.sort`` of
+unsigned integers orders the rows by score, negatives before positives at equal scores
+(weighted rows: ``argsort``, and the weights follow).
 
 **Rows to reducers.** Every row of a chosen bin goes to one reducer (a *part*): parts
 hold contiguous runs of bins in score order (:class:`SortLayout`: dense table from a
@@ -89,6 +90,33 @@ def pack(keys: np.ndarray, positive: np.ndarray) -> np.ndarray:
     packed = keys << keys.dtype.type(1)
     packed |= positive.astype(keys.dtype)
     return packed
+
+
+def widen(packed: np.ndarray) -> np.ndarray:
+    """Packed rows of float32 keys (uint32) as the packed rows of the same scores'
+    float64 keys (uint64): ``bits64(float64(f)) · 2 + y`` for ``bits32(f) · 2 + y``.
+    float32 → float64 is exact and monotone, so the rows order and tie as the 8-byte
+    rows of those scores do."""
+    one = np.uint32(1)
+    keys = (packed >> one).view(np.float32).astype(np.float64).view(np.uint64)
+    out = keys << np.uint64(1)
+    out |= (packed & one).astype(np.uint64)
+    return out
+
+
+def one_width(chunks: Sequence[np.ndarray], narrow: bool) -> tuple[list[np.ndarray], bool]:
+    """A part's packed chunks as keys of one width, and whether it is float32's.
+
+    A float64 column's map task ships a batch whose every score is a float32 value
+    with 4-byte keys (:func:`tally.spark.readers.arrow.refine.packed_rows`): a part
+    whose chunks are all such is summed on its float32 keys (the same order and ties,
+    so the same sums, bit for bit); in a part that also holds 8-byte chunks the 4-byte
+    ones are widened (:func:`widen`). ``narrow``: the column is float32 (every chunk
+    4-byte)."""
+    chunks = list(chunks)
+    if narrow or (chunks and all(c.dtype == np.uint32 for c in chunks)):
+        return chunks, True
+    return [widen(c) if c.dtype == np.uint32 else c for c in chunks], False
 
 
 @dataclass(frozen=True)
@@ -675,11 +703,12 @@ def part_sums(
     a reducer received), given the positives and negatives ``above`` bucket ``end − 1``;
     only buckets holding a row, ``bin`` the bucket. The sums of each bucket are those
     :func:`resolve` gives it in a sort pass over every bucket (``tp_above`` and
-    ``fp_above`` follow from ``above``)."""
+    ``fp_above`` follow from ``above``). A float64 column's chunks may mix 4-byte keys
+    (batches of float32 values) with 8-byte ones (:func:`one_width`)."""
+    chunks, narrow = one_width([packed] if isinstance(packed, np.ndarray) else packed, narrow)
     low = low_keys(np.arange(start, end, dtype=np.float64) / buckets, narrow)
     zero = np.zeros(end - start)
     job = SortJob(low, zero, zero, np.array([0, end - start]), narrow, False)
-    chunks = [packed] if isinstance(packed, np.ndarray) else list(packed)
     if sum(c.shape[0] for c in chunks) == 0:
         empty = np.zeros(0, np.uint32 if narrow else np.uint64)
         sums = counted_sums(empty, job, 0, end - start)

@@ -107,16 +107,19 @@ def packed_rows(
     (:func:`~tally.kernels.validity.binary_all_valid`) is packed from the stored scores
     without a float64 copy; a float32 column is bucketed in float32 where ``B`` is a
     power of two (``s · B`` is then exact, and truncation is floor for ``s ≥ 0``).
+
+    Keys are float32's (uint32, 4 bytes a row) for a float32 column (``narrow``) and
+    for a batch of a float64 column whose every valid score is a float32 value (as
+    float64 columns of upcast float32 scores hold): float32 → float64 is exact and
+    monotone, so the rows order and tie as their 8-byte keys would
+    (:func:`shipped_keys`); else float64's (uint64).
     """
     if not labels.null_count and not scores.null_count and len(scores):
         y = labels.to_numpy(zero_copy_only=False)
         s = scores.to_numpy(zero_copy_only=False)
         if s.dtype.kind == "f" and binary_all_valid(y, (-float(s.max()), -float(s.min())), None):
             positive = y == 1
-            if narrow and s.dtype == np.float32:
-                keys = (s + np.float32(0.0)).view(np.uint32)
-            else:
-                keys = score_keys(s, narrow)
+            keys = shipped_keys(s, narrow)
             if not with_buckets:
                 return pack(keys, positive), None
             if s.dtype == np.float32 and is_power_of_two(buckets):
@@ -127,19 +130,36 @@ def packed_rows(
             return pack(keys, positive), bucket
     positive, s64, _ = binary_kernels.valid_rows(labels, scores, None)
     bucket = bucket_of(s64, buckets) if with_buckets else None
-    return pack(score_keys(s64, narrow), positive), bucket
+    return pack(shipped_keys(s64, narrow), positive), bucket
 
 
-def upper_part_start(layout: SortLayout, buckets: int) -> int | None:
+def shipped_keys(s: np.ndarray, narrow: bool) -> np.ndarray:
+    """The keys (:func:`~tally.kernels.exact_sort.score_keys`) of valid scores ``s``
+    (float32 or float64, in ``[0, 1]``, no NaN) as shipped: float32's (uint32) where
+    ``narrow`` or every score is a float32 value (``float64(float32(s)) == s``; one
+    that is not, a float64 subnormal below float32's range among them, keeps the
+    batch at 8 bytes), else float64's (uint64)."""
+    if s.dtype == np.float32:
+        return (s + np.float32(0.0)).view(np.uint32)
+    s32 = s.astype(np.float32)
+    if narrow or np.array_equal(s32, s):
+        s32 += np.float32(0.0)  # -0.0 → +0.0
+        return s32.view(np.uint32)
+    return score_keys(s, False)
+
+
+def upper_part_start(layout: SortLayout, buckets: int, narrow: bool | None = None) -> int | None:
     """With two parts, the smallest packed row of the upper one (the key of its first
-    bucket's lower edge, :func:`~tally.kernels.exact_sort.low_keys`, times 2): a row
-    is in it exactly when its bucket is (bucket ``b`` holds the scores ``b / B ≤ s <
-    (b + 1) / B``, :func:`~tally.kernels.buckets.bucket_of`, and keys are monotone),
-    so one comparison places each row without its bucket. None with more parts."""
+    bucket's lower edge, :func:`~tally.kernels.exact_sort.low_keys`, times 2; float32
+    keys where ``narrow``, by default the layout's): a row is in it exactly when its
+    bucket is (bucket ``b`` holds the scores ``b / B ≤ s < (b + 1) / B``,
+    :func:`~tally.kernels.buckets.bucket_of`, and keys are monotone; a float32 value
+    is ``≥`` an edge exactly when it is ``≥`` the edge rounded up to a float32), so one
+    comparison places each row without its bucket. None with more parts."""
     if layout.parts != 2:
         return None
     first = int(np.argmax(layout.part_of == 1))
-    key = low_keys(np.array([first / buckets]), layout.narrow)[0]
+    key = low_keys(np.array([first / buckets]), layout.narrow if narrow is None else narrow)[0]
     return int(key) << 1
 
 
@@ -162,7 +182,10 @@ def _count_and_ship(
         totals = copy.deepcopy(empty)
         held = [PartRows(layout) for _, _, layout in shipping]
         seen = [np.zeros((layout.parts, 2), np.int64) for _, _, layout in shipping]
-        uppers = [upper_part_start(layout, buckets) for _, _, layout in shipping]
+        uppers = [
+            (upper_part_start(layout, buckets), upper_part_start(layout, buckets, True))
+            for _, _, layout in shipping
+        ]
         for split in tasks[task]:
             for batch in read_split(split, columns, strings):
                 totals.add(batch)
@@ -174,12 +197,13 @@ def _count_and_ship(
                         batch.column(score_column(i)),
                         buckets,
                         layout.narrow,
-                        with_buckets=upper is None,
+                        with_buckets=upper[0] is None,
                     )
-                    if upper is None:
+                    if upper[0] is None:
                         rows.add_packed(layout.parts_of(bucket), packed, None)
                     else:
-                        rows.add_halves(packed, packed >= packed.dtype.type(upper))
+                        cut = upper[1] if packed.dtype == np.uint32 else upper[0]
+                        rows.add_halves(packed, packed >= packed.dtype.type(cut))
                     for k, chunk in rows.chunks():
                         positives = int(np.count_nonzero(chunk[0] & chunk[0].dtype.type(1)))
                         count[k] += (positives, chunk[0].shape[0] - positives)
@@ -260,14 +284,15 @@ def _count_and_write(
     ids: Iterator[int], folder: str, **ship: object
 ) -> Iterator[tuple[int, object, dict[int, Above], dict[int, int]]]:
     """The map side of the ``files`` transport: :func:`_count_and_ship`'s records, the
-    rows of each part appended to the file ``<folder>/<part>-<task>.rows`` (written
-    under a name of its own attempt and renamed when complete, so a retried task
-    replaces it whole); per task out: its id, totals, what it sends each part from
-    above (:class:`Above`) and the rows it wrote to each part."""
+    rows of each part appended to the file ``<folder>/<part>-<task>.<width>`` by their
+    keys' bytes (4 or 8: a float64 column's batches of float32 values ship 4-byte keys,
+    :func:`packed_rows`; written under a name of its own attempt and renamed when
+    complete, so a retried task replaces it whole); per task out: its id, totals, what
+    it sends each part from above (:class:`Above`) and the rows it wrote to each part."""
     attempt = TaskContext.get()
     tag = f"{os.getpid()}-{attempt.attemptNumber() if attempt is not None else 0}"
     for task in ids:
-        files: dict[int, object] = {}
+        files: dict[tuple[int, int], object] = {}
         above: dict[int, Above] = {}
         rows: dict[int, int] = {}
         totals: object = None
@@ -279,15 +304,17 @@ def _count_and_write(
                     above[key] = value
                 else:
                     packed = value[0]  # type: ignore[index]
-                    if key not in files:
-                        files[key] = open(f"{folder}/{key}-{task}.{tag}", "wb")  # noqa: SIM115
-                    files[key].write(memoryview(np.ascontiguousarray(packed)).cast("B"))  # type: ignore[attr-defined]
+                    name = (key, packed.dtype.itemsize)
+                    if name not in files:
+                        path = f"{folder}/{key}-{task}.{name[1]}.{tag}"
+                        files[name] = open(path, "wb")  # noqa: SIM115
+                    files[name].write(memoryview(np.ascontiguousarray(packed)).cast("B"))  # type: ignore[attr-defined]
                     rows[key] = rows.get(key, 0) + packed.shape[0]
         finally:
             for handle in files.values():
                 handle.close()  # type: ignore[attr-defined]
-        for key in files:
-            os.replace(f"{folder}/{key}-{task}.{tag}", f"{folder}/{key}-{task}.rows")
+        for key, width in files:
+            os.replace(f"{folder}/{key}-{task}.{width}.{tag}", f"{folder}/{key}-{task}.{width}")
         yield task, totals, above, rows
 
 
@@ -302,16 +329,16 @@ def _read_part(
     sort: bool,
 ) -> Iterator[tuple[int, object]]:
     """The reduce side of the ``files`` transport: part ``key``'s files read (each
-    task's, in task order), then as :func:`_reduce`: its buckets' sums, or its rows
-    (``sort`` False)."""
+    task's, in task order, its 4-byte keys then its 8-byte ones), then as
+    :func:`_reduce`: its buckets' sums, or its rows (``sort`` False)."""
     for key in keys:
         first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
-        dtype = np.uint32 if narrow else np.uint64
         chunks = []
         for task in range(tasks):
-            path = f"{folder}/{key}-{task}.rows"
-            if os.path.exists(path):
-                chunks.append(np.fromfile(path, dtype))
+            for dtype in (np.uint32, np.uint64):
+                path = f"{folder}/{key}-{task}.{np.dtype(dtype).itemsize}"
+                if os.path.exists(path):
+                    chunks.append(np.fromfile(path, dtype))
         if not sort:
             yield key, sum(c.shape[0] for c in chunks)
             continue
