@@ -14,9 +14,10 @@ the buckets that carry error with them: one read in all.
 
 How the rows travel (:data:`TRANSPORTS`): with Spark in local mode (driver and tasks on
 one machine, one filesystem) each map task appends each part's rows to a file of its
-own and a second job's reducers read their part's files (:func:`_through_files`); on a
-cluster one PySpark ``partitionBy`` shuffles the rows to their parts and the tasks'
-count tables to one more partition, in one job (:func:`_through_shuffle`). Both give
+own and the driver reads each part's files and sums them, ``defaultParallelism`` parts
+at a time in threads (:func:`_through_files`); on a cluster one PySpark
+``partitionBy`` shuffles the rows to their parts and the tasks' count tables to one
+more partition, in one job (:func:`_through_shuffle`). Both give
 the same sums; the files cost a write and a read of the packed rows, PySpark's shuffle
 about as much again as the count pass itself at 20M rows (docs/benchmarks.md, *Exact
 AUC: the rows through files in local mode*).
@@ -37,6 +38,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -319,32 +321,29 @@ def _count_and_write(
 
 
 def _read_part(
-    index: int,
-    keys: Iterator[int],
+    key: int,
     folder: str,
     tasks: int,
     parts: Sequence[tuple[int, np.ndarray, bool]],
     buckets: int,
     above: dict[int, Above],
     sort: bool,
-) -> Iterator[tuple[int, object]]:
+) -> object:
     """The reduce side of the ``files`` transport: part ``key``'s files read (each
     task's, in task order, its 4-byte keys then its 8-byte ones), then as
     :func:`_reduce`: its buckets' sums, or its rows (``sort`` False)."""
-    for key in keys:
-        first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
-        chunks = []
-        for task in range(tasks):
-            for dtype in (np.uint32, np.uint64):
-                path = f"{folder}/{key}-{task}.{np.dtype(dtype).itemsize}"
-                if os.path.exists(path):
-                    chunks.append(np.fromfile(path, dtype))
-        if not sort:
-            yield key, sum(c.shape[0] for c in chunks)
-            continue
-        k = key - first
-        start, end = int(part_start[k]), int(part_start[k + 1])
-        yield key, part_sums(chunks, buckets, start, end, above.get(key, Above(0, 0)), narrow)
+    first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
+    chunks = []
+    for task in range(tasks):
+        for dtype in (np.uint32, np.uint64):
+            path = f"{folder}/{key}-{task}.{np.dtype(dtype).itemsize}"
+            if os.path.exists(path):
+                chunks.append(np.fromfile(path, dtype))
+    if not sort:
+        return sum(c.shape[0] for c in chunks)
+    k = key - first
+    start, end = int(part_start[k]), int(part_start[k + 1])
+    return part_sums(chunks, buckets, start, end, above.get(key, Above(0, 0)), narrow)
 
 
 @dataclass(frozen=True)
@@ -370,9 +369,12 @@ _Received = tuple[binary_kernels.TaskTotals, dict[int, object]]
 def _through_files(spark: SparkSession, job: _Shipping) -> _Received:
     """The ``files`` transport (Spark in local mode: the driver's and every task's
     files are one machine's): a job counts and writes each part's rows to files in a
-    folder of its own (:func:`_count_and_write`), a second one reads each part's files
-    in a reducer (:func:`_read_part`); the folder is removed after. The merged totals
-    and per part its reducer's result (its rows where more than ``limit``: not read)."""
+    folder of its own (:func:`_count_and_write`); the driver then reads and sums each
+    part's files (:func:`_read_part`) in ``defaultParallelism`` threads (numpy lets go
+    of the GIL in the reducers' sorts, counts and element-wise loops), without a
+    second Spark job, its Python workers or pickled results; the folder is removed
+    after. The merged totals and per part its reducer's result (its rows where more
+    than ``limit``: not read)."""
     root = spark.conf.get("spark.local.dir", None)
     folder = tempfile.mkdtemp(prefix="tally-exact-", dir=(root or "").split(",")[0] or None)
     try:
@@ -389,18 +391,18 @@ def _through_files(spark: SparkSession, job: _Shipping) -> _Received:
                 rows[key] += count
         out: dict[int, object] = {k: n for k, n in rows.items() if n > job.limit}
         wanted = [k for k in range(job.total_parts) if k not in out]
-        if wanted:
-            read = partial(
-                _read_part,
-                folder=folder,
-                tasks=len(job.source.tasks),
-                parts=job.parts,
-                buckets=job.ship["buckets"],
-                above=above,
-                sort=job.sort,
-            )
-            keys = spark.sparkContext.parallelize(wanted, len(wanted))
-            out.update(keys.mapPartitionsWithIndex(read).collect())
+        read = partial(
+            _read_part,
+            folder=folder,
+            tasks=len(job.source.tasks),
+            parts=job.parts,
+            buckets=job.ship["buckets"],
+            above=above,
+            sort=job.sort,
+        )
+        threads = max(1, min(len(wanted), spark.sparkContext.defaultParallelism))
+        with ThreadPoolExecutor(threads, thread_name_prefix="tally-part") as pool:
+            out.update(zip(wanted, pool.map(read, wanted), strict=True))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return totals, out
