@@ -138,6 +138,21 @@ def test_exact_mode_on_float32_and_float64_scores_equals_scikit_learn(
         )
 
 
+def test_headline_gives_exact_mode_over_bucketed_and_its_bound(bench: tuple[dict, Path]) -> None:
+    """The report's headline gives, per score type, exact mode's median wall time over
+    the bucketed one and over its lower bound, as the table's medians divide."""
+    payload, _ = bench
+    wall = {m["key"]: m["wall_s"] for m in payload["methods"]}
+    for bucketed, exact, bound, scores in (
+        ("tally_ctr", "tally_ctr_exact", "tally_ctr_exact_floor", "float32"),
+        ("tally_ctr64", "tally_ctr64_exact", "tally_ctr64_exact_floor", "float64"),
+    ):
+        (line,) = [h for h in payload["headline"] if f"as {scores}:" in h]
+        assert f"{wall[exact] / wall[bucketed]:.2f}× the bucketed wall time in 1 read(s)" in line
+        assert f"its lower bound {wall[bound] / wall[bucketed]:.2f}× bucketed" in line
+        assert f"exact {wall[exact] / wall[bound]:.2f}× the bound" in line
+
+
 def _valid_rows(dataset: datasets.Dataset) -> int:
     """Per-row numpy: the rows with a label of 0 or 1 and a ``ctr_score`` in ``[0, 1]``."""
     import pyarrow.parquet as pq

@@ -352,6 +352,37 @@ def _headline(results: dict[str, Result]) -> list[str]:
             f"Tally binary vs the floor: {tally.cpu_s / floor.cpu_s:.1f}× the floor's CPU, "  # type: ignore[operator]
             f"{tally.wall_s / floor.wall_s:.1f}× its wall time."  # type: ignore[operator]
         )
+    lines.extend(_exact_lines(results))
+    return lines
+
+
+#: Exact mode's rows of the table: (bucketed, exact, its lower bound, the scores).
+EXACT_TRIPLES = (
+    ("tally_ctr", "tally_ctr_exact", "tally_ctr_exact_floor", "float32"),
+    ("tally_ctr64", "tally_ctr64_exact", "tally_ctr64_exact_floor", "float64"),
+)
+
+
+def _exact_lines(results: dict[str, Result]) -> list[str]:
+    """Per score type measured: exact mode's wall time over bucketed (issue 17's target:
+    at most 2×) and over its lower bound (the same read shipping every valid row to
+    reducers that only count them), medians of the same run, and its reads."""
+    lines = []
+    for bucketed_key, exact_key, bound_key, scores in EXACT_TRIPLES:
+        bucketed, exact = results.get(bucketed_key), results.get(exact_key)
+        if not (bucketed and bucketed.samples and exact and exact.samples):
+            continue
+        line = (
+            f"Exact AUC, `ctr_score` as {scores}: {exact.wall_s / bucketed.wall_s:.2f}× "  # type: ignore[operator]
+            f"the bucketed wall time in {int(exact.metrics.get('passes', 0))} read(s)"
+        )
+        bound = results.get(bound_key)
+        if bound and bound.samples:
+            line += (
+                f"; its lower bound {bound.wall_s / bucketed.wall_s:.2f}× bucketed, exact "  # type: ignore[operator]
+                f"{exact.wall_s / bound.wall_s:.2f}× the bound"  # type: ignore[operator]
+            )
+        lines.append(line + ".")
     return lines
 
 
