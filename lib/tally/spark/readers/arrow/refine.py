@@ -329,9 +329,9 @@ def _read_part(
     above: dict[int, Above],
     sort: bool,
 ) -> object:
-    """The reduce side of the ``files`` transport: part ``key``'s files read (each
-    task's, in task order, its 4-byte keys then its 8-byte ones), then as
-    :func:`_reduce`: its buckets' sums, or its rows (``sort`` False)."""
+    """The reduce side of the ``files`` transport, in a driver's thread: part ``key``'s
+    files read (each task's, in task order, its 4-byte keys then its 8-byte ones), then
+    as :func:`_reduce`: its buckets' sums, or its rows (``sort`` False)."""
     first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
     chunks = []
     for task in range(tasks):
