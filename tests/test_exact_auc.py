@@ -580,12 +580,18 @@ def assert_bins_as_brute_force(sums, s, y, node, chosen) -> None:
 
 @pytest.mark.parametrize("narrow", [False, True])
 @pytest.mark.parametrize("table_bits", [1, 3, 6, 12])
-def test_counted_negatives_give_every_bin_as_brute_force_does(narrow, table_bits):
+@pytest.mark.parametrize("block_rows", [None, 1, 7])
+def test_counted_negatives_give_every_bin_as_brute_force_does(
+    monkeypatch, narrow, table_bits, block_rows
+):
     """Sorting only the kept sub-bins' rows and counting the other negatives
     (``split_rows``): per bin, pairs counted pair by pair, rows, positives, the smallest
     and largest score and single-valued bins as numpy finds them from every row;
     ``ap`` as the weighted path gives it. Coarse tables put many rows in a sub-bin,
-    bins edges inside sub-bins, and ties across them."""
+    bins edges inside sub-bins, and ties across them; the rows are read in blocks of
+    ``block_rows`` (``SPLIT_BLOCK_ROWS``; None: one block), which cut the chunks
+    anywhere."""
+    from tally.kernels import exact_sort
     from tally.kernels.exact_sort import (
         counted_sums,
         pack,
@@ -593,6 +599,9 @@ def test_counted_negatives_give_every_bin_as_brute_force_does(narrow, table_bits
         split_rows,
         weighted_sums,
     )
+
+    if block_rows is not None:
+        monkeypatch.setattr(exact_sort, "SPLIT_BLOCK_ROWS", block_rows)
 
     rng = np.random.default_rng(table_bits)
     s = tricky_scores(rng, 4000, narrow)
@@ -1206,3 +1215,20 @@ def test_files_transport_leaves_no_file_and_auto_follows_the_master(
     assert refine_module.transport_of(spark, "shuffle") == "shuffle"
     with pytest.raises(ValueError, match="transport"):
         refine_module.transport_of(spark, "carrier pigeon")
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+def test_a_part_file_is_mapped_as_written(tmp_path, dtype):
+    """A reducer of the files transport maps each file a map task wrote: the same rows,
+    read-only (nothing may write through to the page cache); an empty file is no rows."""
+    from tally.spark.readers.arrow.refine import _mapped
+
+    rows = np.random.default_rng(7).integers(0, 2**31, 1001).astype(dtype)
+    path = tmp_path / "0-0.bin"
+    rows.tofile(path)
+    mapped = _mapped(str(path), dtype)
+    assert mapped.dtype == dtype and np.array_equal(mapped, rows)
+    assert not mapped.flags.writeable
+    (tmp_path / "empty.bin").write_bytes(b"")
+    empty = _mapped(str(tmp_path / "empty.bin"), dtype)
+    assert empty.dtype == dtype and empty.shape == (0,)

@@ -326,6 +326,19 @@ class NegativeGaps:
         return np.r_[self.below(low), self.before[-1]]
 
 
+#: Rows :func:`split_rows` finds the sub-bins of at a time, into buffers it reuses: a
+#: block's sub-bins in ``intp`` are 16 MB, and each block after the first adds its
+#: counts to the table (docs/benchmarks.md, *Reducers in blocks*).
+SPLIT_BLOCK_ROWS = 1 << 21
+
+
+def _blocks(chunks: Sequence[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """``chunks`` in order, cut into views of at most ``rows`` rows."""
+    for c in chunks:
+        for i in range(0, c.shape[0], rows):
+            yield c[i : i + rows]
+
+
 def split_rows(
     packed: np.ndarray | Sequence[np.ndarray],
     job: SortJob,
@@ -346,9 +359,11 @@ def split_rows(
     smallest nor the largest score of its bin. The rows of kept sub-bins are returned
     sorted; the rest are counted per sub-bin.
 
-    Every row's sub-bin is written once into one ``intp`` buffer, chunk by chunk, in
-    place (no temporary arrays of every row: on this machine each fresh array of 10M
-    rows cost more in page faults than the arithmetic, docs/benchmarks.md).
+    The rows are read twice, :data:`SPLIT_BLOCK_ROWS` at a time: once to count each
+    sub-bin's rows and find the sub-bins of positives, once to pick the rows of kept
+    sub-bins. A block's sub-bins are written in place into one ``intp`` buffer, and no
+    array of every row is made: on this machine first touches of fresh memory cost
+    more than the arithmetic (docs/benchmarks.md).
     """
     chunks = [packed] if isinstance(packed, np.ndarray) else [c for c in packed if c.shape[0]]
     dtype = chunks[0].dtype
@@ -363,40 +378,50 @@ def split_rows(
     span = int(max(c.max() for c in chunks) >> one) - int(base) + 1
     shift = max(0, (span - 1).bit_length() - table_bits)
     size = ((span - 1) >> shift) + 1
-    # (key·2 + y − base·2) >> (shift + 1) is (key − base) >> shift: no copy of the keys
-    sub = np.empty(n, np.intp)
-    label = np.empty(n, bool)
-    at = 0
-    for c in chunks:
-        part = sub[at : at + c.shape[0]]
-        np.subtract(c, base << one, out=part, casting="unsafe")
-        np.right_shift(part, shift + 1, out=part)
-        np.bitwise_and(c, one, out=label[at : at + c.shape[0]], casting="unsafe")
-        at += c.shape[0]
-    rows = np.bincount(sub, minlength=size)
-    positive_sub = np.compress(label, sub)
-    del label
+    block = min(n, SPLIT_BLOCK_ROWS)
+    sub_buffer = np.empty(block, np.intp)
+    flag_buffer = np.empty(block, bool)
+
+    def sub_bins(rows: np.ndarray) -> np.ndarray:
+        # (key·2 + y − base·2) >> (shift + 1) is (key − base) >> shift: no copy of the keys
+        sub = sub_buffer[: rows.shape[0]]
+        np.subtract(rows, base << one, out=sub, casting="unsafe")
+        np.right_shift(sub, shift + 1, out=sub)
+        return sub
+
+    counts = np.zeros(0, np.intp)
+    positive_subs = []
+    for at, rows in enumerate(_blocks(chunks, block)):
+        sub = sub_bins(rows)
+        if at == 0:
+            counts = np.bincount(sub, minlength=size)
+        else:
+            counts += np.bincount(sub, minlength=size)
+        label = flag_buffer[: rows.shape[0]]
+        np.bitwise_and(rows, one, out=label, casting="unsafe")
+        positive_subs.append(np.compress(label, sub))
     # bins above the largest key are empty: their edges go to one slot past the table
     # and edges below the smallest row to sub-bin 0
     edge = (np.maximum(low, base) - base) >> dtype.type(shift)
     edge = np.minimum(edge.astype(np.intp), size)
     kept = np.zeros(size + 1, bool)
-    kept[positive_sub] = True
+    for positive_sub in positive_subs:
+        kept[positive_sub] = True
     kept[edge] = True
-    filled = np.flatnonzero(rows)
+    filled = np.flatnonzero(counts)
     after_edge = np.searchsorted(filled, edge, side="right")
     kept[filled[np.minimum(after_edge, filled.shape[0] - 1)]] = True
     before_next = np.searchsorted(filled, np.r_[edge[1:], size]) - 1
     kept[filled[np.maximum(before_next, 0)]] = True
-    selected = np.take(kept, sub)
-    del sub
-    picked, at = [], 0
-    for c in chunks:
-        picked.append(np.compress(selected[at : at + c.shape[0]], c))
-        at += c.shape[0]
+    del filled, positive_subs
+    picked = []
+    for rows in _blocks(chunks, block):
+        selected = flag_buffer[: rows.shape[0]]
+        np.take(kept, sub_bins(rows), out=selected, mode="clip")
+        picked.append(np.compress(selected, rows))
     sorted_rows = np.concatenate(picked) if len(picked) > 1 else picked[0]
     sorted_rows.sort()
-    negatives = rows  # every sub-bin holding a positive is kept: the rest hold negatives
+    negatives = counts  # every sub-bin holding a positive is kept: the rest hold negatives
     negatives[kept[:size]] = 0
     before = np.zeros(size + 1, np.int64)
     np.cumsum(negatives, out=before[1:])
