@@ -1218,17 +1218,21 @@ def test_files_transport_leaves_no_file_and_auto_follows_the_master(
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
-def test_a_part_file_is_mapped_as_written(tmp_path, dtype):
+def test_a_part_file_is_mapped_as_written(monkeypatch, tmp_path, dtype):
     """A reducer of the files transport maps each file a map task wrote: the same rows,
-    read-only (nothing may write through to the page cache); an empty file is no rows."""
-    from tally.spark.readers.arrow.refine import _mapped
+    read-only (nothing may write through to the page cache); an empty file is no rows;
+    without POSIX ``mmap`` flags (Windows) the file is read into an array."""
+    import tally.spark.readers.arrow.refine as refine_module
 
     rows = np.random.default_rng(7).integers(0, 2**31, 1001).astype(dtype)
     path = tmp_path / "0-0.bin"
     rows.tofile(path)
-    mapped = _mapped(str(path), dtype)
+    mapped = refine_module._mapped(str(path), dtype)
     assert mapped.dtype == dtype and np.array_equal(mapped, rows)
     assert not mapped.flags.writeable
     (tmp_path / "empty.bin").write_bytes(b"")
-    empty = _mapped(str(tmp_path / "empty.bin"), dtype)
+    empty = refine_module._mapped(str(tmp_path / "empty.bin"), dtype)
     assert empty.dtype == dtype and empty.shape == (0,)
+    monkeypatch.delattr(refine_module.mmap, "MAP_SHARED")
+    read = refine_module._mapped(str(path), dtype)
+    assert read.dtype == dtype and np.array_equal(read, rows)

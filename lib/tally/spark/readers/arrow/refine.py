@@ -325,7 +325,10 @@ def _mapped(path: str, dtype: type[np.generic]) -> np.ndarray:
     """The file ``path`` as a read-only array of ``dtype``, mapped from the page cache
     (its pages faulted in at once, ``MAP_POPULATE`` where the OS has it) rather than
     copied into fresh memory: a map task has just written it, and first touches of
-    fresh memory cost more than the copy on this machine (docs/benchmarks.md)."""
+    fresh memory cost more than the copy on this machine (docs/benchmarks.md). Copied
+    where ``mmap`` has no POSIX flags (Windows)."""
+    if not hasattr(mmap, "MAP_SHARED"):
+        return np.fromfile(path, dtype)
     with open(path, "rb") as handle:
         if os.fstat(handle.fileno()).st_size == 0:
             return np.zeros(0, dtype)
