@@ -14,7 +14,7 @@ the buckets that carry error with them: one read in all.
 
 How the rows travel (:data:`TRANSPORTS`): with Spark in local mode (driver and tasks on
 one machine, one filesystem) each map task appends each part's rows to a file of its
-own and the driver reads each part's files and sums them, ``defaultParallelism`` parts
+own and the driver maps each part's files and sums them, ``defaultParallelism`` parts
 at a time in threads (:func:`_through_files`); on a cluster one PySpark
 ``partitionBy`` shuffles the rows to their parts and the tasks' count tables to one
 more partition, in one job (:func:`_through_shuffle`). Both give
@@ -348,8 +348,8 @@ def _read_part(
 ) -> object:
     """The reduce side of the ``files`` transport, in a driver's thread: part ``key``'s
     files mapped (:func:`_mapped`; each task's, in task order, its 4-byte keys then its
-    8-byte ones), then
-    as :func:`_reduce`: its buckets' sums, or its rows (``sort`` False)."""
+    8-byte ones), then as :func:`_reduce`: its buckets' sums, or its rows (``sort``
+    False)."""
     first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
     chunks = []
     for task in range(tasks):
