@@ -99,6 +99,44 @@ def test_multilabel_row_says_not_available_without_a_multilabel_dataset(tmp_path
     assert result.samples == []
 
 
+def test_exact_triples_run_in_rounds_and_give_paired_ratios(tmp_path: Path) -> None:
+    """The bucketed, exact and bound methods of a score type run once each per round
+    (so a ratio compares runs minutes apart at most), the other methods alone; a
+    method that fails stops, the others go on; the paired ratios divide each round's
+    runs."""
+    from tally.bench import methods
+    from tally.bench.probe import Probe
+    from tally.bench.run import measure_rounds, paired_ratios, run_groups
+
+    order: list[str] = []
+
+    def fake(key: str, fail_at: int | None = None) -> methods.Method:
+        def run(ctx: methods.Context) -> dict[str, float]:
+            order.append(key)
+            if fail_at is not None and order.count(key) == fail_at:
+                raise RuntimeError("broken")
+            return {}
+
+        return methods.Method(key, key, "binary", "floor", True, run, "")
+
+    group = [fake("tally_ctr"), fake("tally_ctr_exact"), fake("tally_ctr_exact_floor", 2)]
+    alone, wide = fake("tally"), fake("tally_ctr64")
+    assert run_groups([alone, *group, wide]) == [[alone], group, [wide]]
+    ctx = methods.Context(binary=datasets.Dataset("binary", 1, tmp_path), multilabel=None)
+    results = measure_rounds(group, ctx, Probe(), repeats=3)
+    assert order == [
+        "tally_ctr", "tally_ctr_exact", "tally_ctr_exact_floor",
+        "tally_ctr", "tally_ctr_exact", "tally_ctr_exact_floor",
+        "tally_ctr", "tally_ctr_exact",
+    ]  # fmt: skip
+    assert [len(results[m.key].samples) for m in group] == [3, 3, 1]
+    assert results["tally_ctr_exact_floor"].status == "failed"
+    exact, bucketed = results["tally_ctr_exact"], results["tally_ctr"]
+    expected = [e.wall_s / b.wall_s for e, b in zip(exact.samples, bucketed.samples, strict=True)]
+    assert paired_ratios(exact, bucketed) == pytest.approx(expected)
+    assert paired_ratios(results["tally_ctr_exact_floor"], bucketed) == []
+
+
 def test_methods_that_hold_every_row_are_skipped_above_the_limit(
     spark, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

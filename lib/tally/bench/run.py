@@ -300,43 +300,70 @@ def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _run_once(method: Method, ctx: Context, probe: Probe, result: Result) -> bool:
+    """One timed run of ``method`` into ``result``; False when it failed or is not
+    available (the row's status says which), and it is not run again."""
+    try:
+        with probe.measure() as m:
+            metrics = method.run(ctx)
+    except UnavailableError as exc:
+        result.status, result.note = "not available", str(exc)
+        log.info("%-40s %s", method.label, exc)
+        return False
+    except Exception as exc:  # a failed method is a row of the table, the run goes on
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        result.status, result.note = "failed", f"{type(exc).__name__}: {first[:300]}"
+        log.error("%s failed:\n%s", method.label, traceback.format_exc())
+        return False
+    assert m.sample is not None
+    result.samples.append(m.sample)
+    result.metrics = metrics
+    log.info(
+        "%-40s run %d: %7.2f s wall, %7.2f s CPU, peak RSS %s MiB",
+        method.label,
+        len(result.samples),
+        m.sample.wall_s,
+        m.sample.cpu_s,
+        f"{m.sample.peak_rss_mib:,.0f}",
+    )
+    return True
+
+
+def measure_rounds(
+    methods: Sequence[Method],
+    ctx: Context,
+    probe: Probe,
+    repeats: int,
+    budget_s: float | None = None,
+) -> dict[str, Result]:
+    """Run ``methods`` in rounds, each once per round, ``repeats`` rounds (a method's
+    own ``repeats`` where set): methods compared as ratios then meet the same spells
+    of a machine whose speed drifts over minutes (docs/benchmarks.md). Failures become
+    the row's status, not an exception. A method whose first run takes longer than
+    ``budget_s`` seconds is not repeated."""
+    results: dict[str, Result] = {}
+    running = []
+    for method in methods:
+        dataset = ctx.binary if method.dataset == "binary" else ctx.multilabel
+        results[method.key] = Result(method, rows=dataset.rows if dataset else 0)
+        running.append(method)
+    for i in range(max((m.repeats or repeats) for m in methods) if methods else 0):
+        for method in list(running):
+            result = results[method.key]
+            if i >= (method.repeats or repeats) or not _run_once(method, ctx, probe, result):
+                running.remove(method)
+                continue
+            if budget_s is not None and i == 0 and result.samples[0].wall_s > budget_s:
+                log.info("%s: first run took over %.0f s, not repeated", method.label, budget_s)
+                running.remove(method)
+    return results
+
+
 def measure(
     method: Method, ctx: Context, probe: Probe, repeats: int, budget_s: float | None = None
 ) -> Result:
-    """Run ``method`` ``repeats`` times; failures become the row's status, not an exception.
-
-    A method whose first run takes longer than ``budget_s`` seconds is not repeated.
-    """
-    dataset = ctx.binary if method.dataset == "binary" else ctx.multilabel
-    result = Result(method, rows=dataset.rows if dataset else 0)
-    for i in range(method.repeats or repeats):
-        try:
-            with probe.measure() as m:
-                metrics = method.run(ctx)
-        except UnavailableError as exc:
-            result.status, result.note = "not available", str(exc)
-            log.info("%-40s %s", method.label, exc)
-            return result
-        except Exception as exc:  # a failed method is a row of the table, the run goes on
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            result.status, result.note = "failed", f"{type(exc).__name__}: {first[:300]}"
-            log.error("%s failed:\n%s", method.label, traceback.format_exc())
-            return result
-        assert m.sample is not None
-        result.samples.append(m.sample)
-        result.metrics = metrics
-        log.info(
-            "%-40s run %d: %7.2f s wall, %7.2f s CPU, peak RSS %s MiB",
-            method.label,
-            i + 1,
-            m.sample.wall_s,
-            m.sample.cpu_s,
-            f"{m.sample.peak_rss_mib:,.0f}",
-        )
-        if budget_s is not None and i == 0 and m.sample.wall_s > budget_s:
-            log.info("%s: first run took over %.0f s, not repeated", method.label, budget_s)
-            break
-    return result
+    """Run ``method`` ``repeats`` times (:func:`measure_rounds` of one method)."""
+    return measure_rounds([method], ctx, probe, repeats, budget_s)[method.key]
 
 
 def _headline(results: dict[str, Result]) -> list[str]:
@@ -363,10 +390,41 @@ EXACT_TRIPLES = (
 )
 
 
+def run_groups(methods: Sequence[Method]) -> list[list[Method]]:
+    """``methods`` in the groups they run in (:func:`measure_rounds`): the methods of
+    each of :data:`EXACT_TRIPLES` together, in rounds, where the first of them stands;
+    every other method alone."""
+    triple_of = {key: n for n, triple in enumerate(EXACT_TRIPLES) for key in triple[:3]}
+    groups: list[list[Method]] = []
+    together: dict[int, list[Method]] = {}
+    for method in methods:
+        n = triple_of.get(method.key)
+        if n is None:
+            groups.append([method])
+        elif n in together:
+            together[n].append(method)
+        else:
+            together[n] = [method]
+            groups.append(together[n])
+    return groups
+
+
+def paired_ratios(numerator: Result, denominator: Result) -> list[float]:
+    """Per round, ``numerator``'s wall time over ``denominator``'s (runs in the same
+    round of :func:`measure_rounds`, minutes apart at most); empty unless both ran
+    the same number of rounds."""
+    if not numerator.samples or len(numerator.samples) != len(denominator.samples):
+        return []
+    pairs = zip(numerator.samples, denominator.samples, strict=True)
+    return [n.wall_s / d.wall_s for n, d in pairs]
+
+
 def _exact_lines(results: dict[str, Result]) -> list[str]:
     """Per score type measured: exact mode's wall time over bucketed (issue 17's target:
     at most 2×) and over its lower bound (the same read shipping every valid row to
-    reducers that only count them), medians of the same run, and its reads."""
+    reducers that only count them), medians of the same run, and its reads; with runs
+    in rounds (:func:`measure_rounds`), also the median and range of each round's
+    exact over bucketed."""
     lines = []
     for bucketed_key, exact_key, bound_key, scores in EXACT_TRIPLES:
         bucketed, exact = results.get(bucketed_key), results.get(exact_key)
@@ -376,6 +434,12 @@ def _exact_lines(results: dict[str, Result]) -> list[str]:
             f"Exact AUC, `ctr_score` as {scores}: {exact.wall_s / bucketed.wall_s:.2f}× "  # type: ignore[operator]
             f"the bucketed wall time in {int(exact.metrics.get('passes', 0))} read(s)"
         )
+        paired = paired_ratios(exact, bucketed)
+        if len(paired) > 1:
+            line += (
+                f" (per round: median {statistics.median(paired):.2f}×, "
+                f"{min(paired):.2f}–{max(paired):.2f}×)"
+            )
         bound = results.get(bound_key)
         if bound and bound.samples:
             line += (
@@ -443,24 +507,27 @@ def run_throughput(
     probe = Probe()
     results: dict[str, Result] = {}
 
-    def run(method: Method) -> None:
-        if method.limited and options.rows > options.slow_limit:
-            results[method.key] = Result(
-                method,
-                options.rows,
-                "skipped",
-                f"above {options.slow_limit:,} rows ({SKIP_REASONS.get(method.key, '')})",
-            )
-            say(f"{method.label}: skipped above {options.slow_limit:,} rows")
-            return
-        results[method.key] = measure(method, ctx, probe, options.repeats, options.repeat_budget)
+    def run(group: Sequence[Method]) -> None:
+        runnable = []
+        for method in group:
+            if method.limited and options.rows > options.slow_limit:
+                results[method.key] = Result(
+                    method,
+                    options.rows,
+                    "skipped",
+                    f"above {options.slow_limit:,} rows ({SKIP_REASONS.get(method.key, '')})",
+                )
+                say(f"{method.label}: skipped above {options.slow_limit:,} rows")
+            else:
+                runnable.append(method)
+        results.update(measure_rounds(runnable, ctx, probe, options.repeats, options.repeat_budget))
 
     for method in wanted:  # untimed preparation (derived datasets)
         if method.prepare is not None:
             method.prepare(ctx)
     for method in wanted:  # the floors, before any JVM exists
         if not method.spark:
-            run(method)
+            run([method])
     spark_methods = [m for m in wanted if m.spark]
     own_session = spark is None and bool(spark_methods)
     if spark_methods:
@@ -474,8 +541,8 @@ def run_throughput(
         runtime = {k: v for k, v in spark_conf(options).items() if k in RUNTIME_CONF}
         with runtime_conf(spark, runtime):
             warm_up(spark, ctx)
-            for method in spark_methods:
-                run(method)
+            for group in run_groups(spark_methods):
+                run(group)
             auc_rows = _auc_rows(results, ctx, options.slow_limit)
     else:
         auc_rows = []
