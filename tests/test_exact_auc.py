@@ -620,13 +620,69 @@ def test_counted_negatives_give_every_bin_as_brute_force_does(
     chunks = np.array_split(packed, [0, 5, 5, 1000, 3999])
     kept_chunks, gaps_chunks = split_rows(chunks, job, 0, chosen.size, table_bits)
     assert np.array_equal(kept_chunks, kept)
-    assert np.array_equal(gaps_chunks.before, gaps.before)
+    assert np.array_equal(gaps_chunks.through, gaps.through)
     assert (gaps_chunks.base, gaps_chunks.shift) == (gaps.base, gaps.shift)
     got = counted_sums(kept, job, 0, chosen.size, gaps)
     assert_bins_as_brute_force(got, s, y, node, chosen)
     order = np.argsort(packed, kind="stable")
     weighted = weighted_sums(packed[order], np.ones(packed.size), job, 0, chosen.size)
     np.testing.assert_allclose(got.ap, weighted.ap, rtol=1e-12)
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+@pytest.mark.parametrize("table_bits", [4, 7, 10])
+@pytest.mark.parametrize("scratch_rows", [0, 1 << 16])
+def test_trimmed_sub_bins_give_every_bin_as_brute_force_does(
+    monkeypatch, narrow, table_bits, scratch_rows
+):
+    """Sub-bins holding several positives and many negatives (runs of adjacent floats,
+    ties at the smallest and largest positive of a sub-bin, bin edges inside the
+    runs): only the rows from each sub-bin's smallest positive to its largest are
+    sorted (``_trimmed``), the negatives below and above them counted, and every bin's
+    pairs, rows, extremes and ``ap`` are still those of every row. ``scratch_rows``:
+    the reducer's buffer, too small to reuse (0) or large enough."""
+    from tally.kernels import exact_sort
+    from tally.kernels.exact_sort import counted_sums, pack, score_keys, split_rows, weighted_sums
+
+    monkeypatch.setattr(exact_sort, "SPLIT_BLOCK_ROWS", max(scratch_rows, 1))
+    rng = np.random.default_rng(table_bits + 100 * narrow)
+    start = np.float32(0.3) if narrow else 0.3
+    run = start + np.arange(3000, dtype=type(start)) * np.spacing(start)
+    s = np.r_[run[rng.integers(0, 3000, 6000)], run[rng.integers(0, 40, 400)]].astype(np.float64)
+    y = rng.random(s.size) < 0.05
+    y[s == s.min()] = False  # the smallest scores negatives, a positive tied above them
+    edges = np.unique(np.r_[s.min(), run[[100, 1100, 2100, 2101]]].astype(np.float64))
+    node = np.searchsorted(edges, s, side="right") - 1
+    packed = pack(score_keys(s, narrow), y)
+    rng.shuffle(packed)
+    job = one_part_job(rng, edges, narrow)
+    kept, gaps = split_rows(np.array_split(packed, 3), job, 0, edges.size, table_bits)
+    sub = ((packed >> packed.dtype.type(1)) - packed.dtype.type(gaps.base)) >> gaps.shift
+    in_positive_subs = np.isin(sub, np.unique(sub[(packed & 1) == 1])).sum()
+    assert kept.size < in_positive_subs  # negatives of sub-bins with a positive counted
+    got = counted_sums(kept, job, 0, edges.size, gaps)
+    assert_bins_as_brute_force(got, s, y, node, np.arange(edges.size))
+    order = np.argsort(packed, kind="stable")
+    weighted = weighted_sums(packed[order], np.ones(packed.size), job, 0, edges.size)
+    np.testing.assert_allclose(got.ap, weighted.ap, rtol=1e-12)
+
+
+def test_carve_lays_arrays_in_the_scratch_or_gives_fresh_ones():
+    """``_carve``: the arrays share the scratch's memory, one after another, 8-byte
+    aligned and not overlapping, where they fit; all fresh where they do not."""
+    from tally.kernels.exact_sort import _carve
+
+    scratch = np.zeros(16, np.intp)  # 128 bytes
+    a, b, c = _carve(scratch, [(3, np.uint32), (4, np.intp), (5, np.uint32)])
+    assert (a.shape, b.shape, c.shape) == ((3,), (4,), (5,))
+    assert (a.dtype, b.dtype, c.dtype) == (np.uint32, np.intp, np.uint32)
+    assert all(np.shares_memory(x, scratch) for x in (a, b, c))
+    assert b.ctypes.data % 8 == 0 and c.ctypes.data % 8 == 0
+    a[:], b[:], c[:] = 7, 8, 9
+    assert (a == 7).all() and (b == 8).all() and (c == 9).all()
+    fresh = _carve(scratch, [(3, np.uint32), (20, np.intp)])
+    assert not any(np.shares_memory(x, scratch) for x in fresh)
+    assert [x.shape for x in fresh] == [(3,), (20,)]
 
 
 def narrow_span_scores(rng: np.random.Generator, kind: str, n: int) -> tuple[np.ndarray, bool]:

@@ -23,8 +23,12 @@ and counts the rows of each (``np.bincount``). A sub-bin is *kept* when it holds
 positive, a bin's lower edge, or the first or last filled sub-bin of a bin. Every
 other sub-bin holds only negatives of one bin, with no positive tied with them or
 between them, so only their number matters: they are counted
-(:class:`NegativeGaps`), and only the rows of kept sub-bins are sorted
-(:func:`split_rows`, a few percent of the rows on click-through-like scores).
+(:class:`NegativeGaps`). Of a kept sub-bin that holds a positive and no bin edge or
+extreme, only the rows from its smallest positive's key to its largest's are sorted:
+the negatives below them are below every positive of the sub-bin, those above above
+every one, so they are counted too (:func:`_trimmed`). The rows sorted are then few
+(:func:`split_rows`: on the benchmark's 20M ``ctr_score``, 0.24M and 0.53M of the two
+parts' 12.6M and 7.4M rows, against 1.6M each without the trim).
 :func:`counted_sums` adds the counted negatives below each positive and each bin edge.
 
 **Counting few values.** Where a part's keys span few distinct values (at most
@@ -299,37 +303,40 @@ TABLE_BITS = 22
 
 @dataclass(frozen=True)
 class NegativeGaps:
-    """Negatives counted per sub-bin, not sorted (:func:`split_rows`): ``before[g]`` of
-    them lie in sub-bins below ``g`` (``before[-1]``: all); the sub-bin of a key is
-    ``(key − base) >> shift``."""
+    """Negatives counted per sub-bin, not sorted (:func:`split_rows`): ``through[g]`` of
+    them lie in sub-bins ``0 … g`` (``through[-1]``: all); the sub-bin of a key is
+    ``(key − base) >> shift``. A kept sub-bin counts none (its rows are sorted), so
+    for its keys ``through`` is the counted negatives below them."""
 
-    before: np.ndarray
+    through: np.ndarray
     base: int
     shift: int
 
     def sub_bins(self, keys: np.ndarray) -> np.ndarray:
-        """The sub-bin of each key, capped at the table's end; keys below ``base`` (bin
-        edges under the smallest row) are in sub-bin 0, with no counted negative below."""
+        """The sub-bin of each key, capped at the table's end (bin edges above the
+        largest row: all counted negatives lie below them); keys below ``base`` (bin
+        edges under the smallest row) are in sub-bin 0, which is kept."""
         dtype = keys.dtype.type
         above = np.maximum(keys, dtype(self.base))
         sub = ((above - dtype(self.base)) >> dtype(self.shift)).astype(np.intp)
-        return np.minimum(sub, self.before.shape[0] - 1)
+        return np.minimum(sub, self.through.shape[0] - 1)
 
     def below(self, keys: np.ndarray) -> np.ndarray:
         """Counted negatives below each key, for keys in kept sub-bins: all of their
         sub-bin's rows are sorted, so the counted ones below are in lower sub-bins."""
-        return self.before[self.sub_bins(keys)]
+        return self.through[self.sub_bins(keys)]
 
     def below_edges(self, low: np.ndarray) -> np.ndarray:
         """Counted negatives below each bin's lower key ``low`` (kept sub-bins), and
         all of them last."""
-        return np.r_[self.below(low), self.before[-1]]
+        return np.r_[self.below(low), self.through[-1]]
 
 
 #: Rows :func:`split_rows` finds the sub-bins of at a time, into buffers it reuses: a
-#: block's sub-bins in ``intp`` are 16 MB, and each block after the first adds its
-#: counts to the table (docs/benchmarks.md, *Reducers in blocks*).
-SPLIT_BLOCK_ROWS = 1 << 21
+#: block's sub-bins in ``intp`` are 64 MB, and each block after the first adds its
+#: counts to the table, a fresh one from ``np.bincount`` (2^21 rows a block made 6
+#: tables of a 12.6M-row part; docs/benchmarks.md, *Reducers in blocks*).
+SPLIT_BLOCK_ROWS = 1 << 23
 
 
 def _blocks(chunks: Sequence[np.ndarray], rows: int) -> Iterator[np.ndarray]:
@@ -356,14 +363,16 @@ def split_rows(
     hold a positive, a bin's lower key, or the first or last filled sub-bin after a
     bin's lower key and before the next one's: then every other sub-bin lies inside
     one bin, holds only negatives, none tied with a positive, and holds neither the
-    smallest nor the largest score of its bin. The rows of kept sub-bins are returned
-    sorted; the rest are counted per sub-bin.
+    smallest nor the largest score of its bin. Of the rows of kept sub-bins, those
+    :func:`_trimmed` keeps are returned sorted (every row of a sub-bin with a bin's
+    lower key or a bin's first or last row; of the others, the rows from their
+    smallest positive to their largest); the rest are counted per sub-bin.
 
     The rows are read twice, :data:`SPLIT_BLOCK_ROWS` at a time: once to count each
-    sub-bin's rows and find the sub-bins of positives, once to pick the rows of kept
-    sub-bins. A block's sub-bins are written in place into one ``intp`` buffer, and no
-    array of every row is made: on this machine first touches of fresh memory cost
-    more than the arithmetic (docs/benchmarks.md).
+    sub-bin's rows and find the positives, once to pick the rows of kept sub-bins. A
+    block's sub-bins are written in place into one ``intp`` buffer (reused by
+    :func:`_trimmed` after), and no array of every row is made: on this machine first
+    touches of fresh memory cost more than the arithmetic (docs/benchmarks.md).
     """
     chunks = [packed] if isinstance(packed, np.ndarray) else [c for c in packed if c.shape[0]]
     dtype = chunks[0].dtype
@@ -390,7 +399,7 @@ def split_rows(
         return sub
 
     counts = np.zeros(0, np.intp)
-    positive_subs = []
+    positive_rows = []
     for at, rows in enumerate(_blocks(chunks, block)):
         sub = sub_bins(rows)
         if at == 0:
@@ -399,33 +408,99 @@ def split_rows(
             counts += np.bincount(sub, minlength=size)
         label = flag_buffer[: rows.shape[0]]
         np.bitwise_and(rows, one, out=label, casting="unsafe")
-        positive_subs.append(np.compress(label, sub))
+        positive_rows.append(np.compress(label, rows))
+    positives = np.concatenate(positive_rows) if len(positive_rows) > 1 else positive_rows[0]
+    del positive_rows
+    positive_sub = (positives - (base << one)).astype(np.intp) >> (shift + 1)
     # bins above the largest key are empty: their edges go to one slot past the table
     # and edges below the smallest row to sub-bin 0
     edge = (np.maximum(low, base) - base) >> dtype.type(shift)
     edge = np.minimum(edge.astype(np.intp), size)
-    kept = np.zeros(size + 1, bool)
-    for positive_sub in positive_subs:
-        kept[positive_sub] = True
-    kept[edge] = True
+    whole = np.zeros(size + 1, bool)  # kept sub-bins whose every row is sorted
+    whole[edge] = True
     filled = np.flatnonzero(counts)
     after_edge = np.searchsorted(filled, edge, side="right")
-    kept[filled[np.minimum(after_edge, filled.shape[0] - 1)]] = True
+    whole[filled[np.minimum(after_edge, filled.shape[0] - 1)]] = True
     before_next = np.searchsorted(filled, np.r_[edge[1:], size]) - 1
-    kept[filled[np.maximum(before_next, 0)]] = True
-    del filled, positive_subs
+    whole[filled[np.maximum(before_next, 0)]] = True
+    del filled
+    kept = whole.copy()
+    kept[positive_sub] = True
     picked = []
     for rows in _blocks(chunks, block):
         selected = flag_buffer[: rows.shape[0]]
         np.take(kept, sub_bins(rows), out=selected, mode="clip")
         picked.append(np.compress(selected, rows))
-    sorted_rows = np.concatenate(picked) if len(picked) > 1 else picked[0]
-    sorted_rows.sort()
+    rows = np.concatenate(picked) if len(picked) > 1 else picked[0]
+    del picked
     negatives = counts  # every sub-bin holding a positive is kept: the rest hold negatives
     negatives[kept[:size]] = 0
-    before = np.zeros(size + 1, np.int64)
-    np.cumsum(negatives, out=before[1:])
-    return sorted_rows, NegativeGaps(before, int(base), shift)
+    sorted_rows = _trimmed(rows, positives, positive_sub, whole, negatives, base, shift, sub_buffer)
+    sorted_rows.sort()
+    through = np.cumsum(negatives, out=negatives)  # in place: no second table
+    return sorted_rows, NegativeGaps(through, int(base), shift)
+
+
+def _carve(scratch: np.ndarray, shapes: Sequence[tuple[int, np.dtype]]) -> list[np.ndarray]:
+    """Arrays of the given lengths and dtypes laid one after another in ``scratch``'s
+    bytes (8-byte aligned), or fresh ones where they do not fit: the reducers reuse
+    memory they have touched, since first touches of fresh memory cost more than the
+    arithmetic on them (docs/benchmarks.md)."""
+    raw = scratch.view(np.uint8)
+    out, at = [], 0
+    for length, dtype in shapes:
+        size = length * np.dtype(dtype).itemsize
+        if at + size > raw.shape[0]:
+            return [np.empty(n, d) for n, d in shapes]
+        out.append(raw[at : at + size].view(dtype))
+        at += -(-size // 8) * 8
+    return out
+
+
+def _trimmed(
+    rows: np.ndarray,
+    positives: np.ndarray,
+    positive_sub: np.ndarray,
+    whole: np.ndarray,
+    negatives: np.ndarray,
+    base: int,
+    shift: int,
+    scratch: np.ndarray,
+) -> np.ndarray:
+    """Of the rows of kept sub-bins (:func:`split_rows`), those to sort: every row of
+    the ``whole`` sub-bins, and of the others (they hold a positive and lie inside one
+    bin) the rows from their smallest positive's key to their largest's, ties
+    included. The negatives below that range are below every positive of their
+    sub-bin: they are counted in ``negatives`` at it; those above it at the next
+    sub-bin, so that the counted negatives through a kept sub-bin are those below its
+    sorted rows. The last sub-bin is whole (it holds the largest row). ``scratch``:
+    memory free to reuse (:func:`_carve`)."""
+    dtype = rows.dtype
+    top = np.iinfo(dtype).max
+    tables = whole.shape[0]
+    bounds, sub, got = _carve(
+        scratch, [(2 * tables, dtype), (rows.shape[0], np.intp), (2 * rows.shape[0], dtype)]
+    )
+    # per sub-bin, the range of packed rows sorted, side by side (one cache line per
+    # row's look-up): a negative tied with a positive of key k is packed 2k, the
+    # positive 2k + 1
+    bounds = bounds.reshape(tables, 2)
+    low, high = bounds[:, 0], bounds[:, 1]
+    low[positive_sub] = top
+    high[positive_sub] = 0
+    np.minimum.at(low, positive_sub, positives - dtype.type(1))
+    np.maximum.at(high, positive_sub, positives)
+    low[whole] = 0
+    high[whole] = top
+    np.subtract(rows, dtype.type(base << 1), out=sub, casting="unsafe")
+    np.right_shift(sub, shift + 1, out=sub)
+    got = np.take(bounds, sub, axis=0, out=got.reshape(rows.shape[0], 2), mode="clip")
+    below = rows < got[:, 0]
+    above = rows > got[:, 1]
+    np.add.at(negatives, np.compress(below, sub), 1)
+    np.add.at(negatives, np.compress(above, sub) + 1, 1)
+    np.logical_or(below, above, out=below)
+    return np.compress(np.logical_not(below, out=below), rows)
 
 
 #: A part's rows are counted per value in one table (:func:`value_counts`) when it has
