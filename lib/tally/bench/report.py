@@ -156,7 +156,9 @@ def throughput_md(t: Mapping[str, Any], section: str = "throughput") -> list[str
     out += [
         "",
         f"wall and CPU: median of n runs (n = {t['repeats']}; a method whose first run "
-        f"takes over {t.get('repeat_budget') or 0:.0f} s runs once); CPU = Python "
+        f"takes over {t.get('repeat_budget') or 0:.0f} s runs once; a score type's "
+        "bucketed, exact and lower-bound rows run in rounds, one run of each per round); "
+        "CPU = Python "
         "process + Spark JVM + every process below either, e.g. Python workers (`utime + "
         "stime` from `/proc/<pid>/stat`, read every 0.25 s so that workers that exit still "
         "count); rows / CPU-s relative to "
