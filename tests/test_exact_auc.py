@@ -1033,12 +1033,11 @@ def test_shipped_parts_in_numpy_give_the_two_read_bins(parts):
 
 
 @pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
-def test_packed_rows_equal_valid_rows_and_their_buckets(stored):
-    """The shortcut of a batch without problems (keys and buckets from the stored
-    scores) gives what the checked path gives: ``valid_rows``, ``bucket_of``, ``pack``;
-    a batch with an invalid row takes the checked path."""
+def test_packed_rows_equal_valid_rows_packed(stored):
+    """The shortcut of a batch without problems (keys from the stored scores) gives
+    what the checked path gives: ``valid_rows``, ``pack``; a batch with an invalid row
+    takes the checked path."""
     from tally.kernels.binary import valid_rows as kernel_valid_rows
-    from tally.kernels.buckets import bucket_of
     from tally.kernels.exact_sort import pack, score_keys
     from tally.spark.readers.arrow.refine import packed_rows
 
@@ -1047,21 +1046,18 @@ def test_packed_rows_equal_valid_rows_and_their_buckets(stored):
     _, widths = mixed_widths()
     for values, four in ((s32.astype(np.float64), True), (widths, narrow)):
         scores = pa.array(values).cast(stored, safe=False)
-        for buckets in (64, 100, 1 << 16):
-            for labels in (pa.array(label, pa.int8()), pa.array(np.array(label) == 1)):
-                got_packed, got_bucket = packed_rows(labels, scores, buckets, narrow)
-                positive, s, _ = kernel_valid_rows(labels, scores, None)
-                # float32 keys for float32 values (a float64 column's too), else float64's
-                assert got_packed.dtype == (np.uint32 if four else np.uint64)
-                assert np.array_equal(got_packed, pack(score_keys(s, four), positive))
-                assert np.array_equal(got_bucket, bucket_of(s, buckets))
+        for labels in (pa.array(label, pa.int8()), pa.array(np.array(label) == 1)):
+            got_packed = packed_rows(labels, scores, narrow)
+            positive, s, _ = kernel_valid_rows(labels, scores, None)
+            # float32 keys for float32 values (a float64 column's too), else float64's
+            assert got_packed.dtype == (np.uint32 if four else np.uint64)
+            assert np.array_equal(got_packed, pack(score_keys(s, four), positive))
     bad = pa.array([0.5, 1.5, 0.25, float("nan")]).cast(stored)
-    packed, bucket = packed_rows(pa.array([1, 0, 0, 1], pa.int8()), bad, 4, narrow)
+    packed = packed_rows(pa.array([1, 0, 0, 1], pa.int8()), bad, narrow)
     assert np.array_equal(packed >> packed.dtype.type(1), score_keys(np.array([0.5, 0.25]), True))
     assert np.array_equal(packed & packed.dtype.type(1), [1, 0])
-    assert np.array_equal(bucket, [2, 1])
     nulls = pa.array([0.5, None, 0.1 + 2**-40]).cast(stored, safe=False)
-    packed, _ = packed_rows(pa.array([1, 0, 0], pa.int8()), nulls, 4, narrow)
+    packed = packed_rows(pa.array([1, 0, 0], pa.int8()), nulls, narrow)
     assert packed.dtype == (np.uint32 if narrow else np.uint64)
 
 
@@ -1144,7 +1140,7 @@ def test_two_parts_placed_by_one_comparison_as_by_their_buckets(stored):
             for s in (np.r_[near, float32_values], float32_values):
                 scores = pa.array(s).cast(stored, safe=False)
                 y = pa.array(np.arange(s.size) % 2, pa.int8())
-                packed, _ = packed_rows(y, scores, buckets, narrow, with_buckets=False)
+                packed = packed_rows(y, scores, narrow)
                 layout = shipped_layout(np.array([0, cut, buckets]), narrow)
                 upper = upper_part_start(layout, buckets, packed.dtype == np.uint32)
                 assert upper is not None
@@ -1160,6 +1156,85 @@ def test_two_parts_placed_by_one_comparison_as_by_their_buckets(stored):
                     (k, c[0].tolist()) for k, c in by_part.chunks()
                 ]
     assert upper_part_start(shipped_layout(np.array([0, 1, 2, 4]), narrow), 4) is None
+
+
+@pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
+def test_many_parts_placed_by_their_keys_as_by_their_buckets(stored):
+    """With more than two parts the count pass places each packed row by its key
+    (``KeyParts``: a table of the key's top bits, cells that a part starts inside
+    searched): on scores at, just below and just above every cut's edge (float32 and
+    float64 neighbours, ``B`` a power of two or not, cuts one bucket apart whose edges
+    round to the same float32) and the adversarial scores, every row lands in the part
+    of its ``bucket_of`` bucket, and ``add_placed`` groups each part's rows in their
+    order (by masks up to ``MASKED_PARTS`` parts, else by a stable sort)."""
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import KeyParts, PartRows
+    from tally.metrics.exact import shipped_layout
+    from tally.spark.readers.arrow.refine import key_parts, packed_rows
+
+    narrow = stored == pa.float32()
+    _, adversarial = float32_adversarial()
+    _, widths = mixed_widths()
+    rng = np.random.default_rng(3)
+    for buckets, drawn in itertools.product((7, 100, 1 << 16, 10**6 + 7), (0, 40)):
+        inner = np.unique(rng.integers(1, buckets, drawn))  # 6-7 parts (masks) or ~46
+        cuts = np.unique(np.r_[inner, 1, 2, 3, buckets - 2, buckets - 1])
+        part_start = np.r_[0, cuts, buckets]
+        layout = shipped_layout(part_start, narrow)
+        placing = key_parts(layout, buckets)
+        assert placing is not None and sorted(placing) == ([4] if narrow else [4, 8])
+        edge = cuts / buckets
+        near = np.r_[edge, np.nextafter(edge, 0), np.nextafter(edge, 1)]
+        edge32 = edge.astype(np.float32)
+        below, above = np.nextafter(edge32, np.float32(0)), np.nextafter(edge32, np.float32(1))
+        near32 = np.r_[edge32, below, above]
+        float32_values = np.r_[near32.astype(np.float64), adversarial, 0.0, 1.0]
+        for s in (np.r_[near, widths, float32_values], float32_values):
+            scores = pa.array(rng.permutation(s)).cast(stored, safe=False)
+            y = pa.array(rng.integers(0, 2, s.size), pa.int8())
+            packed = packed_rows(y, scores, narrow)
+            valid = scores.to_numpy(zero_copy_only=False).astype(np.float64)
+            valid = valid[(valid >= 0) & (valid <= 1)]
+            expected = layout.parts_of(bucket_of(valid, buckets))
+            got = placing[packed.dtype.itemsize].part(packed)
+            assert np.array_equal(got, expected), buckets
+            placed = PartRows(layout)
+            placed.add_placed(got, packed)
+            runs = [(k, c[0].tolist()) for k, c in placed.chunks()]
+            want = [(k, packed[expected == k].tolist()) for k in np.unique(expected)]
+            assert runs == want, buckets
+    # parts that start where the next does hold no row (edges rounding to one float32)
+    for kind in (np.uint32, np.uint64):
+        starts = np.array([6, 6, 7, 7, 7, 1 << 20], kind)
+        rows = np.r_[np.arange(0, 40), 1 << 20, (1 << 20) - 1, 3 << 29].astype(kind)
+        want = np.searchsorted(starts, rows, side="right")
+        assert KeyParts.of(starts).part(rows).tolist() == want.tolist()
+    one = shipped_layout(np.array([0, 100]), narrow)
+    placing = key_parts(one, 100)
+    packed = packed_rows(pa.array([0, 1], pa.int8()), pa.array([0.0, 1.0]).cast(stored), narrow)
+    assert placing is not None and placing[4].part(packed).tolist() == [0, 0]
+
+
+def test_parts_grouped_by_a_stable_sort_keep_each_part_in_order():
+    """More parts than ``MASKED_PARTS`` are grouped by a stable sort of the part
+    numbers (rows not sorted, part −1, dropped); each part keeps its rows, and its
+    weights, in their order: the masks' grouping, for 9 and for 300 parts."""
+    from tally.kernels.exact_sort import MASKED_PARTS, PartRows, SortLayout
+
+    rng = np.random.default_rng(4)
+    for parts in (MASKED_PARTS + 1, 300):
+        part = rng.integers(-1, parts, 50_000).astype(np.int32)
+        packed = rng.integers(0, 1 << 31, 50_000).astype(np.uint32)
+        w = rng.random(50_000)
+        rows = PartRows(SortLayout(0, np.arange(parts, dtype=np.int32), parts, True, True))
+        rows.add_packed(part, packed, w)
+        got = [(k, c[0].tolist(), c[1].tolist()) for k, c in rows.chunks()]
+        want = [
+            (k, packed[part == k].tolist(), w[part == k].tolist())
+            for k in range(parts)
+            if np.any(part == k)
+        ]
+        assert got == want, parts
 
 
 def test_bucket_parts_cut_by_weighted_shares():

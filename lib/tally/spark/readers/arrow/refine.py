@@ -52,11 +52,12 @@ from pyspark.sql.types import FloatType
 
 from tally.kernels import binary as binary_kernels
 from tally.kernels.batches import LABEL, BatchColumns, score_column
-from tally.kernels.buckets import bucket_of, is_power_of_two
+from tally.kernels.buckets import bucket_of
 from tally.kernels.cells import BinaryLayout
 from tally.kernels.exact_sort import (
     Above,
     BinSums,
+    KeyParts,
     PartRows,
     SortLayout,
     bucket_parts,
@@ -99,17 +100,13 @@ TRANSPORTS = ("auto", "files", "shuffle")
 POSITIVE_COST = 24
 
 
-def packed_rows(
-    labels: pa.Array, scores: pa.Array, buckets: int, narrow: bool, with_buckets: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The valid rows of one batch, packed (:func:`~tally.kernels.exact_sort.pack`), and
-    each one's pass-1 bucket (None without ``with_buckets``): the rows and buckets of
-    :func:`~tally.kernels.binary.valid_rows` and :func:`~tally.kernels.buckets.bucket_of`.
+def packed_rows(labels: pa.Array, scores: pa.Array, narrow: bool) -> np.ndarray:
+    """The valid rows of one batch, packed (:func:`~tally.kernels.exact_sort.pack`):
+    the rows of :func:`~tally.kernels.binary.valid_rows`.
 
     A batch without nulls whose extremes show every row valid
     (:func:`~tally.kernels.validity.binary_all_valid`) is packed from the stored scores
-    without a float64 copy; a float32 column is bucketed in float32 where ``B`` is a
-    power of two (``s · B`` is then exact, and truncation is floor for ``s ≥ 0``).
+    without a float64 copy.
 
     Keys are float32's (uint32, 4 bytes a row) for a float32 column (``narrow``) and
     for a batch of a float64 column whose every valid score is a float32 value (as
@@ -121,19 +118,9 @@ def packed_rows(
         y = labels.to_numpy(zero_copy_only=False)
         s = scores.to_numpy(zero_copy_only=False)
         if s.dtype.kind == "f" and binary_all_valid(y, (-float(s.max()), -float(s.min())), None):
-            positive = y == 1
-            keys = shipped_keys(s, narrow)
-            if not with_buckets:
-                return pack(keys, positive), None
-            if s.dtype == np.float32 and is_power_of_two(buckets):
-                bucket = (s * np.float32(buckets)).astype(np.int64)
-                np.minimum(bucket, buckets - 1, out=bucket)
-            else:
-                bucket = bucket_of(s, buckets)
-            return pack(keys, positive), bucket
+            return pack(shipped_keys(s, narrow), y == 1)
     positive, s64, _ = binary_kernels.valid_rows(labels, scores, None)
-    bucket = bucket_of(s64, buckets) if with_buckets else None
-    return pack(shipped_keys(s64, narrow), positive), bucket
+    return pack(shipped_keys(s64, narrow), positive)
 
 
 def shipped_keys(s: np.ndarray, narrow: bool) -> np.ndarray:
@@ -151,19 +138,36 @@ def shipped_keys(s: np.ndarray, narrow: bool) -> np.ndarray:
     return score_keys(s, False)
 
 
-def upper_part_start(layout: SortLayout, buckets: int, narrow: bool | None = None) -> int | None:
-    """With two parts, the smallest packed row of the upper one (the key of its first
+def part_starts(layout: SortLayout, buckets: int, narrow: bool | None = None) -> np.ndarray:
+    """The smallest packed row of each part after the first (the key of its first
     bucket's lower edge, :func:`~tally.kernels.exact_sort.low_keys`, times 2; float32
-    keys where ``narrow``, by default the layout's): a row is in it exactly when its
+    keys where ``narrow``, by default the layout's): a row is in a part exactly when its
     bucket is (bucket ``b`` holds the scores ``b / B ≤ s < (b + 1) / B``,
-    :func:`~tally.kernels.buckets.bucket_of`, and keys are monotone; a float32 value
-    is ``≥`` an edge exactly when it is ``≥`` the edge rounded up to a float32), so one
-    comparison places each row without its bucket. None with more parts."""
+    :func:`~tally.kernels.buckets.bucket_of`, and keys are monotone; a float32 value is
+    ``≥`` an edge exactly when it is ``≥`` the edge rounded up to a float32), so a
+    task places each row by its key alone (:class:`~tally.kernels.exact_sort.KeyParts`)."""
+    first = np.searchsorted(layout.part_of, np.arange(1, layout.parts))
+    keys = low_keys(first / buckets, layout.narrow if narrow is None else narrow)
+    return keys << keys.dtype.type(1)
+
+
+def upper_part_start(layout: SortLayout, buckets: int, narrow: bool | None = None) -> int | None:
+    """With two parts, the smallest packed row of the upper one (:func:`part_starts`):
+    one comparison places each row. None with more parts."""
     if layout.parts != 2:
         return None
-    first = int(np.argmax(layout.part_of == 1))
-    key = low_keys(np.array([first / buckets]), layout.narrow if narrow is None else narrow)[0]
-    return int(key) << 1
+    return int(part_starts(layout, buckets, narrow)[0])
+
+
+def key_parts(layout: SortLayout, buckets: int) -> dict[int, KeyParts] | None:
+    """Per width of a shipped key in bytes (4, and 8 for a float64 column), the look-up
+    of a packed row's part (:class:`~tally.kernels.exact_sort.KeyParts`); None with
+    two parts (one comparison, :func:`upper_part_start`). Built once on the driver and
+    broadcast: 2 × 256 KB."""
+    if layout.parts == 2:
+        return None
+    widths = {4: True} if layout.narrow else {4: True, 8: False}
+    return {size: KeyParts.of(part_starts(layout, buckets, n)) for size, n in widths.items()}
 
 
 def _count_and_ship(
@@ -180,30 +184,26 @@ def _count_and_ship(
     per part out as ``(partition, chunk)``, then per part the task's positives and
     negatives in the parts above it (``(partition, Above)``) and the task's totals as
     ``(totals_key, totals)``."""
-    shipping: list[tuple[int, int, SortLayout]] = ship.value
+    shipping: list[tuple[int, int, SortLayout, dict[int, KeyParts] | None]] = ship.value
     for task in ids:
         totals = copy.deepcopy(empty)
-        held = [PartRows(layout) for _, _, layout in shipping]
-        seen = [np.zeros((layout.parts, 2), np.int64) for _, _, layout in shipping]
+        held = [PartRows(layout) for _, _, layout, _ in shipping]
+        seen = [np.zeros((layout.parts, 2), np.int64) for _, _, layout, _ in shipping]
         uppers = [
             (upper_part_start(layout, buckets), upper_part_start(layout, buckets, True))
-            for _, _, layout in shipping
+            for _, _, layout, _ in shipping
         ]
         for split in tasks[task]:
             for batch in read_split(split, columns, strings):
                 totals.add(batch)
-                for (i, first, layout), rows, count, upper in zip(
+                for (i, first, layout, placing), rows, count, upper in zip(
                     shipping, held, seen, uppers, strict=True
                 ):
-                    packed, bucket = packed_rows(
-                        batch.column(LABEL),
-                        batch.column(score_column(i)),
-                        buckets,
-                        layout.narrow,
-                        with_buckets=upper[0] is None,
+                    packed = packed_rows(
+                        batch.column(LABEL), batch.column(score_column(i)), layout.narrow
                     )
-                    if upper[0] is None:
-                        rows.add_packed(layout.parts_of(bucket), packed, None)
+                    if placing is not None:
+                        rows.add_placed(placing[packed.dtype.itemsize].part(packed), packed)
                     else:
                         cut = upper[1] if packed.dtype == np.uint32 else upper[0]
                         rows.add_halves(packed, packed >= packed.dtype.type(cut))
@@ -211,7 +211,7 @@ def _count_and_ship(
                         positives = int(np.count_nonzero(chunk[0] & chunk[0].dtype.type(1)))
                         count[k] += (positives, chunk[0].shape[0] - positives)
                         yield first + k, chunk
-        for (_, first, _), count in zip(shipping, seen, strict=True):
+        for (_, first, _, _), count in zip(shipping, seen, strict=True):
             higher = np.cumsum(count[::-1], axis=0)[::-1] - count  # parts above each
             for k, (pos, neg) in enumerate(higher):
                 yield first + k, Above(int(pos), int(neg))
@@ -527,7 +527,8 @@ def count_and_ship(
         parts = parallelism * max(1, math.ceil(rows / (parallelism * PART_ROWS * part_rows)))
         weights = 1.0 + POSITIVE_COST * positive
         part_start = bucket_parts(sample, plan.buckets, parts, weights)
-        shipping.append((i, first, shipped_layout(part_start, narrow)))
+        layout = shipped_layout(part_start, narrow)
+        shipping.append((i, first, layout, key_parts(layout, plan.buckets)))
         parts_of[name] = (first, part_start, narrow)
         first += int(part_start.shape[0]) - 1
     empty = binary_kernels.TaskTotals(
