@@ -1215,6 +1215,44 @@ def test_many_parts_placed_by_their_keys_as_by_their_buckets(stored):
     assert placing is not None and placing[4].part(packed).tolist() == [0, 0]
 
 
+@pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
+def test_rows_packed_and_placed_in_scratch_outlive_the_next_batch(stored):
+    """A map task packs and places each batch in arrays it reuses (``Scratch``); the
+    rows it keeps are its own: batches that all land in one part, in two parts (by
+    one comparison) and in many (by key), packed into one scratch, keep the rows of
+    each batch after the next one is packed, as fresh arrays would."""
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import PartRows, Scratch
+    from tally.metrics.exact import shipped_layout
+    from tally.spark.readers.arrow.refine import key_parts, packed_rows, upper_part_start
+
+    narrow = stored == pa.float32()
+    rng = np.random.default_rng(8)
+    buckets = 1000
+    batches = [rng.random(3000) * 0.01, rng.random(3000) * 0.5, rng.random(2000)]
+    for part_start in ([0, buckets], [0, 300, buckets], [0, 5, 100, 300, 301, 800, buckets],
+                       np.r_[0, np.arange(50, buckets, 40), buckets]):  # fmt: skip
+        layout = shipped_layout(np.array(part_start), narrow)
+        placing, scratch = key_parts(layout, buckets), Scratch()
+        kept, want = PartRows(layout), []
+        for s in batches:
+            y = pa.array(rng.integers(0, 2, s.size), pa.int8())
+            scores = pa.array(s).cast(stored, safe=False)
+            packed = packed_rows(y, scores, narrow, scratch)
+            fresh = packed_rows(y, scores, narrow)
+            assert np.array_equal(packed, fresh) and packed.dtype == fresh.dtype
+            part = layout.parts_of(bucket_of(scores.to_numpy().astype(np.float64), buckets))
+            want += [(k, fresh[part == k].tolist()) for k in np.unique(part)]
+            if placing is None:
+                cut = upper_part_start(layout, buckets, packed.dtype == np.uint32)
+                kept.add_halves(packed, packed >= packed.dtype.type(cut), scratch)
+            else:
+                kept.add_placed(
+                    placing[packed.dtype.itemsize].part(packed, scratch), packed, scratch
+                )
+        assert [(k, c[0].tolist()) for k, c in kept.chunks()] == want, part_start
+
+
 def test_parts_grouped_by_a_stable_sort_keep_each_part_in_order():
     """More parts than ``MASKED_PARTS`` are grouped by a stable sort of the part
     numbers (rows not sorted, part −1, dropped); each part keeps its rows, and its

@@ -14,7 +14,10 @@ unsigned integers orders the rows by score, negatives before positives at equal 
 **Rows to reducers.** Every row of a chosen bin goes to one reducer (a *part*): parts
 hold contiguous runs of bins in score order (:class:`SortLayout`: dense table from a
 bin's node id to its part). A task groups the rows of each batch by part, unsorted
-(:class:`PartRows`); a reducer concatenates them (:func:`resolve`).
+(:class:`PartRows`); a reducer concatenates them (:func:`resolve`). In one read, where
+parts are runs of buckets cut before any row is counted, a row's part follows from its
+packed key alone (:class:`KeyParts`), and the task packs and places its batches in
+arrays it reuses (:class:`Scratch`).
 
 **Sorting few rows.** A reducer does not sort all its rows (a comparison sort of 5M
 keys took 0.25-0.4 s here, the reducer's largest cost). It cuts its key range into at
@@ -98,6 +101,12 @@ def pack(keys: np.ndarray, positive: np.ndarray) -> np.ndarray:
     return packed
 
 
+def pack_in_place(keys: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """:func:`pack` into ``keys`` itself (no new array)."""
+    np.left_shift(keys, keys.dtype.type(1), out=keys)
+    return np.bitwise_or(keys, positive, out=keys)
+
+
 def widen(packed: np.ndarray) -> np.ndarray:
     """Packed rows of float32 keys (uint32) as the packed rows of the same scores'
     float64 keys (uint64): ``bits64(float64(f)) · 2 + y`` for ``bits32(f) · 2 + y``.
@@ -154,6 +163,24 @@ class SortLayout:
 MASKED_PARTS = 8
 
 
+class Scratch:
+    """Arrays a map task reuses from batch to batch (each grown to the largest batch):
+    the temporaries of packing and placing a batch's rows. Fresh arrays each batch
+    cost page faults on the machines we measured, more than the arithmetic
+    (docs/benchmarks.md). What is taken is valid until the same name is taken again."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+    def take(self, name: str, rows: int, dtype: type[np.generic] | np.dtype) -> np.ndarray:
+        """An array of ``rows`` elements of ``dtype`` (values left from earlier use)."""
+        key = (name, np.dtype(dtype))
+        array = self._arrays.get(key)
+        if array is None or array.shape[0] < rows:
+            array = self._arrays[key] = np.empty(rows, dtype)
+        return array[:rows]
+
+
 def code_type(values: int) -> type[np.unsignedinteger]:
     """The narrowest unsigned integer type that holds ``values`` codes ``0 … values − 1``
     (the fewer bytes, the cheaper a stable sort of them: pyarrow counts small integers)."""
@@ -206,10 +233,15 @@ class KeyParts:
     def parts(self) -> int:
         return int(self.starts.shape[0]) + 1
 
-    def part(self, packed: np.ndarray) -> np.ndarray:
-        """The part of each packed row (unsigned integers of the cells' type)."""
-        code = self.cells[packed >> packed.dtype.type(self.shift)]
-        unsure = np.flatnonzero(code == self.unsure)
+    def part(self, packed: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
+        """The part of each packed row (unsigned integers of the cells' type), in
+        ``scratch`` where given."""
+        scratch = scratch or Scratch()
+        rows = packed.shape[0]
+        cell = scratch.take("cell", rows, np.intp)  # indices of np.take's own type: no copy
+        np.right_shift(packed, packed.dtype.type(self.shift), out=cell, casting="unsafe")
+        code = np.take(self.cells, cell, out=scratch.take("code", rows, self.cells.dtype))
+        unsure = np.flatnonzero(np.equal(code, self.unsure, out=scratch.take("unsure", rows, bool)))
         if unsure.size:
             code[unsure] = np.searchsorted(self.starts, packed[unsure], side="right")
         return code
@@ -251,29 +283,38 @@ class PartRows:
             kept_w = None if w is None else np.compress(inside, w)
             self.runs.append((int(k), np.compress(inside, packed), kept_w))
 
-    def add_halves(self, packed: np.ndarray, upper: np.ndarray) -> None:
-        """Add rows already packed to a layout of two parts: part 1 where ``upper``."""
+    def add_halves(
+        self, packed: np.ndarray, upper: np.ndarray, scratch: Scratch | None = None
+    ) -> None:
+        """Add rows already packed to a layout of two parts: part 1 where ``upper``
+        (both may be scratch: what is kept is copied)."""
         rows = packed.shape[0]
         above = int(np.count_nonzero(upper))
         if rows == 0:
             return
-        if above in (0, rows):  # one part: as it is
-            self.runs.append((int(above > 0), packed, None))
+        if above in (0, rows):  # one part
+            self.runs.append((int(above > 0), packed.copy(), None))
             return
-        self.runs.append((0, np.compress(np.logical_not(upper), packed), None))
+        lower = np.logical_not(upper, out=(scratch or Scratch()).take("lower", rows, bool))
+        self.runs.append((0, np.compress(lower, packed), None))
         self.runs.append((1, np.compress(upper, packed), None))
 
-    def add_placed(self, part: np.ndarray, packed: np.ndarray) -> None:
+    def add_placed(
+        self, part: np.ndarray, packed: np.ndarray, scratch: Scratch | None = None
+    ) -> None:
         """Add rows already packed with their part (``0 … parts − 1``, unsigned, as
-        :meth:`KeyParts.part` gives it; none dropped)."""
-        sizes = np.bincount(part, minlength=self.layout.parts)
-        filled = np.flatnonzero(sizes)
-        if filled.size == 1:  # one part: as it is
-            self.runs.append((int(filled[0]), packed, None))
+        :meth:`KeyParts.part` gives it; none dropped). Both may be scratch: what is
+        kept is copied."""
+        if packed.shape[0] == 0:
+            return
+        low, high = int(part.min()), int(part.max())
+        if low == high:  # one part
+            self.runs.append((low, packed.copy(), None))
         elif self.layout.parts <= MASKED_PARTS:
+            filled = np.flatnonzero(np.bincount(part, minlength=self.layout.parts))
             self._add_masked(part, filled, packed, None)
         else:
-            self._add_by_code(part, np.r_[0, sizes], packed, None)
+            self._add_by_code(part, None, packed, None, scratch)
 
     def _add_sorted_by_part(
         self, part: np.ndarray, sizes: np.ndarray, packed: np.ndarray, w: np.ndarray | None
@@ -282,12 +323,26 @@ class PartRows:
         self._add_by_code((part + 1).astype(code_type(self.layout.parts + 1)), sizes, packed, w)
 
     def _add_by_code(
-        self, code: np.ndarray, sizes: np.ndarray, packed: np.ndarray, w: np.ndarray | None
+        self,
+        code: np.ndarray,
+        sizes: np.ndarray | None,
+        packed: np.ndarray,
+        w: np.ndarray | None,
+        scratch: Scratch | None = None,
     ) -> None:
-        """Group rows by a stable sort of ``code`` (part + 1: rows of code 0 dropped;
-        ``sizes``: rows per code). pyarrow sorts small integers by counting: 4–5 ns a
-        row here, against 8–10 for numpy's stable argsort of 16-bit integers."""
-        order = pc.array_sort_indices(pa.array(code)).to_numpy()[int(sizes[0]) :]
+        """Group rows by a stable sort of ``code`` (``sizes``: rows per code, rows of
+        code 0 dropped; None: the part itself, none dropped, sizes found from the
+        sorted codes). pyarrow sorts small integers by counting: 4–5 ns a row here,
+        against 8–10 for numpy's stable argsort of 16-bit integers."""
+        # uint64 indices viewed as intp (they are < 2^63): np.take then makes no copy
+        order = pc.array_sort_indices(pa.array(code)).to_numpy().view(np.intp)
+        if sizes is None:
+            rows, codes = code.shape[0], self.layout.parts
+            ordered = (scratch or Scratch()).take("sorted", rows, code.dtype)
+            np.take(code, order, out=ordered, mode="clip")  # clip: unbuffered; all in range
+            ends = np.searchsorted(ordered, np.arange(codes, dtype=code.dtype), side="right")
+            sizes = np.r_[0, ends[0], np.diff(ends)]
+        order = order[int(sizes[0]) :]
         packed = np.take(packed, order)
         w = None if w is None else np.take(w, order)
         ends = np.cumsum(sizes[1:])

@@ -59,12 +59,13 @@ from tally.kernels.exact_sort import (
     BinSums,
     KeyParts,
     PartRows,
+    Scratch,
     SortLayout,
     bucket_parts,
     low_keys,
     pack,
+    pack_in_place,
     part_sums,
-    score_keys,
 )
 from tally.kernels.validity import binary_all_valid
 from tally.metrics.exact import DEFAULT_PART_ROWS, shipped_layout
@@ -100,9 +101,12 @@ TRANSPORTS = ("auto", "files", "shuffle")
 POSITIVE_COST = 24
 
 
-def packed_rows(labels: pa.Array, scores: pa.Array, narrow: bool) -> np.ndarray:
+def packed_rows(
+    labels: pa.Array, scores: pa.Array, narrow: bool, scratch: Scratch | None = None
+) -> np.ndarray:
     """The valid rows of one batch, packed (:func:`~tally.kernels.exact_sort.pack`):
-    the rows of :func:`~tally.kernels.binary.valid_rows`.
+    the rows of :func:`~tally.kernels.binary.valid_rows`; in ``scratch`` where given
+    (valid until the next batch's).
 
     A batch without nulls whose extremes show every row valid
     (:func:`~tally.kernels.validity.binary_all_valid`) is packed from the stored scores
@@ -118,24 +122,29 @@ def packed_rows(labels: pa.Array, scores: pa.Array, narrow: bool) -> np.ndarray:
         y = labels.to_numpy(zero_copy_only=False)
         s = scores.to_numpy(zero_copy_only=False)
         if s.dtype.kind == "f" and binary_all_valid(y, (-float(s.max()), -float(s.min())), None):
-            return pack(shipped_keys(s, narrow), y == 1)
+            scratch = scratch or Scratch()
+            keys = shipped_keys(s, narrow, scratch)
+            positive = np.equal(y, 1, out=scratch.take("positive", y.shape[0], bool))
+            return pack_in_place(keys, positive)
     positive, s64, _ = binary_kernels.valid_rows(labels, scores, None)
     return pack(shipped_keys(s64, narrow), positive)
 
 
-def shipped_keys(s: np.ndarray, narrow: bool) -> np.ndarray:
+def shipped_keys(s: np.ndarray, narrow: bool, scratch: Scratch | None = None) -> np.ndarray:
     """The keys (:func:`~tally.kernels.exact_sort.score_keys`) of valid scores ``s``
     (float32 or float64, in ``[0, 1]``, no NaN) as shipped: float32's (uint32) where
     ``narrow`` or every score is a float32 value (``float64(float32(s)) == s``; one
     that is not, a float64 subnormal below float32's range among them, keeps the
-    batch at 8 bytes), else float64's (uint64)."""
+    batch at 8 bytes), else float64's (uint64). A new array, or ``scratch``'s."""
+    scratch = scratch or Scratch()
+    rows = s.shape[0]
+    s32 = scratch.take("keys32", rows, np.float32)
     if s.dtype == np.float32:
-        return (s + np.float32(0.0)).view(np.uint32)
-    s32 = s.astype(np.float32)
-    if narrow or np.array_equal(s32, s):
-        s32 += np.float32(0.0)  # -0.0 → +0.0
-        return s32.view(np.uint32)
-    return score_keys(s, False)
+        return np.add(s, np.float32(0.0), out=s32).view(np.uint32)  # -0.0 → +0.0
+    np.copyto(s32, s, casting="same_kind")
+    if narrow or np.equal(s32, s, out=scratch.take("same", rows, bool)).all():
+        return np.add(s32, np.float32(0.0), out=s32).view(np.uint32)
+    return np.add(s, 0.0, out=scratch.take("keys64", rows, np.float64)).view(np.uint64)
 
 
 def part_starts(layout: SortLayout, buckets: int, narrow: bool | None = None) -> np.ndarray:
@@ -185,6 +194,7 @@ def _count_and_ship(
     negatives in the parts above it (``(partition, Above)``) and the task's totals as
     ``(totals_key, totals)``."""
     shipping: list[tuple[int, int, SortLayout, dict[int, KeyParts] | None]] = ship.value
+    scratch = Scratch()
     for task in ids:
         totals = copy.deepcopy(empty)
         held = [PartRows(layout) for _, _, layout, _ in shipping]
@@ -200,16 +210,22 @@ def _count_and_ship(
                     shipping, held, seen, uppers, strict=True
                 ):
                     packed = packed_rows(
-                        batch.column(LABEL), batch.column(score_column(i)), layout.narrow
+                        batch.column(LABEL), batch.column(score_column(i)), layout.narrow, scratch
                     )
                     if placing is not None:
-                        rows.add_placed(placing[packed.dtype.itemsize].part(packed), packed)
+                        part = placing[packed.dtype.itemsize].part(packed, scratch)
+                        rows.add_placed(part, packed, scratch)
                     else:
-                        cut = upper[1] if packed.dtype == np.uint32 else upper[0]
-                        rows.add_halves(packed, packed >= packed.dtype.type(cut))
+                        cut = packed.dtype.type(upper[1] if packed.dtype == np.uint32 else upper[0])
+                        upper_rows = scratch.take("upper", packed.shape[0], bool)
+                        rows.add_halves(
+                            packed, np.greater_equal(packed, cut, out=upper_rows), scratch
+                        )
                     for k, chunk in rows.chunks():
-                        positives = int(np.count_nonzero(chunk[0] & chunk[0].dtype.type(1)))
-                        count[k] += (positives, chunk[0].shape[0] - positives)
+                        keys = chunk[0]
+                        low = scratch.take("label", keys.shape[0], keys.dtype)
+                        positives = int(np.count_nonzero(np.bitwise_and(keys, 1, out=low)))
+                        count[k] += (positives, keys.shape[0] - positives)
                         yield first + k, chunk
         for (_, first, _, _), count in zip(shipping, seen, strict=True):
             higher = np.cumsum(count[::-1], axis=0)[::-1] - count  # parts above each
