@@ -187,9 +187,13 @@ def code_type(values: int) -> type[np.unsignedinteger]:
     return np.uint8 if values <= 0x100 else np.uint16 if values <= 0x10000 else np.uint32
 
 
-#: :class:`KeyParts` looks a packed row's part up among ``2^PART_CELL_BITS`` cells
-#: of its top bits: a table of 256 KB (one byte a cell below 255 parts).
-PART_CELL_BITS = 18
+#: :class:`KeyParts` looks a packed row's part up among ``2^bits`` cells of its top
+#: bits, per key width in bytes: float32 keys 18 (a table of 256 KB, one byte a cell
+#: below 255 parts; 0.6% of click-through-like float32 rows in cells to search),
+#: float64 keys 22 (4 MB: a cell of 18 bits spans 1/256 of a power of two, and 5% of
+#: full-precision click-through-like rows were searched, 6.0 against 3.7 ns a row:
+#: docs/benchmarks.md).
+PART_CELL_BITS = {4: 18, 8: 22}
 
 
 @dataclass(frozen=True)
@@ -201,11 +205,11 @@ class KeyParts:
 
     Looked up rather than searched: the packed row of a score in ``[0, 1]`` is below
     ``2^(w − 1)`` (``w``: 32 or 64 bits; ``key(1.0) · 2 + 1`` is), so its next
-    ``PART_CELL_BITS`` bits pick one of that many cells of equal width. A cell inside
-    which no part starts holds its rows' part; the few others hold :attr:`unsure`,
-    whose rows alone are searched. The count pass of exact AUC in one read places
-    every row so, without its bucket (the bucket, then its part, cost 4–6 times the
-    look-up here: docs/benchmarks.md)."""
+    ``bits`` bits (:data:`PART_CELL_BITS`) pick one of ``2^bits`` cells of equal
+    width. A cell inside which no part starts holds its rows' part; the few others
+    hold :attr:`unsure`, whose rows alone are searched. The count pass of exact AUC
+    in one read places every row so, without its bucket (the bucket, then its part,
+    cost 4–6 times the look-up here: docs/benchmarks.md)."""
 
     starts: np.ndarray
     shift: int
@@ -213,11 +217,12 @@ class KeyParts:
     unsure: int
 
     @classmethod
-    def of(cls, starts: np.ndarray, bits: int = PART_CELL_BITS) -> KeyParts:
+    def of(cls, starts: np.ndarray, bits: int | None = None) -> KeyParts:
         """The look-up of parts starting at the packed rows ``starts`` (uint32 or
         uint64, ascending: a part may start where the next does, and hold no row), in
-        ``2^bits`` cells."""
+        ``2^bits`` cells (by default :data:`PART_CELL_BITS` of the key width)."""
         starts = np.asarray(starts)
+        bits = PART_CELL_BITS[starts.dtype.itemsize] if bits is None else bits
         shift = np.iinfo(starts.dtype).bits - 1 - bits
         code = code_type(starts.shape[0] + 2)  # the parts and unsure
         unsure = int(np.iinfo(code).max)

@@ -172,7 +172,7 @@ def key_parts(layout: SortLayout, buckets: int) -> dict[int, KeyParts] | None:
     """Per width of a shipped key in bytes (4, and 8 for a float64 column), the look-up
     of a packed row's part (:class:`~tally.kernels.exact_sort.KeyParts`); None with
     two parts (one comparison, :func:`upper_part_start`). Built once on the driver and
-    broadcast: 2 × 256 KB."""
+    broadcast: 256 KB and 4 MB (:data:`~tally.kernels.exact_sort.PART_CELL_BITS`)."""
     if layout.parts == 2:
         return None
     widths = {4: True} if layout.narrow else {4: True, 8: False}
