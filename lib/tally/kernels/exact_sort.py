@@ -234,10 +234,6 @@ class KeyParts:
         cells[starting > 0] = unsure
         return cls(starts, shift, cells, unsure)
 
-    @property
-    def parts(self) -> int:
-        return int(self.starts.shape[0]) + 1
-
     def part(self, packed: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
         """The part of each packed row (unsigned integers of the cells' type), in
         ``scratch`` where given."""
