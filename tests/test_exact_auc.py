@@ -1386,6 +1386,47 @@ def test_files_transport_leaves_no_file_and_auto_follows_the_master(
         refine_module.transport_of(spark, "carrier pigeon")
 
 
+def test_a_reducer_sums_its_files_and_removes_only_them(tmp_path):
+    """A reducer of the files transport sums the files every task wrote for its part
+    (4- and 8-byte keys, a task that wrote none) as one array of their rows, and
+    removes those files; another part's files stay for their own reducer."""
+    import tally.spark.readers.arrow.refine as refine_module
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import Above, BinSums, pack, part_sums, score_keys
+
+    rng = np.random.default_rng(11)
+    s = np.round(rng.beta(2, 8, 3000), 3)
+    s[:1500] = s[:1500].astype(np.float32)  # float32 values (ties): 4-byte keys ship
+    y = rng.random(3000) < 0.3
+    buckets, cut = 20, 4  # part 0: buckets 0-3, part 1: buckets 4-19
+    part_start = np.array([0, cut, buckets])
+    upper = bucket_of(s, buckets) >= cut
+    above = Above(int((y & upper).sum()), int((~y & upper).sum()))
+    low_rows = np.flatnonzero(~upper)
+    first = low_rows[low_rows < 1500]
+    narrow_keys = pack(score_keys(s[first], True), y[first])
+    rest = low_rows[low_rows >= 1500]
+    wide_keys = pack(score_keys(s[rest], False), y[rest])
+    narrow_keys.tofile(tmp_path / "0-0.4")  # task 0: float32 values, 4-byte keys
+    wide_keys.tofile(tmp_path / "0-2.8")  # task 2: 8-byte keys; task 1 wrote nothing
+    pack(score_keys(s[upper], False), y[upper]).tofile(tmp_path / "1-0.8")
+    got = refine_module._read_part(
+        0,
+        folder=str(tmp_path),
+        tasks=3,
+        parts=[(0, part_start, False)],
+        buckets=buckets,
+        above={0: above},
+        sort=True,
+    )
+    every = pack(score_keys(s[low_rows], False), y[low_rows])
+    want = part_sums(every, buckets, 0, cut, above, False)
+    for field in BinSums.__dataclass_fields__:
+        assert np.array_equal(getattr(got, field), getattr(want, field), equal_nan=True), field
+    assert int(got.rows.sum()) == low_rows.shape[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1-0.8"]
+
+
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
 def test_a_part_file_is_mapped_as_written(monkeypatch, tmp_path, dtype):
     """A reducer of the files transport maps each file a map task wrote: the same rows,
