@@ -1386,6 +1386,48 @@ def test_files_transport_leaves_no_file_and_auto_follows_the_master(
         refine_module.transport_of(spark, "carrier pigeon")
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_reducer_reusing_its_buffers_from_part_to_part_sums_each_as_fresh(monkeypatch, dense):
+    """A reducer's thread sums its parts one after another in one ``Scratch``: each
+    part's sums are those of fresh buffers, whether a larger part came before it (its
+    rows left in the buffers) or after, counted per value or sorted (``split_rows``)."""
+    from tally.kernels import exact_sort
+    from tally.kernels.buckets import bucket_of
+    from tally.kernels.exact_sort import (
+        Above,
+        BinSums,
+        Scratch,
+        pack,
+        part_sums,
+        score_keys,
+        value_counts,
+    )
+
+    if not dense:
+        monkeypatch.setattr(exact_sort, "DENSE_SLOTS", 0)
+    rng = np.random.default_rng(5)
+    buckets = 50
+    parts = []
+    # scores in [0.26, 0.38): float32 keys of one power of two, few enough to count
+    for rows, start, end in ((9000, 13, 14), (1500, 14, 16), (6000, 16, 19)):
+        s = rng.uniform(start / buckets, end / buckets, rows).astype(np.float32)
+        s[: rows // 3] = s[rows // 3 : 2 * (rows // 3)]  # ties
+        assert ((bucket_of(s, buckets) >= start) & (bucket_of(s, buckets) < end)).all()
+        y = rng.random(rows) < 0.2
+        packed = pack(score_keys(s, True), y)
+        parts.append(([packed[: rows // 2], packed[rows // 2 :]], start, end))
+        assert (value_counts([packed], np.zeros(1, np.uint32)) is not None) == dense
+    scratch = Scratch()
+    for chunks, start, end in parts + parts[::-1]:
+        above = Above(7, 40)
+        fresh = part_sums(chunks, buckets, start, end, above, True)
+        reused = part_sums(chunks, buckets, start, end, above, True, scratch)
+        for field in BinSums.__dataclass_fields__:
+            a, b = getattr(reused, field), getattr(fresh, field)
+            assert np.array_equal(a, b, equal_nan=True), (start, field)
+        assert int(reused.rows.sum()) == sum(c.shape[0] for c in chunks)
+
+
 def test_a_reducer_sums_its_files_and_removes_only_them(tmp_path):
     """A reducer of the files transport sums the files every task wrote for its part
     (4- and 8-byte keys, a task that wrote none) as one array of their rows, and

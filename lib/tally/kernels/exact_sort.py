@@ -164,9 +164,10 @@ MASKED_PARTS = 8
 
 
 class Scratch:
-    """Arrays a map task reuses from batch to batch (each grown to the largest batch):
-    the temporaries of packing and placing a batch's rows. Fresh arrays each batch
-    cost page faults on the machines we measured, more than the arithmetic
+    """Arrays reused from batch to batch by a map task (the temporaries of packing and
+    placing a batch's rows) and from part to part by a reducer's thread (its rows'
+    slots and sub-bins), each grown to the largest use. Fresh arrays each time cost
+    page faults on the machines we measured, more than the arithmetic
     (docs/benchmarks.md). What is taken is valid until the same name is taken again."""
 
     def __init__(self) -> None:
@@ -497,6 +498,7 @@ def split_rows(
     first: int,
     end: int,
     table_bits: int | None = None,
+    scratch: Scratch | None = None,
 ) -> tuple[np.ndarray, NegativeGaps]:
     """The rows of bins ``first … end − 1`` (unsorted ``packed``: one array or the
     chunks a reducer received, not concatenated) that need sorting, sorted, and the
@@ -517,7 +519,8 @@ def split_rows(
     sub-bin's rows and find the positives, once to pick the rows of kept sub-bins. A
     block's sub-bins are written in place into one ``intp`` buffer (reused by
     :func:`_trimmed` after), and no array of every row is made: on this machine first
-    touches of fresh memory cost more than the arithmetic (docs/benchmarks.md).
+    touches of fresh memory cost more than the arithmetic (docs/benchmarks.md). The
+    buffers are ``scratch``'s where given.
     """
     chunks = [packed] if isinstance(packed, np.ndarray) else [c for c in packed if c.shape[0]]
     dtype = chunks[0].dtype
@@ -533,8 +536,9 @@ def split_rows(
     shift = max(0, (span - 1).bit_length() - table_bits)
     size = ((span - 1) >> shift) + 1
     block = min(n, SPLIT_BLOCK_ROWS)
-    sub_buffer = np.empty(block, np.intp)
-    flag_buffer = np.empty(block, bool)
+    scratch = scratch or Scratch()
+    sub_buffer = scratch.take("sub-bins", block, np.intp)
+    flag_buffer = scratch.take("flags", block, bool)
 
     def sub_bins(rows: np.ndarray) -> np.ndarray:
         # (key·2 + y − base·2) >> (shift + 1) is (key − base) >> shift: no copy of the keys
@@ -673,7 +677,9 @@ def _trailing_zeros(value: int) -> int:
     return (value & -value).bit_length() - 1 if value else 0
 
 
-def value_counts(chunks: Sequence[np.ndarray], low: np.ndarray) -> ValueCounts | None:
+def value_counts(
+    chunks: Sequence[np.ndarray], low: np.ndarray, scratch: Scratch | None = None
+) -> ValueCounts | None:
     """The unweighted packed rows ``chunks`` (unsorted, at least one row) of bins whose
     lower keys are ``low`` (the first at or below every row) counted per distinct key
     without a sort, or None where the table would have more than :data:`DENSE_SLOTS`
@@ -685,7 +691,8 @@ def value_counts(chunks: Sequence[np.ndarray], low: np.ndarray) -> ValueCounts |
     row's slot ``r · 2 + y`` is counted in one ``np.bincount`` of ``2 · span`` slots
     (``span``: the largest ``r`` + 1), and the non-empty values read off in key order.
     The rows' slots are written into one ``intp`` buffer in place (fresh arrays of every
-    row cost more in page faults than the arithmetic, docs/benchmarks.md).
+    row cost more in page faults than the arithmetic, docs/benchmarks.md): ``scratch``'s
+    where given.
     """
     chunks = [c for c in chunks if c.shape[0]]
     dtype = chunks[0].dtype
@@ -711,7 +718,7 @@ def value_counts(chunks: Sequence[np.ndarray], low: np.ndarray) -> ValueCounts |
     if 2 * span > DENSE_SLOTS:
         return None
     origin = dtype.type(base << (t + 1))  # the packed row of r = 0, y = 0
-    slot = np.empty(sum(c.shape[0] for c in chunks), np.intp)
+    slot = (scratch or Scratch()).take("slots", sum(c.shape[0] for c in chunks), np.intp)
     y = np.empty(min(BLOCK_ROWS, slot.shape[0]), np.intp)
     at = 0
     for c in chunks:
@@ -790,15 +797,18 @@ def unweighted_sums(
     first: int,
     end: int,
     above: tuple[float, float] | None = None,
+    scratch: Scratch | None = None,
 ) -> BinSums:
     """:class:`BinSums` of bins ``first … end − 1`` from their unweighted packed rows
-    (unsorted ``chunks``): :func:`value_counts`, then :func:`value_sums`."""
+    (unsorted ``chunks``): :func:`value_counts`, then :func:`value_sums` (else
+    :func:`split_rows`, then :func:`counted_sums`), in ``scratch``'s buffers where
+    given."""
     if sum(c.shape[0] for c in chunks) == 0:
         empty = np.zeros(0, np.uint32 if job.narrow else np.uint64)
         return counted_sums(empty, job, first, end, above=above)
-    counts = value_counts(chunks, job.low[first:end])
+    counts = value_counts(chunks, job.low[first:end], scratch)
     if counts is None:
-        kept, gaps = split_rows(chunks, job, first, end)
+        kept, gaps = split_rows(chunks, job, first, end, scratch=scratch)
         return counted_sums(kept, job, first, end, gaps, above)
     return value_sums(counts, job, first, end, above)
 
@@ -942,6 +952,7 @@ def part_sums(
     end: int,
     above: Above,
     narrow: bool,
+    scratch: Scratch | None = None,
 ) -> BinSums:
     """:class:`BinSums` of the pass-1 buckets ``start … end − 1`` (of ``buckets``) from
     all their valid rows, unweighted and unsorted (``packed``: one array, or the chunks
@@ -949,7 +960,8 @@ def part_sums(
     only buckets holding a row, ``bin`` the bucket. The sums of each bucket are those
     :func:`resolve` gives it in a sort pass over every bucket (``tp_above`` and
     ``fp_above`` follow from ``above``). A float64 column's chunks may mix 4-byte keys
-    (batches of float32 values) with 8-byte ones (:func:`one_width`)."""
+    (batches of float32 values) with 8-byte ones (:func:`one_width`). ``scratch``: the
+    reducer's reused buffers (:class:`Scratch`)."""
     chunks, narrow = one_width([packed] if isinstance(packed, np.ndarray) else packed, narrow)
     low = low_keys(np.arange(start, end, dtype=np.float64) / buckets, narrow)
     zero = np.zeros(end - start)
@@ -958,7 +970,8 @@ def part_sums(
         empty = np.zeros(0, np.uint32 if narrow else np.uint64)
         sums = counted_sums(empty, job, 0, end - start)
     else:
-        sums = unweighted_sums(chunks, job, 0, end - start, (float(above.pos), float(above.neg)))
+        totals = (float(above.pos), float(above.neg))
+        sums = unweighted_sums(chunks, job, 0, end - start, totals, scratch)
     seen = sums.rows > 0
     fields = {f: getattr(sums, f)[seen] for f in BinSums.__dataclass_fields__}
     fields["bin"] = fields["bin"] + start

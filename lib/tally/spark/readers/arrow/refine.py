@@ -38,6 +38,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -362,13 +363,16 @@ def _read_part(
     buckets: int,
     above: dict[int, Above],
     sort: bool,
+    threads: threading.local | None = None,
 ) -> object:
     """The reduce side of the ``files`` transport, in a driver's thread: part ``key``'s
     files mapped (:func:`_mapped`; each task's, in task order, its 4-byte keys then its
     8-byte ones), then as :func:`_reduce`: its buckets' sums, or its rows (``sort``
     False). The files are unlinked once mapped: their pages go when the part's arrays
     do, in this thread, so the reducers free the page cache in parallel (removing the
-    whole folder after them took 1.3–1.5 s at a billion rows, docs/benchmarks.md)."""
+    whole folder after them took 1.3–1.5 s at a billion rows, docs/benchmarks.md). A
+    thread sums its parts in the buffers of one :class:`Scratch` (``threads.scratch``),
+    reused from part to part."""
     first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
     chunks = []
     for task in range(tasks):
@@ -381,7 +385,10 @@ def _read_part(
         return sum(c.shape[0] for c in chunks)
     k = key - first
     start, end = int(part_start[k]), int(part_start[k + 1])
-    return part_sums(chunks, buckets, start, end, above.get(key, Above(0, 0)), narrow)
+    scratch = getattr(threads, "scratch", None)
+    if threads is not None and scratch is None:
+        scratch = threads.scratch = Scratch()
+    return part_sums(chunks, buckets, start, end, above.get(key, Above(0, 0)), narrow, scratch)
 
 
 @dataclass(frozen=True)
@@ -437,6 +444,7 @@ def _through_files(spark: SparkSession, job: _Shipping) -> _Received:
             buckets=job.ship["buckets"],
             above=above,
             sort=job.sort,
+            threads=threading.local(),
         )
         threads = max(1, min(len(wanted), spark.sparkContext.defaultParallelism))
         with ThreadPoolExecutor(threads, thread_name_prefix="tally-part") as pool:
