@@ -580,9 +580,11 @@ def assert_bins_as_brute_force(sums, s, y, node, chosen) -> None:
 
 @pytest.mark.parametrize("narrow", [False, True])
 @pytest.mark.parametrize("table_bits", [1, 3, 6, 12])
-@pytest.mark.parametrize("block_rows", [None, 1, 7])
+@pytest.mark.parametrize(
+    ("block_rows", "piece_rows"), [(None, None), (1, None), (7, None), (7, 3), (1000, 64)]
+)
 def test_counted_negatives_give_every_bin_as_brute_force_does(
-    monkeypatch, narrow, table_bits, block_rows
+    monkeypatch, narrow, table_bits, block_rows, piece_rows
 ):
     """Sorting only the kept sub-bins' rows and counting the other negatives
     (``split_rows``): per bin, pairs counted pair by pair, rows, positives, the smallest
@@ -590,7 +592,8 @@ def test_counted_negatives_give_every_bin_as_brute_force_does(
     ``ap`` as the weighted path gives it. Coarse tables put many rows in a sub-bin,
     bins edges inside sub-bins, and ties across them; the rows are read in blocks of
     ``block_rows`` (``SPLIT_BLOCK_ROWS``; None: one block), which cut the chunks
-    anywhere."""
+    anywhere, and in pieces of ``piece_rows`` (``SPLIT_PIECE_ROWS``) whose sub-bins
+    fill a block across chunks before they are counted."""
     from tally.kernels import exact_sort
     from tally.kernels.exact_sort import (
         counted_sums,
@@ -602,6 +605,8 @@ def test_counted_negatives_give_every_bin_as_brute_force_does(
 
     if block_rows is not None:
         monkeypatch.setattr(exact_sort, "SPLIT_BLOCK_ROWS", block_rows)
+    if piece_rows is not None:
+        monkeypatch.setattr(exact_sort, "SPLIT_PIECE_ROWS", piece_rows)
 
     rng = np.random.default_rng(table_bits)
     s = tricky_scores(rng, 4000, narrow)

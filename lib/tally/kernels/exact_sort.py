@@ -484,6 +484,11 @@ class NegativeGaps:
 #: tables of a 12.6M-row part; docs/benchmarks.md, *Reducers in blocks*).
 SPLIT_BLOCK_ROWS = 1 << 23
 
+#: Rows :func:`split_rows` labels, picks and finds the sub-bins of at a time within a
+#: block: their masks stay in cache (on a 20M-row benchmark part in 3 chunks, 2^18 to
+#: 2^20 rows took 0.34–0.40 s against 0.41–0.43 s for whole chunks; docs/benchmarks.md).
+SPLIT_PIECE_ROWS = 1 << 19
+
 
 def _blocks(chunks: Sequence[np.ndarray], rows: int) -> Iterator[np.ndarray]:
     """``chunks`` in order, cut into views of at most ``rows`` rows."""
@@ -515,12 +520,14 @@ def split_rows(
     lower key or a bin's first or last row; of the others, the rows from their
     smallest positive to their largest); the rest are counted per sub-bin.
 
-    The rows are read twice, :data:`SPLIT_BLOCK_ROWS` at a time: once to count each
-    sub-bin's rows and find the positives, once to pick the rows of kept sub-bins. A
-    block's sub-bins are written in place into one ``intp`` buffer (reused by
-    :func:`_trimmed` after), and no array of every row is made: on this machine first
-    touches of fresh memory cost more than the arithmetic (docs/benchmarks.md). The
-    buffers are ``scratch``'s where given.
+    The rows are read twice, :data:`SPLIT_PIECE_ROWS` at a time: once to count each
+    sub-bin's rows and find the positives, once to pick the rows of kept sub-bins. The
+    sub-bins of consecutive pieces, across chunks, are written in place into one
+    ``intp`` buffer of :data:`SPLIT_BLOCK_ROWS` (reused by :func:`_trimmed` after) and
+    counted when it is full (each ``np.bincount`` makes a table of every sub-bin; a
+    shuffled part arrives in small chunks, a batch of each task at a time). No array
+    of every row is made: on this machine first touches of fresh memory cost more than
+    the arithmetic (docs/benchmarks.md). The buffers are ``scratch``'s where given.
     """
     chunks = [packed] if isinstance(packed, np.ndarray) else [c for c in packed if c.shape[0]]
     dtype = chunks[0].dtype
@@ -538,26 +545,35 @@ def split_rows(
     block = min(n, SPLIT_BLOCK_ROWS)
     scratch = scratch or Scratch()
     sub_buffer = scratch.take("sub-bins", block, np.intp)
-    flag_buffer = scratch.take("flags", block, bool)
+    flag_buffer = scratch.take("flags", min(block, SPLIT_PIECE_ROWS), bool)
 
-    def sub_bins(rows: np.ndarray) -> np.ndarray:
+    def sub_bins(rows: np.ndarray, at: int = 0) -> np.ndarray:
         # (key·2 + y − base·2) >> (shift + 1) is (key − base) >> shift: no copy of the keys
-        sub = sub_buffer[: rows.shape[0]]
+        sub = sub_buffer[at : at + rows.shape[0]]
         np.subtract(rows, base << one, out=sub, casting="unsafe")
         np.right_shift(sub, shift + 1, out=sub)
         return sub
 
-    counts = np.zeros(0, np.intp)
+    tables: list[np.ndarray] = []  # the counts so far, then the last block's
+
+    def count(rows: int) -> None:
+        tables.append(np.bincount(sub_buffer[:rows], minlength=size))
+        if len(tables) == 2:
+            np.add(tables[0], tables.pop(), out=tables[0])
+
+    held = 0  # rows whose sub-bins are in the buffer
     positive_rows = []
-    for at, rows in enumerate(_blocks(chunks, block)):
-        sub = sub_bins(rows)
-        if at == 0:
-            counts = np.bincount(sub, minlength=size)
-        else:
-            counts += np.bincount(sub, minlength=size)
+    for rows in _blocks(chunks, min(block, SPLIT_PIECE_ROWS)):
+        if held + rows.shape[0] > block:
+            count(held)
+            held = 0
+        sub_bins(rows, held)
+        held += rows.shape[0]
         label = flag_buffer[: rows.shape[0]]
         np.bitwise_and(rows, one, out=label, casting="unsafe")
         positive_rows.append(np.compress(label, rows))
+    count(held)
+    counts = tables[0]
     positives = np.concatenate(positive_rows) if len(positive_rows) > 1 else positive_rows[0]
     del positive_rows
     positive_sub = (positives - (base << one)).astype(np.intp) >> (shift + 1)
@@ -576,7 +592,7 @@ def split_rows(
     kept = whole.copy()
     kept[positive_sub] = True
     picked = []
-    for rows in _blocks(chunks, block):
+    for rows in _blocks(chunks, min(block, SPLIT_PIECE_ROWS)):
         selected = flag_buffer[: rows.shape[0]]
         np.take(kept, sub_bins(rows), out=selected, mode="clip")
         picked.append(np.compress(selected, rows))
