@@ -1120,6 +1120,25 @@ def test_float32_keys_of_float64_scores_give_the_8_byte_sums_bit_for_bit(monkeyp
                     assert a.dtype == b.dtype, field
 
 
+def test_parts_are_halved_through_files_only_where_rows_are_grouped_by_a_sort():
+    """Parts of about ``2 · part_rows`` rows, a multiple of the parallelism; through
+    files, where that gives more parts than are grouped by masks, parts of about
+    ``part_rows`` (a counting sort groups any number alike); through the shuffle
+    (each part a Spark task) never."""
+    from tally.kernels.exact_sort import MASKED_PARTS
+    from tally.spark.readers.arrow.refine import part_count
+
+    rows_per = 1 << 23
+    assert part_count(20e6, 2, rows_per, "files") == 2  # 20M: two parts, masks
+    assert part_count(1e9, 2, rows_per, "shuffle") == 60
+    assert part_count(1e9, 2, rows_per, "files") == 120
+    at_masks = MASKED_PARTS * 2 * rows_per  # the most rows grouped by masks
+    assert part_count(at_masks, 2, rows_per, "files") == MASKED_PARTS
+    assert part_count(at_masks + 1, 2, rows_per, "shuffle") == MASKED_PARTS + 2
+    assert part_count(at_masks + 1, 2, rows_per, "files") == 2 * MASKED_PARTS + 2
+    assert part_count(10, 4, rows_per, "files") == 4  # at least one part a thread
+
+
 @pytest.mark.parametrize("stored", [pa.float32(), pa.float64()])
 def test_two_parts_placed_by_one_comparison_as_by_their_buckets(stored):
     """With two parts the count pass places each packed row by one comparison with
