@@ -485,8 +485,8 @@ class NegativeGaps:
 SPLIT_BLOCK_ROWS = 1 << 23
 
 #: Rows :func:`split_rows` labels, picks and finds the sub-bins of at a time within a
-#: block: their masks stay in cache (on a 20M-row benchmark part in 3 chunks, 2^18 to
-#: 2^20 rows took 0.34–0.40 s against 0.41–0.43 s for whole chunks; docs/benchmarks.md).
+#: block: their masks stay in cache (docs/benchmarks.md, *sub-bins counted across
+#: chunks*).
 SPLIT_PIECE_ROWS = 1 << 19
 
 

@@ -89,8 +89,10 @@ SAMPLE_ROWS = 1 << 13
 #: Row groups of a file the sample reads from (spread over the file): the first
 #: ``SAMPLE_ROWS / SAMPLE_GROUPS`` rows of each, decoded without the rest of the group.
 SAMPLE_GROUPS = 4
-#: A shipped part aims at this many times ``part_rows`` rows (fewer, larger reducers:
-#: each costs about as much again to start as to sort 2^22 rows here) (:func:`part_count`).
+#: A shipped part aims at this many times ``part_rows`` rows, but through files above
+#: :data:`~tally.kernels.exact_sort.MASKED_PARTS` parts (:func:`part_count`): fewer,
+#: larger reducers, each of which costs about as much again to start as to sort 2^22
+#: rows here.
 PART_ROWS = 2
 #: How the shipped rows reach their reducers: ``files`` (Spark in local mode, one
 #: machine: each map task writes a file per part, each reducer reads its part's files),
@@ -370,10 +372,10 @@ def _read_part(
     files mapped (:func:`_mapped`; each task's, in task order, its 4-byte keys then its
     8-byte ones), then as :func:`_reduce`: its buckets' sums, or its rows (``sort``
     False). The files are unlinked once mapped: their pages go when the part's arrays
-    do, in this thread, so the reducers free the page cache in parallel (removing the
-    whole folder after them took 1.3–1.5 s at a billion rows, docs/benchmarks.md). A
-    thread sums its parts in the buffers of one :class:`Scratch` (``threads.scratch``),
-    reused from part to part."""
+    do, in this thread, so the reducers free the page cache in parallel rather than
+    one removal of the folder after them (docs/benchmarks.md). A thread sums its parts
+    in the buffers of one :class:`Scratch` (``threads.scratch``), reused from part to
+    part."""
     first, part_start, narrow = max((p for p in parts if p[0] <= key), key=lambda p: p[0])
     chunks = []
     for task in range(tasks):
@@ -531,9 +533,9 @@ def part_count(rows: float, parallelism: int, part_rows: int, transport: str) ->
     parts, of about ``part_rows``: a map task then groups its rows by a counting sort,
     whose cost does not grow with the parts, and a reducer's count table per value
     (:func:`~tally.kernels.exact_sort.value_counts`) spans half as many values, which
-    stays in cache beside the other threads' (at a billion rows the reducers took a
-    fifth less time, docs/benchmarks.md). With fewer parts a task groups its rows by
-    one mask per part, which costs more the more parts there are."""
+    stays in cache beside the other threads' (docs/benchmarks.md, *smaller parts*).
+    With fewer parts a task groups its rows by one mask per part, which costs more the
+    more parts there are."""
     parts = parallelism * max(1, math.ceil(rows / (parallelism * PART_ROWS * part_rows)))
     if transport == "files" and parts > MASKED_PARTS:
         parts = parallelism * max(1, math.ceil(rows / (parallelism * part_rows)))
