@@ -334,8 +334,8 @@ class PartRows:
     ) -> None:
         """Group rows by a stable sort of ``code`` (``sizes``: rows per code, rows of
         code 0 dropped; None: the part itself, none dropped, sizes found from the
-        sorted codes). pyarrow sorts small integers by counting: 4–5 ns a row here,
-        against 8–10 for numpy's stable argsort of 16-bit integers."""
+        sorted codes). pyarrow sorts small integers by counting, faster than numpy's
+        stable argsort here (docs/benchmarks.md)."""
         # uint64 indices viewed as intp (they are < 2^63): np.take then makes no copy
         order = pc.array_sort_indices(pa.array(code)).to_numpy().view(np.intp)
         if sizes is None:
